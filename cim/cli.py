@@ -1,0 +1,265 @@
+"""The ``cim`` command line (typer + rich).
+
+Errors the project raises on purpose (:class:`cim.errors.CimError`) are
+printed as one line on stderr with what to do next, and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cim.config import get_settings
+from cim.crs import Datum
+from cim.errors import CimError
+
+app = typer.Typer(help="CIM twin: import city data into 3D Tiles and PostGIS layers, and serve the viewer.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The PostgreSQL/PostGIS database (local cluster or CIM_DATABASE_URL).", no_args_is_help=True)
+import_app = typer.Typer(help="Import a source into a layer and/or a tileset.", no_args_is_help=True)
+samples_app = typer.Typer(help="Generate sample data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(samples_app, name="samples")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Print a CimError as one line and exit with its code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CimError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: nothing was changed by the unfinished step")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+# --- db ------------------------------------------------------------------------------
+
+
+@db_app.command("up")
+@friendly_errors
+def db_up() -> None:
+    """Start the local PostGIS cluster (initialising it the first time)."""
+    settings = get_settings()
+    if not settings.uses_local_cluster:
+        console.print("CIM_DATABASE_URL is set: using that server, no local cluster is started.")
+        return
+    from cim.cluster import LocalCluster
+
+    cluster = LocalCluster(settings)
+    with console.status("starting the local PostGIS cluster..."):
+        cluster.up()
+    console.print(f"local PostGIS cluster running on 127.0.0.1:{cluster.port()} ({cluster.home})")
+
+
+@db_app.command("down")
+@friendly_errors
+def db_down() -> None:
+    """Stop the local PostGIS cluster."""
+    settings = get_settings()
+    if not settings.uses_local_cluster:
+        console.print("CIM_DATABASE_URL is set: the project never stops that server.")
+        return
+    from cim.cluster import LocalCluster
+
+    stopped = LocalCluster(settings).down()
+    console.print("stopped" if stopped else "was not running")
+
+
+@db_app.command("status")
+@friendly_errors
+def db_status() -> None:
+    """Say whether the database is up, and its PostgreSQL and PostGIS versions."""
+    from cim.db import connect, server_versions
+
+    settings = get_settings()
+    if settings.uses_local_cluster:
+        from cim.cluster import LocalCluster
+
+        state = LocalCluster(settings).status()
+        if not state.running:
+            console.print(f"local cluster: [yellow]not running[/] ({state.data_dir}"
+                          f"{'' if state.initialised else ', not initialised'}); start it with: cim db up")
+            raise typer.Exit(1)
+        console.print(f"local cluster: [green]running[/] on 127.0.0.1:{state.port} ({state.data_dir})")
+    else:
+        console.print("server: CIM_DATABASE_URL")
+    with connect(settings) as conn:
+        v = server_versions(conn)
+    console.print(f"PostgreSQL {v.postgresql}")
+    console.print(f"PostGIS {v.postgis}" if v.postgis else "PostGIS [red]not installed[/] in this database")
+
+
+@db_app.command("url")
+@friendly_errors
+def db_url() -> None:
+    """Print the connection URL (for psql, QGIS, TiPg)."""
+    from cim.db import database_url
+
+    print(database_url(get_settings()))
+
+
+# --- samples ------------------------------------------------------------------------
+
+
+@samples_app.command("futian")
+@friendly_errors
+def samples_futian(
+    out: Path = typer.Option(..., "--out", help="folder to write one GeoPackage per layer into"),
+    scale: str = typer.Option("small", help="small (about 2,000 buildings) or full (20,000+)"),
+    seed: int = typer.Option(42, help="the same seed gives the same data"),
+) -> None:
+    """Generate the synthetic Futian sample inside the real district boundary."""
+    import time
+
+    from cim.samples import futian
+
+    if scale not in ("small", "full"):
+        raise CimError(f"--scale must be small or full, not {scale!r}")
+    t0 = time.perf_counter()
+    table = Table("layer", "features", title=f"Futian sample ({scale}, seed {seed}) -> {out}")
+    with console.status("generating...") as status:
+        def on_layer(layer: str, count: int) -> None:
+            status.update(f"generating... {layer} done")
+            table.add_row(layer, f"{count:,}")
+
+        futian.generate(out, scale=scale, seed=seed, on_layer=on_layer)
+    console.print(table)
+    console.print(f"done in {time.perf_counter() - t0:.1f} s")
+
+
+# --- import ---------------------------------------------------------------------------
+
+
+class _ProgressBars:
+    """Maps an importer's (stage, done, total) calls onto rich progress bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            for other in self.tasks.values():  # a new stage means the earlier ones are finished
+                task = self.progress.tasks[other]
+                self.progress.update(other, completed=task.total or 1, total=task.total or 1)
+            self.tasks[stage] = self.progress.add_task(stage, total=total or None)
+        self.progress.update(self.tasks[stage], completed=done, total=total or None)
+
+    def finish(self) -> None:
+        for task_id in self.tasks.values():
+            task = self.progress.tasks[task_id]
+            self.progress.update(task_id, completed=task.total or 1, total=task.total or 1)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def print_report(report) -> None:
+    from import_scripts.report import ImportReport
+
+    assert isinstance(report, ImportReport)
+    t = Table(show_header=False, title=f"imported {report.kind} {report.name!r}", title_justify="left")
+    t.add_row("features", f"{report.feature_count:,} {report.geometry_type}")
+    t.add_row("extent", "{:.6f}, {:.6f} .. {:.6f}, {:.6f}".format(*report.bbox))
+    t.add_row("output", f"{report.output} (version {report.version})")
+    t.add_row("source CRS", report.crs)
+    t.add_row("repaired", f"{report.repaired:,} invalid geometries")
+    t.add_row("skipped", f"{report.skipped_count:,}" + (f" ({'; '.join(report.skipped[:5])})" if report.skipped else ""))
+    t.add_row("time", f"{report.seconds:.2f} s ({report.rate:,.0f} features/s)")
+    for note in report.notes:
+        t.add_row("note", note)
+    console.print(t)
+
+
+@import_app.command("layer")
+@friendly_errors
+def import_layer(
+    source: Path = typer.Argument(..., help="Shapefile, GeoPackage, GeoJSON, FlatGeobuf or CSV (lon/lat or WKT)"),
+    name: str = typer.Option(..., "--name", help="layer name (lower-case letters, digits, _)"),
+    title: Optional[str] = typer.Option(None, help="title shown to users (default: the name)"),
+    layer: Optional[str] = typer.Option(None, help="the layer to read from a multi-layer file"),
+    src_crs: Optional[str] = typer.Option(None, "--src-crs", help="source CRS: EPSG code, WKT, or a .prj file"),
+    datum: Datum = typer.Option(Datum.wgs84, help="lon/lat datum of the source: wgs84, gcj02 (Amap) or bd09 (Baidu)"),
+    grid_join: bool = typer.Option(True, help="place each feature in its street/community/grid"),
+) -> None:
+    """Import a vector file into a PostGIS layer (replacing its previous version only on success)."""
+    from import_scripts import layer as layer_importer
+
+    options = layer_importer.LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join)
+    with _progress() as progress:
+        bars = _ProgressBars(progress)
+        report = layer_importer.run(get_settings(), source, name, options, progress=bars)
+        bars.finish()
+    print_report(report)
+
+
+# --- serve / demo -------------------------------------------------------------------------
+
+
+@app.command("serve")
+@friendly_errors
+def serve(
+    host: Optional[str] = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="port (default 8000)"),
+) -> None:
+    """Serve the layers, tiles and viewer over HTTP."""
+    import uvicorn
+
+    from cim.db import database_url
+    from cim.server.app import create_app
+
+    settings = get_settings()
+    database_url(settings)  # start the local cluster now, not on the first request
+    host = host or settings.host
+    port = port or settings.port
+    console.print(f"serving on http://{host}:{port}/viewer  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command("demo")
+@friendly_errors
+def demo(
+    scale: str = typer.Option("small", help="small: the committed sample; full: generate 20,000+ buildings first"),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="serve the viewer when the imports are done"),
+    port: Optional[int] = typer.Option(None, help="port (default 8000)"),
+) -> None:
+    """Import the Futian sample and serve the viewer: the whole chain in one command."""
+    from cim.demo import import_sample
+
+    settings = get_settings()
+    with _progress() as progress:
+        reports = import_sample(settings, scale=scale, progress=progress)
+    t = Table("layer", "features", "type", "time", title="Futian sample imported")
+    for r in reports:
+        t.add_row(r.name, f"{r.feature_count:,}", r.geometry_type, f"{r.seconds:.2f} s")
+    console.print(t)
+    if serve_after:
+        serve(host=None, port=port)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,65 @@
+"""The one settings object, read from the environment (``CIM_*`` variables)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, in one place.
+
+    ``database_url`` is ``None`` when the project runs its own local PostGIS
+    cluster under ``data_dir``; set ``CIM_DATABASE_URL`` to use an existing
+    PostgreSQL/PostGIS server instead (the project then never starts one).
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path(".cim").resolve())
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: the layer whose polygons place every feature in its street/community/grid
+    grid_layer: str = "grids"
+    #: most features one vector tile carries (the densest layers at low zoom)
+    mvt_feature_limit: int = 50_000
+    #: pool size of the HTTP server's database connections
+    db_pool_size: int = 8
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def tilesets_dir(self) -> Path:
+        return self.data_dir / "tilesets"
+
+    @property
+    def uses_local_cluster(self) -> bool:
+        return self.database_url is None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        kwargs: dict = {}
+        if env.get("CIM_DATA_DIR"):
+            kwargs["data_dir"] = Path(env["CIM_DATA_DIR"]).expanduser().resolve()
+        if env.get("CIM_DATABASE_URL"):
+            kwargs["database_url"] = env["CIM_DATABASE_URL"]
+        if env.get("CIM_HOST"):
+            kwargs["host"] = env["CIM_HOST"]
+        if env.get("CIM_PORT"):
+            kwargs["port"] = int(env["CIM_PORT"])
+        if env.get("CIM_GRID_LAYER"):
+            kwargs["grid_layer"] = env["CIM_GRID_LAYER"]
+        if env.get("CIM_MVT_FEATURE_LIMIT"):
+            kwargs["mvt_feature_limit"] = int(env["CIM_MVT_FEATURE_LIMIT"])
+        return cls(**kwargs)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings.from_env()

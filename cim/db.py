@@ -1,0 +1,43 @@
+"""Connections to PostgreSQL/PostGIS: the configured server, or the local cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from cim.cluster import LocalCluster
+from cim.config import Settings, get_settings
+from cim.errors import DatabaseError
+
+
+def database_url(settings: Settings | None = None, *, start: bool = True) -> str:
+    """The URL to connect to: ``CIM_DATABASE_URL``, or the local cluster's
+    (started first when ``start``; ``cim db up`` is then never needed by hand)."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    cluster = LocalCluster(settings)
+    return cluster.up() if start else cluster.url()
+
+
+def connect(settings: Settings | None = None, *, autocommit: bool = False) -> psycopg.Connection:
+    url = database_url(settings)
+    try:
+        return psycopg.connect(url, autocommit=autocommit)
+    except psycopg.OperationalError as exc:
+        where = "CIM_DATABASE_URL" if (settings or get_settings()).database_url else "the local cluster"
+        raise DatabaseError(f"cannot connect to the database ({where}): {str(exc).strip().splitlines()[0]}",
+                            hint="check `cim db status`") from exc
+
+
+@dataclass(frozen=True)
+class ServerVersions:
+    postgresql: str
+    postgis: str | None
+
+
+def server_versions(conn: psycopg.Connection) -> ServerVersions:
+    pg = conn.execute("SHOW server_version").fetchone()[0]
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
+    return ServerVersions(postgresql=pg, postgis=row[0] if row else None)

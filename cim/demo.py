@@ -1,0 +1,71 @@
+"""The demo chain: the Futian sample into layers (then ``cim demo`` serves it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import Progress
+
+from cim.config import Settings
+from cim.crs import Datum
+from import_scripts import layer as layer_importer
+from import_scripts.report import ImportReport
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO / "data_samples" / "futian"
+BOUNDARY_GCJ02 = REPO / "data_samples" / "boundaries" / "440304.geojson"
+
+
+@dataclass(frozen=True)
+class SampleLayer:
+    name: str
+    title: str  # shown to users: Simplified Chinese
+    grid_join: bool = True
+
+
+#: in import order: the partition first, so that the rest can be placed in it
+SAMPLE_LAYERS: tuple[SampleLayer, ...] = (
+    SampleLayer("streets", "街道", grid_join=False),
+    SampleLayer("communities", "社区", grid_join=False),
+    SampleLayer("grids", "网格", grid_join=False),
+    SampleLayer("buildings", "建筑"),
+    SampleLayer("parcels", "已批宗地"),
+    SampleLayer("farmland", "耕地"),
+    SampleLayer("forest", "林地"),
+    SampleLayer("eco_redline", "生态保护红线"),
+    SampleLayer("sensors", "物联感知设备"),
+    SampleLayer("cameras", "视频监控"),
+    SampleLayer("tickets", "民意速办工单"),
+)
+
+
+def sample_dir(settings: Settings, scale: str) -> Path:
+    """The committed small sample, or the full one generated on demand."""
+    if scale == "small":
+        return SAMPLE_DIR
+    from cim.samples import futian
+
+    out = settings.data_dir / "samples" / scale
+    if not (out / "tickets.gpkg").exists():
+        futian.generate(out, scale=scale)
+    return out
+
+
+def import_sample(settings: Settings, scale: str = "small", progress: Progress | None = None) -> list[ImportReport]:
+    folder = sample_dir(settings, scale)
+    task = progress.add_task("import", total=len(SAMPLE_LAYERS) + 1) if progress else None
+
+    def step(description: str) -> None:
+        if progress is not None:
+            progress.update(task, advance=1, description=description)
+
+    # the real district boundary, as published in GCJ-02: converted on import
+    reports = [layer_importer.run(settings, BOUNDARY_GCJ02, "futian_boundary",
+                                  layer_importer.LayerOptions(title="福田区", datum=Datum.gcj02, grid_join=False))]
+    step("futian_boundary")
+    for layer in SAMPLE_LAYERS:
+        options = layer_importer.LayerOptions(title=layer.title, grid_join=layer.grid_join)
+        reports.append(layer_importer.run(settings, folder / f"{layer.name}.gpkg", layer.name, options))
+        step(layer.name)
+    return reports

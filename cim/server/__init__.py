@@ -1,0 +1,1 @@
+"""The HTTP server: a small FastAPI app wired by dependencies."""

@@ -1,0 +1,94 @@
+"""The layer catalogue (``cim.layers``): what layers exist and what they hold.
+
+The HTTP server takes table and column names only from here, never from a
+request, so a layer name in a URL can only ever select a catalogue row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from cim.errors import NotFoundError
+from layers.schema import META_SCHEMA
+
+COLUMNS = ("name, title, table_schema, table_name, geometry_type, srid, feature_count, bbox, columns, "
+            "source, source_crs, imported_at, version, repaired_count, skipped_count")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    title: str
+    table_schema: str
+    table_name: str
+    geometry_type: str
+    srid: int
+    feature_count: int
+    bbox: tuple[float, float, float, float]
+    #: attribute columns, in table order: name -> PostgreSQL type
+    columns: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+    source_crs: str | None = None
+    imported_at: datetime | None = None
+    version: int = 1
+    repaired_count: int = 0
+    skipped_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bbox"] = list(self.bbox)
+        d["imported_at"] = self.imported_at.isoformat() if self.imported_at else None
+        del d["table_schema"], d["table_name"]
+        return d
+
+
+def row_to_info(row: dict[str, Any]) -> LayerInfo:
+    row = dict(row)
+    row["bbox"] = tuple(row["bbox"])
+    return LayerInfo(**row)
+
+
+def list_layers(conn: psycopg.Connection) -> list[LayerInfo]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT {COLUMNS} FROM {META_SCHEMA}.layers ORDER BY name")
+        return [row_to_info(r) for r in cur.fetchall()]
+
+
+def get_layer(conn: psycopg.Connection, name: str) -> LayerInfo:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT {COLUMNS} FROM {META_SCHEMA}.layers WHERE name = %s", (name,))
+        row = cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"no layer named {name!r}", hint="`GET /layers` lists the layers")
+    return row_to_info(row)
+
+
+def find_layer(conn: psycopg.Connection, name: str) -> LayerInfo | None:
+    try:
+        return get_layer(conn, name)
+    except NotFoundError:
+        return None
+
+
+def upsert_layer(conn: psycopg.Connection, info: LayerInfo) -> None:
+    """Register or replace a layer's row (inside the caller's transaction)."""
+    conn.execute(
+        f"""INSERT INTO {META_SCHEMA}.layers ({COLUMNS})
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s)
+            ON CONFLICT (name) DO UPDATE SET
+              title = EXCLUDED.title, table_schema = EXCLUDED.table_schema, table_name = EXCLUDED.table_name,
+              geometry_type = EXCLUDED.geometry_type, srid = EXCLUDED.srid,
+              feature_count = EXCLUDED.feature_count, bbox = EXCLUDED.bbox, columns = EXCLUDED.columns,
+              source = EXCLUDED.source, source_crs = EXCLUDED.source_crs, imported_at = now(),
+              version = EXCLUDED.version, repaired_count = EXCLUDED.repaired_count,
+              skipped_count = EXCLUDED.skipped_count""",
+        (info.name, info.title, info.table_schema, info.table_name, info.geometry_type, info.srid,
+         info.feature_count, list(info.bbox), json.dumps(info.columns, ensure_ascii=False), info.source,
+         info.source_crs, info.version, info.repaired_count, info.skipped_count),
+    )

@@ -1,0 +1,1 @@
+"""The viewer: the page shell, its small JS, and the deck built with pydeck."""
