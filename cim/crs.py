@@ -68,7 +68,9 @@ def resolve_crs(value: str | int | pyproj.CRS, *, source: str = "--src-crs") -> 
         return pyproj.CRS.from_user_input(text)
     except pyproj.exceptions.CRSError as exc:
         shown = text if len(text) < 60 else text[:57] + "..."
-        raise CrsError(source, f"not a coordinate reference system I can read: {shown!r} ({exc})",
+        found = re.search(r"proj_create: ([^:)]+)", str(exc))  # PROJ's own words, without its nesting
+        reason = found.group(1).strip() if found else str(exc).splitlines()[0]
+        raise CrsError(source, f"not a coordinate reference system I can read: {shown!r} ({reason})",
                        hint="give an EPSG code such as 4547, or the whole WKT") from exc
 
 

@@ -116,7 +116,7 @@ def read_vector(path: Path | str, *, layer: str | None = None, src_crs: str | No
     attributes = table.drop_columns([geom_col])
 
     if src_crs:
-        crs = resolve_crs(src_crs)
+        crs = resolve_crs(src_crs, source=f"{path}: --src-crs")
         crs_note = f"{crs.name} (--src-crs)"
     elif meta.get("crs"):
         crs = resolve_crs(meta["crs"], source=str(path))

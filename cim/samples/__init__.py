@@ -1,0 +1,1 @@
+"""Synthetic sample data sets (see :mod:`cim.samples.futian`)."""

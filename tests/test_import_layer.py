@@ -1,0 +1,222 @@
+"""`cim import layer`: every format, CRS and datum, repairs, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+import pytest
+import shapely
+
+from cim.crs import wgs84_to_bd09, wgs84_to_gcj02
+from tests.conftest import run_cim
+
+GEOD = pyproj.Geod(ellps="WGS84")
+TO_4547 = pyproj.Transformer.from_crs(4326, 4547, always_xy=True)
+
+
+def metres(lon1, lat1, lon2, lat2) -> float:
+    return float(GEOD.inv(lon1, lat1, lon2, lat2)[2])
+
+
+@pytest.fixture(scope="module")
+def truth():
+    """30 points and 30 squares (40 m) in Futian, in WGS84, with attributes."""
+    rng = np.random.default_rng(3)
+    lon = rng.uniform(114.00, 114.09, 30)
+    lat = rng.uniform(22.51, 22.58, 30)
+    x, y = TO_4547.transform(lon, lat)
+    squares_4547 = [shapely.box(a - 20, b - 20, a + 20, b + 20) for a, b in zip(x, y)]
+    return dict(lon=lon, lat=lat, x=x, y=y, squares_4547=squares_4547,
+                names=[f"站点{i}" for i in range(30)], value=np.arange(30) * 1.5)
+
+
+def _frame(truth, crs: int, geometry) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"name": truth["names"], "value": truth["value"], "n": np.arange(30)},
+                            geometry=geometry, crs=crs)
+
+
+def _stored_points(conn, name: str) -> np.ndarray:
+    rows = conn.execute(f'SELECT n, ST_X(geom), ST_Y(geom) FROM layers."{name}" ORDER BY n').fetchall()
+    return np.array(rows, dtype=float)
+
+
+def _assert_points_at_truth(conn, name, truth, tol_m=0.01):
+    got = _stored_points(conn, name)
+    assert len(got) == 30
+    worst = max(metres(truth["lon"][int(n)], truth["lat"][int(n)], x, y) for n, x, y in got)
+    assert worst < tol_m, f"{name}: worst position error {worst:.4f} m"
+
+
+@pytest.mark.parametrize("fmt", ["shp", "gpkg", "fgb", "geojson"])
+def test_points_in_each_format_land_where_they_should(settings, conn, tmp_path, truth, fmt):
+    if fmt == "geojson":  # RFC 7946: GeoJSON is lon/lat WGS84
+        frame = _frame(truth, 4326, gpd.points_from_xy(truth["lon"], truth["lat"]))
+    else:  # projected CGCS2000 Gauss-Krüger, as the bureau's files are
+        frame = _frame(truth, 4547, gpd.points_from_xy(truth["x"], truth["y"]))
+    path = tmp_path / f"points.{fmt}"
+    frame.to_file(path)
+    name = f"fmt_{fmt}"
+    out = run_cim(settings, "import", "layer", str(path), "--name", name, "--no-grid-join", check=True)
+    assert "30 Point" in out.stdout
+    _assert_points_at_truth(conn, name, truth)
+    row = conn.execute("SELECT feature_count, geometry_type, srid, bbox FROM cim.layers WHERE name = %s", (name,)).fetchone()
+    assert row[:3] == (30, "Point", 4326)
+    assert row[3][0] == pytest.approx(truth["lon"].min(), abs=1e-7)
+    assert row[3][3] == pytest.approx(truth["lat"].max(), abs=1e-7)
+    # the attributes come through with their types
+    types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
+                              "WHERE table_schema = 'layers' AND table_name = %s", (name,)).fetchall())
+    assert types["value"] == "double precision" and types["name"] == "text"
+    assert conn.execute(f'SELECT name FROM layers."{name}" WHERE n = 7').fetchone()[0] == "站点7"
+
+
+def test_polygons_keep_their_area_and_have_an_index(settings, conn, tmp_path, truth):
+    path = tmp_path / "squares.gpkg"
+    _frame(truth, 4547, truth["squares_4547"]).to_file(path)
+    run_cim(settings, "import", "layer", str(path), "--name", "squares", "--no-grid-join", check=True)
+    areas = [r[0] for r in conn.execute('SELECT ST_Area(ST_Transform(geom, 4547)) FROM layers.squares').fetchall()]
+    assert len(areas) == 30 and np.allclose(areas, 1600.0, atol=0.01)
+    assert conn.execute("SELECT GeometryType(geom) FROM layers.squares LIMIT 1").fetchone()[0] == "MULTIPOLYGON"
+    indexes = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'layers' "
+                                          "AND tablename = 'squares'").fetchall()]
+    assert any("gist (geom)" in d for d in indexes) and any("(fid)" in d for d in indexes)
+
+
+def test_csv_lonlat_and_csv_wkt_with_src_crs(settings, conn, tmp_path, truth):
+    lonlat = tmp_path / "lonlat.csv"
+    lines = ["n,name,lon,lat"] + [f"{i},{truth['names'][i]},{truth['lon'][i]:.9f},{truth['lat'][i]:.9f}" for i in range(30)]
+    lonlat.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = run_cim(settings, "import", "layer", str(lonlat), "--name", "csv_lonlat", "--no-grid-join", check=True)
+    assert "assumed from the lon/lat column names" in out.stdout
+    _assert_points_at_truth(conn, "csv_lonlat", truth)
+
+    wkt = tmp_path / "wkt.csv"
+    lines = ["n,name,wkt"] + [f'{i},{truth["names"][i]},"POINT ({truth["x"][i]:.4f} {truth["y"][i]:.4f})"' for i in range(30)]
+    wkt.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    no_crs = run_cim(settings, "import", "layer", str(wkt), "--name", "csv_wkt", "--no-grid-join")
+    assert no_crs.returncode != 0 and "no coordinate reference system" in no_crs.stderr
+    run_cim(settings, "import", "layer", str(wkt), "--name", "csv_wkt", "--src-crs", "EPSG:4547", "--no-grid-join", check=True)
+    _assert_points_at_truth(conn, "csv_wkt", truth)
+
+
+@pytest.mark.parametrize("datum, forward", [("gcj02", wgs84_to_gcj02), ("bd09", wgs84_to_bd09)])
+def test_offset_datums_are_converted_to_wgs84(settings, conn, tmp_path, truth, datum, forward):
+    olon, olat = forward(truth["lon"], truth["lat"])
+    path = tmp_path / f"{datum}.geojson"
+    _frame(truth, 4326, gpd.points_from_xy(olon, olat)).to_file(path)
+    # as-is the points are hundreds of metres off: the trap
+    assert metres(truth["lon"][0], truth["lat"][0], olon[0], olat[0]) > 200
+    run_cim(settings, "import", "layer", str(path), "--name", f"datum_{datum}", "--datum", datum, "--no-grid-join",
+            check=True)
+    _assert_points_at_truth(conn, f"datum_{datum}", truth, tol_m=0.5)
+    got = _stored_points(conn, f"datum_{datum}")
+    assert max(metres(truth["lon"][int(n)], truth["lat"][int(n)], x, y) for n, x, y in got) < 0.01
+
+
+def test_invalid_geometries_are_repaired_and_missing_ones_skipped(settings, conn, tmp_path):
+    bowtie = shapely.Polygon([(114.0, 22.5), (114.001, 22.501), (114.001, 22.5), (114.0, 22.501), (114.0, 22.5)])
+    good = shapely.box(114.01, 22.51, 114.011, 22.511)
+    assert not bowtie.is_valid
+    frame = gpd.GeoDataFrame({"k": [1, 2, 3]}, geometry=[bowtie, good, None], crs=4326)
+    path = tmp_path / "repair.gpkg"
+    frame.to_file(path)
+    out = run_cim(settings, "import", "layer", str(path), "--name", "repair", "--no-grid-join", check=True)
+    assert "1 invalid geometries" in out.stdout and "record 3: no geometry" in out.stdout
+    rows = conn.execute("SELECT k, ST_IsValid(geom), ST_Area(geom::geography) FROM layers.repair ORDER BY k").fetchall()
+    assert [r[0] for r in rows] == [1, 2] and all(r[1] for r in rows)
+    assert rows[0][2] > 1000  # the bow-tie's two triangles survive as area, not as a collapsed line
+    row = conn.execute("SELECT repaired_count, skipped_count, feature_count FROM cim.layers WHERE name = 'repair'").fetchone()
+    assert row == (1, 1, 2)
+
+
+# --- bad input: one line naming the file and problem, non-zero exit, old layer intact ---
+
+
+def _layer_state(conn, name):
+    meta = conn.execute("SELECT version, feature_count, bbox FROM cim.layers WHERE name = %s", (name,)).fetchone()
+    rows = conn.execute(f'SELECT md5(string_agg(fid::text || ST_AsEWKB(geom)::text, \',\' ORDER BY fid)) '
+                        f'FROM layers."{name}"').fetchone()[0]
+    return meta, rows
+
+
+@pytest.fixture(scope="module")
+def victim(settings, tmp_path_factory, truth):
+    """A layer whose previous version every bad import must leave intact."""
+    path = tmp_path_factory.mktemp("victim") / "v.gpkg"
+    _frame(truth, 4547, gpd.points_from_xy(truth["x"], truth["y"])).to_file(path)
+    run_cim(settings, "import", "layer", str(path), "--name", "victim", "--no-grid-join", check=True)
+    return "victim"
+
+
+def _bad_files(tmp_path, truth):
+    garbage = tmp_path / "garbage.geojson"
+    garbage.write_bytes(b"\x00\x01\x02 this is not json {{{" * 50)
+    empty = tmp_path / "empty.gpkg"
+    empty.write_bytes(b"")
+    no_prj = tmp_path / "noprj.shp"
+    frame = _frame(truth, 4547, gpd.points_from_xy(truth["x"], truth["y"]))
+    frame.to_file(no_prj)
+    no_prj.with_suffix(".prj").unlink()
+    no_features = tmp_path / "nofeatures.geojson"
+    no_features.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    wrong_crs = tmp_path / "wrongcrs.gpkg"  # projected metres labelled as lon/lat
+    frame.set_crs(4326, allow_override=True).to_file(wrong_crs)
+    mixed = tmp_path / "mixed.geojson"
+    feats = [{"type": "Feature", "properties": {"i": i}, "geometry": {"type": "Point", "coordinates": [114.0 + i / 1000, 22.5]}}
+             for i in range(5)]
+    feats[3]["geometry"] = {"type": "LineString", "coordinates": [[114.0, 22.5], [114.01, 22.51]]}
+    mixed.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    truncated = tmp_path / "truncated.gpkg"
+    frame.to_file(truncated)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    return {
+        "garbage": (garbage, [], "not a vector file"),
+        "empty": (empty, [], "is empty"),
+        "no_crs": (no_prj, [], "no coordinate reference system"),
+        "no_features": (no_features, [], "has no features"),
+        "wrong_crs": (wrong_crs, [], "record 1: coordinates"),
+        "mixed": (mixed, [], "record 4: is a LineString in a layer of points"),
+        "truncated": (truncated, [], "truncated.gpkg"),
+        "bad_src_crs": (no_prj, ["--src-crs", "EPSG:999999"], "not a coordinate reference system"),
+        "missing": (tmp_path / "nope.shp", [], "no such file"),
+    }
+
+
+@pytest.mark.parametrize("case", ["garbage", "empty", "no_crs", "no_features", "wrong_crs", "mixed", "truncated",
+                                  "bad_src_crs", "missing"])
+def test_bad_input_is_refused_and_the_old_layer_stays(settings, conn, tmp_path, truth, victim, case):
+    path, extra, expected = _bad_files(tmp_path, truth)[case]
+    before = _layer_state(conn, victim)
+    out = run_cim(settings, "import", "layer", str(path), "--name", victim, "--no-grid-join", *extra)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and str(path.name) in lines[0] and expected in lines[0], lines[0]
+    assert "Traceback" not in out.stderr + out.stdout
+    assert _layer_state(conn, victim) == before
+
+
+def test_a_good_reimport_bumps_the_version_and_replaces_the_rows(settings, conn, tmp_path, truth, victim):
+    before = _layer_state(conn, victim)
+    path = tmp_path / "v2.gpkg"
+    _frame(truth, 4547, gpd.points_from_xy(truth["x"], truth["y"])).iloc[:10].to_file(path)
+    run_cim(settings, "import", "layer", str(path), "--name", victim, "--no-grid-join", check=True)
+    meta, _ = _layer_state(conn, victim)
+    assert meta[0] == before[0][0] + 1 and meta[1] == 10
+    assert conn.execute('SELECT count(*) FROM layers.victim').fetchone()[0] == 10
+    # no staging or half-built tables are left behind
+    leftovers = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'layers' "
+                             "AND table_name LIKE '%%__new'").fetchall()
+    assert leftovers == []
+
+
+def test_bad_layer_names_are_refused(settings, tmp_path, truth):
+    path = tmp_path / "p.gpkg"
+    _frame(truth, 4547, gpd.points_from_xy(truth["x"], truth["y"])).to_file(path)
+    for bad in ("Robert'); DROP TABLE cim.layers;--", "1abc", "has space"):
+        out = run_cim(settings, "import", "layer", str(path), "--name", bad)
+        assert out.returncode != 0 and "not a usable layer name" in out.stderr
