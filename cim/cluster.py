@@ -242,9 +242,11 @@ class LocalCluster:
         self._own(pwfile)
         self._run([str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", DB_USER, "--pwfile", str(pwfile),
                    "-E", "UTF8", "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"])
-        self._write_port(_free_port())
+        self._write_conf(_free_port())
 
-    def _write_port(self, port: int) -> None:
+    def _write_conf(self, port: int) -> None:
+        """The server settings (``cim.conf``, included by postgresql.conf);
+        written at every start so that changes here reach existing clusters."""
         socket_dir = self.socket_dir
         socket_dir.mkdir(parents=True, exist_ok=True)
         socket_dir.chmod(0o700)
@@ -261,6 +263,10 @@ class LocalCluster:
             "max_wal_size = 4GB\n"
             "max_connections = 200\n"
             "max_parallel_workers_per_gather = 2\n"
+            "# a local cluster has no replicas: tables made and filled in one transaction\n"
+            "# (every import) then skip the WAL and are synced once at commit\n"
+            "wal_level = minimal\n"
+            "max_wal_senders = 0\n"
             "random_page_cost = 1.1\n"
             "jit = off\n"
             "logging_collector = off\n"
@@ -279,8 +285,7 @@ class LocalCluster:
         self._own(log)
         for attempt in range(3):
             port = self.port()
-            if port is None or _port_in_use(port):
-                self._write_port(_free_port())
+            self._write_conf(_free_port() if port is None or _port_in_use(port) else port)
             self.socket_dir.mkdir(parents=True, exist_ok=True)
             self._own(self.socket_dir)
             result = self._run([str(self.bindir / "pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(log),

@@ -1,8 +1,8 @@
 """Fast, all-or-nothing loading of a feature table into a PostGIS layer.
 
-One transaction does it all: a temporary staging table filled by COPY
-(CSV written by pyarrow, geometry as hex EWKB), the new table built from it
-(with each feature placed in its street/community/grid by a spatial join),
+One transaction does it all: an unlogged staging table filled by COPY
+(CSV written by pyarrow, geometry as hex EWKB), each feature placed in its
+street/community/grid by a spatial join, the new table built from both with
 its indexes, then the swap: drop the old table, rename the new one, update
 the catalogue, commit. Until the commit, readers see the previous version;
 if anything fails, the rollback leaves the previous version as it was.
@@ -11,6 +11,7 @@ if anything fails, the rollback leaves the previous version as it was.
 from __future__ import annotations
 
 import io
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -25,7 +26,7 @@ from psycopg import sql
 
 from layers.catalogue import LayerInfo, find_layer, upsert_layer
 from layers.gridjoin import GRID_COLUMNS, GridPlacement, grid_placement
-from layers.schema import LAYER_SCHEMA, ensure_schema
+from layers.schema import LAYER_SCHEMA, STAGING_SCHEMA, ensure_schema
 
 COPY_CHUNK_ROWS = 50_000
 RESERVED = ("fid", "geom")
@@ -146,59 +147,75 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
     if grid_layer and grid_layer != name and placement is None:
         notes.append(f"grid layer {grid_layer!r} is not imported yet: street/community/grid not set "
                      f"(import it, then re-import {name!r})")
-
-    new_table = f"{name}__new"
-    stage = sql.Identifier(f"stage_{name}")
-    target = sql.Identifier(LAYER_SCHEMA, name)
-    fresh = sql.Identifier(LAYER_SCHEMA, new_table)
-    geom_type = features.geometry_type
-    attr_defs = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in types.items()]
-    attr_cols = [sql.Identifier(c) for c in types]
+    points = features.geometry_type in ("Point", "MultiPoint")
+    tag = f"{name}_{os.getpid()}"
+    stage = sql.Identifier(STAGING_SCHEMA, f"stage_{tag}")
+    matches = sql.Identifier(STAGING_SCHEMA, f"grid_{tag}")
+    attr_defs = sql.SQL("").join(sql.SQL("{} {}, ").format(sql.Identifier(c), sql.SQL(t)) for c, t in types.items())
+    placed = None
 
     with conn.transaction():
+        # one import of a layer at a time; the others wait here, then replace it in turn
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cim.layer.{name}",))
         previous = find_layer(conn, name)
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE TEMP TABLE {} (fid bigint, {} geom geometry) ON COMMIT DROP").format(
-                stage, sql.SQL("").join(sql.SQL("{}, ").format(d) for d in attr_defs)))
+            # UNLOGGED: no WAL for data that lives one transaction; created in
+            # it, so a rollback removes it too
+            cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (fid bigint, {} geom geometry)").format(stage, attr_defs))
             _copy_rows(cur, stage, attrs, features.geometry, progress)
             if progress:
+                progress("place", 0, 1)
+            if placement:
+                cur.execute(placement.index_sql(stage, point_geometry=points))
+                cur.execute(sql.SQL("ANALYZE {}").format(stage))
+                cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS {}").format(
+                    matches, placement.matches_sql(stage, point_geometry=points)))
+                placed = cur.rowcount
+            if progress:
                 progress("index", 0, 1)
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(fresh))
-            grid_defs = [sql.SQL("{} text").format(sql.Identifier(c)) for c in extra]
-            cur.execute(sql.SQL("CREATE TABLE {} (fid bigint PRIMARY KEY, {} geom geometry({}, 4326) NOT NULL)").format(
-                fresh, sql.SQL("").join(sql.SQL("{}, ").format(d) for d in [*attr_defs, *grid_defs]), sql.SQL(geom_type)))
-            select_cols = sql.SQL(", ").join([sql.SQL("s.fid"), *(sql.SQL("s.{}").format(c) for c in attr_cols)])
-            insert_cols = sql.SQL(", ").join([sql.Identifier("fid"), *attr_cols, *map(sql.Identifier, extra), sql.Identifier("geom")])
+            _build_table(cur, name, stage, matches if placement else None, types, extra, features.geometry_type)
+            cur.execute(sql.SQL("DROP TABLE {}").format(stage))
             if placement:
-                cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {}, {}, s.geom FROM {} s {}").format(
-                    fresh, insert_cols, select_cols, placement.select_sql(), stage,
-                    placement.join_sql(point_geometry=geom_type in ("Point", "MultiPoint"))))
-            else:
-                cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {}, s.geom FROM {} s").format(
-                    fresh, insert_cols, select_cols, stage))
-            cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
-                sql.Identifier(f"{new_table}_geom_idx"), fresh))
-            cur.execute(sql.SQL("ANALYZE {}").format(fresh))
-            placed = None
-            if placement:
-                placed = cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(
-                    fresh, sql.Identifier(GRID_COLUMNS[-1]))).fetchone()[0]
-            # the swap
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-            cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(fresh, sql.Identifier(name)))
-            cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                sql.Identifier(LAYER_SCHEMA, f"{new_table}_geom_idx"), sql.Identifier(f"{name}_geom_idx")))
-            cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                sql.Identifier(LAYER_SCHEMA, f"{new_table}_pkey"), sql.Identifier(f"{name}_pkey")))
-        bounds = shapely.total_bounds(features.geometry)
-        all_columns = {**types, **{c: "text" for c in extra}}
+                cur.execute(sql.SQL("DROP TABLE {}").format(matches))
+            _swap(cur, name)
         info = LayerInfo(
             name=name, title=title or (previous.title if previous else name), table_schema=LAYER_SCHEMA,
-            table_name=name, geometry_type=geom_type, srid=4326, feature_count=len(features),
-            bbox=tuple(float(v) for v in bounds), columns=all_columns, source=source, source_crs=source_crs,
+            table_name=name, geometry_type=features.geometry_type, srid=4326, feature_count=len(features),
+            bbox=tuple(float(v) for v in shapely.total_bounds(features.geometry)),
+            columns={**types, **{c: "text" for c in extra}}, source=source, source_crs=source_crs,
             version=(previous.version + 1) if previous else 1, repaired_count=repaired, skipped_count=skipped,
         )
         upsert_layer(conn, info)
     if placed is not None and placed < len(features):
         notes.append(f"{len(features) - placed} features lie outside every grid of {grid_layer!r}")
     return LoadResult(layer=info, placed_in_grid=placed, notes=notes, seconds=time.perf_counter() - t0)
+
+
+def _build_table(cur: psycopg.Cursor, name: str, stage: sql.Identifier, matches: sql.Identifier | None,
+                 types: dict[str, str], extra: tuple[str, ...], geometry_type: str) -> None:
+    """``layers.<name>__new`` from the staging rows (and their grid matches),
+    with its primary key, GiST index and statistics."""
+    fresh = sql.Identifier(LAYER_SCHEMA, f"{name}__new")
+    columns = [*(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in types.items()),
+               *(sql.SQL("{} text").format(sql.Identifier(c)) for c in extra)]
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(fresh))
+    cur.execute(sql.SQL("CREATE TABLE {} (fid bigint PRIMARY KEY, {} geom geometry({}, 4326) NOT NULL)").format(
+        fresh, sql.SQL("").join(sql.SQL("{}, ").format(c) for c in columns), sql.SQL(geometry_type)))
+    names = [sql.Identifier("fid"), *map(sql.Identifier, types), *map(sql.Identifier, extra), sql.Identifier("geom")]
+    values = [sql.SQL("s.fid"), *(sql.SQL("s.{}").format(sql.Identifier(c)) for c in types),
+              *(sql.SQL("m.{}").format(sql.Identifier(c)) for c in extra), sql.SQL("s.geom")]
+    join = sql.SQL(" LEFT JOIN {} m ON m.fid = s.fid").format(matches) if matches else sql.SQL("")
+    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} s{}").format(
+        fresh, sql.SQL(", ").join(names), sql.SQL(", ").join(values), stage, join))
+    cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}__new_geom_idx"), fresh))
+    cur.execute(sql.SQL("ANALYZE {}").format(fresh))
+
+
+def _swap(cur: psycopg.Cursor, name: str) -> None:
+    """Replace ``layers.<name>`` by ``layers.<name>__new`` (inside the caller's transaction)."""
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(LAYER_SCHEMA, name)))
+    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+        sql.Identifier(LAYER_SCHEMA, f"{name}__new"), sql.Identifier(name)))
+    for suffix in ("geom_idx", "pkey"):
+        cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            sql.Identifier(LAYER_SCHEMA, f"{name}__new_{suffix}"), sql.Identifier(f"{name}_{suffix}")))

@@ -3,6 +3,7 @@
 - ``layers.<name>``: one table per layer (``fid`` primary key, ``geom`` in
   EPSG:4326 with a GiST index); opens in QGIS as it is.
 - ``cim.layers``: the layer catalogue.
+- ``cim_staging``: unlogged tables that live for one import's transaction.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from cim.errors import InputError
 
 LAYER_SCHEMA = "layers"
 META_SCHEMA = "cim"
+STAGING_SCHEMA = "cim_staging"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 _DDL = f"""
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE SCHEMA IF NOT EXISTS {LAYER_SCHEMA};
 CREATE SCHEMA IF NOT EXISTS {META_SCHEMA};
+CREATE SCHEMA IF NOT EXISTS {STAGING_SCHEMA};
 CREATE TABLE IF NOT EXISTS {META_SCHEMA}.layers (
     name            text PRIMARY KEY,
     title           text NOT NULL,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +67,7 @@ NODE_GRID_M = 1e-3  # snap-rounding grid for noding the admin coverage (1 mm)
 BUILDING_MARGIN_M = 1.5  # each building keeps this far inside its lattice cell: gaps >= 3 m
 COMMUNITY_COUNT = 92
 GRID_COUNT = 1646
+SMALL_OVERSHOOT = 1.05  # the small sample may exceed its building count by this factor
 CBD_LONLAT = (114.055, 22.537)
 CBD_RADIUS_M = 1400.0  # towers (100-300 m) only within this distance of the CBD
 TZ = "Asia/Shanghai"
@@ -75,18 +76,23 @@ NOW = pd.Timestamp("2026-11-01 00:00:00", tz=TZ)  # the sample's "today"
 
 @dataclass(frozen=True)
 class ScaleSpec:
-    """Feature counts of one scale (``buildings=None``: every building the lattice holds)."""
+    """Feature counts of one scale (``buildings=None``: every building the lattices hold).
+
+    ``cbd_focus``: buildings and parcels are the ones nearest the CBD (a dense,
+    contiguous piece of the district) rather than spread over all of it."""
 
     buildings: int | None
     parcels: int
     sensors: int
     cameras: int
     tickets: int
+    cbd_focus: bool
 
 
 SCALES: dict[str, ScaleSpec] = {
-    "small": ScaleSpec(buildings=2_000, parcels=200, sensors=5_000, cameras=500, tickets=3_000),
-    "full": ScaleSpec(buildings=None, parcels=2_000, sensors=270_000, cameras=20_000, tickets=150_000),
+    "small": ScaleSpec(buildings=2_000, parcels=200, sensors=5_000, cameras=500, tickets=3_000, cbd_focus=True),
+    "full": ScaleSpec(buildings=None, parcels=2_000, sensors=270_000, cameras=20_000, tickets=150_000,
+                      cbd_focus=False),
 }
 
 
@@ -428,8 +434,9 @@ def smooth_blob(centre: np.ndarray, radius: float, aspect: float, angle: float,
     return shapely.Polygon(centre + rotate_xy(xy, angle))
 
 
-def largest_polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    """Drop points/lines an overlay may leave, keep polygons (possibly several)."""
+def polygons_only(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygon parts (over 1 m²) of an overlay result, as a MultiPolygon;
+    drops the points and lines an overlay can leave behind."""
     parts = shapely.get_parts(geom)
     parts = parts[np.isin(shapely.get_type_id(parts), [shapely.GeometryType.POLYGON])]
     parts = parts[shapely.area(parts) > 1.0]
@@ -469,7 +476,7 @@ def build_land_cover(district: shapely.Geometry, seed: int) -> LandCover:
     for name, (lon, lat), radius, aspect, parts in names.HILLS:
         centre = lonlat_to_metric(lon, lat)[0] + rng.normal(0.0, 40.0, 2)
         blob = smooth_blob(centre, radius * rng.uniform(0.9, 1.1), aspect, rng.uniform(-0.6, 0.6), rng)
-        blob = largest_polygonal(shapely.intersection(blob, inner))
+        blob = polygons_only(shapely.intersection(blob, inner))
         if blob.is_empty:
             continue
         hills.append(blob)
@@ -480,7 +487,7 @@ def build_land_cover(district: shapely.Geometry, seed: int) -> LandCover:
     forest_names: list[str] = []
     for blob, name, parts in zip(hills, hill_names, hill_parts):
         pieces = partition(blob, parts, rng, lloyd_steps=4)
-        pieces = largest_polygonal_all(shapely.buffer(pieces, -4.0, join_style="mitre"))
+        pieces = polygons_only_all(shapely.buffer(pieces, -4.0, join_style="mitre"))
         for k, piece in enumerate(pieces[~shapely.is_empty(pieces)], start=1):
             forest_geoms.append(piece)
             forest_names.append(f"{name}林地{k:02d}")
@@ -499,8 +506,8 @@ def build_land_cover(district: shapely.Geometry, seed: int) -> LandCover:
     )
 
 
-def largest_polygonal_all(geoms: np.ndarray) -> np.ndarray:
-    return np.array([largest_polygonal(g) for g in geoms], dtype=object)
+def polygons_only_all(geoms: np.ndarray) -> np.ndarray:
+    return np.array([polygons_only(g) for g in geoms], dtype=object)
 
 
 def _eco_redline(district: shapely.Geometry, inner: shapely.Geometry, hills: list[shapely.Geometry],
@@ -520,7 +527,7 @@ def _eco_redline(district: shapely.Geometry, inner: shapely.Geometry, hills: lis
     labels: list[str] = []
     taken = shapely.Polygon()
     for label, geom in candidates:
-        geom = largest_polygonal(shapely.difference(shapely.intersection(geom, inner), taken))
+        geom = polygons_only(shapely.difference(shapely.intersection(geom, inner), taken))
         if geom.is_empty:
             continue
         geoms.append(geom)
@@ -653,7 +660,7 @@ class Buildings:
     year_built: np.ndarray
 
     def take(self, idx: np.ndarray) -> Buildings:
-        return Buildings(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return Buildings(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
 
 @dataclass
@@ -878,3 +885,442 @@ def build_buildings(admin: Admin, land: LandCover, seed: int) -> tuple[Buildings
     attrs = building_attributes(kind, dist_cbd, street, rng)
     label = building_names(cells.centre, street, attrs["use"], village, villages.names, rng)
     return Buildings(geometry=geometry, centre=cells.centre, street=street, name=label, **attrs), road_cells
+
+
+def select_buildings(buildings: Buildings, spec: ScaleSpec, admin: Admin) -> Buildings:
+    """Full scale keeps every building. A scale with a building count keeps whole
+    grids, nearest the CBD first, until that count is reached: a dense, contiguous
+    piece of central Futian (towers, housing, an urban village) with admin-aligned
+    edges."""
+    if spec.buildings is None or spec.buildings >= len(buildings.geometry):
+        return buildings
+    grids = admin.grids.geometry
+    tree = shapely.STRtree(grids)
+    points = shapely.points(buildings.centre)
+    b_idx, g_idx = tree.query(points, predicate="within")
+    grid_of = np.full(len(points), -1)
+    grid_of[b_idx] = g_idx
+    cbd = shapely.Point(lonlat_to_metric(*CBD_LONLAT)[0])
+    order = np.argsort(shapely.distance(cbd, shapely.centroid(grids)), kind="stable")
+    per_grid = np.bincount(grid_of[grid_of >= 0], minlength=len(grids))
+    chosen: list[int] = []
+    total = 0
+    for g in order:
+        if total >= spec.buildings:
+            break
+        if total + per_grid[g] <= spec.buildings * SMALL_OVERSHOOT:  # skip a grid that overshoots
+            chosen.append(int(g))
+            total += int(per_grid[g])
+    keep = np.isin(grid_of, chosen)
+    return buildings.take(np.flatnonzero(keep))
+
+
+# --- parcels -----------------------------------------------------------------------------
+
+_PARCEL_USE_WEIGHTS_CBD = np.array([15, 40, 15, 0, 5, 20, 3, 2], dtype=float)
+_PARCEL_USE_WEIGHTS = np.array([40, 12, 20, 8, 8, 8, 2, 2], dtype=float)
+_FAR_RANGE = {"R2": (2.5, 6.0), "C1": (4.0, 8.0), "GIC": (1.0, 3.0), "M1": (2.0, 4.0), "M0": (4.0, 6.0),
+              "C1/R2": (4.0, 8.0), "U": (0.5, 2.0), "S4": (0.5, 2.0)}
+_HEIGHT_LIMITS = {"R2": (80, 100, 120, 150), "C1": (60, 80, 100, 150), "GIC": (24, 36, 50),
+                  "M1": (24, 36, 50), "M0": (80, 100, 120), "C1/R2": (100, 120, 150), "U": (24, 36),
+                  "S4": (24, 36)}
+PARCEL_APPROVAL_RANGE = (pd.Timestamp("2015-01-01"), pd.Timestamp("2026-06-30"))
+
+
+@dataclass
+class Parcels:
+    geometry: np.ndarray  # metric
+    columns: dict[str, np.ndarray | list]
+
+
+def build_parcels(admin: Admin, land: LandCover, spec: ScaleSpec, seed: int) -> Parcels:
+    """Approved land parcels: lattice blocks (50-300 m) inset by a road margin, so parcels
+    never overlap; they may overlap buildings (land supervision looks for exactly that)."""
+    rng = _rng(seed, "parcels")
+    region = shapely.buffer(admin.boundary, -5.0)
+    cells = lattice_cells(region, float(rng.normal(0.0, 0.04)), (60.0, 260.0), rng, land.no_build_zone())
+    cbd = lonlat_to_metric(*CBD_LONLAT)[0]
+    dist_cbd = np.hypot(*(cells.centre - cbd).T)
+    if spec.parcels < len(cells) and spec.cbd_focus:
+        chosen = np.sort(np.argsort(dist_cbd, kind="stable")[: spec.parcels])
+    elif spec.parcels < len(cells):
+        chosen = np.sort(rng.choice(len(cells), spec.parcels, replace=False))
+    else:
+        chosen = np.arange(len(cells))
+    cells, dist_cbd = cells.take(chosen), dist_cbd[chosen]
+    n = len(cells)
+
+    inset = rng.uniform(4.0, 12.0, (n, 4))  # west, east, south, north road margins
+    x0, x1 = -cells.size[:, 0] / 2 + inset[:, 0], cells.size[:, 0] / 2 - inset[:, 1]
+    y0, y1 = -cells.size[:, 1] / 2 + inset[:, 2], cells.size[:, 1] / 2 - inset[:, 3]
+    cut = rng.random(n) < 0.25  # some lose a corner (a road bend, a plaza)
+    cx, cy = (x1 - x0) * rng.uniform(0.2, 0.4, n) * cut, (y1 - y0) * rng.uniform(0.2, 0.4, n) * cut
+    local = np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y0]), np.column_stack([x1, y1 - cy]),
+                      np.column_stack([x1 - cx, y1]), np.column_stack([x0, y1])], axis=1)
+    geometry = shapely.remove_repeated_points(shapely.polygons(cells.local_to_metric(local)), 0.0)
+
+    near_cbd = dist_cbd < CBD_RADIUS_M
+    use_idx = np.where(near_cbd,
+                       rng.choice(len(names.PARCEL_USES), n, p=_PARCEL_USE_WEIGHTS_CBD / _PARCEL_USE_WEIGHTS_CBD.sum()),
+                       rng.choice(len(names.PARCEL_USES), n, p=_PARCEL_USE_WEIGHTS / _PARCEL_USE_WEIGHTS.sum()))
+    use = [names.PARCEL_USES[i][0] for i in use_idx]
+    code = [names.PARCEL_USES[i][1] for i in use_idx]
+    lo = np.array([_FAR_RANGE[c][0] for c in code])
+    hi = np.array([_FAR_RANGE[c][1] for c in code])
+    far = rng.uniform(lo, hi)
+    far = np.where(near_cbd & np.isin(code, ["C1", "C1/R2"]), far * 1.6, far)
+    coverage = np.where(np.isin(code, ["M1", "U", "S4"]), rng.uniform(0.4, 0.6, n), rng.uniform(0.2, 0.45, n))
+    limits = [_HEIGHT_LIMITS[c][int(rng.integers(len(_HEIGHT_LIMITS[c])))] for c in code]
+    height_limit = np.where(near_cbd & np.isin(code, ["C1", "C1/R2"]), rng.choice([200, 250, 300], n), limits)
+
+    first, last = PARCEL_APPROVAL_RANGE
+    approval = first + pd.to_timedelta(rng.integers(0, (last - first).days + 1, n), unit="D")
+    start_deadline = approval + pd.DateOffset(years=1)
+    completion_deadline = approval + pd.DateOffset(years=3)
+    today = NOW.tz_localize(None)
+    started = rng.random(n) < np.where(start_deadline < today, 0.88, 0.4)
+    finished = rng.random(n) < 0.85
+    status = np.where(
+        ~started,
+        np.where(start_deadline < today, "逾期未开工", "待开工"),
+        np.where(completion_deadline >= today, "在建", np.where(finished, "已竣工", "逾期未竣工")),
+    )
+    street = admin.street_of_xy(cells.centre)
+    seq = pd.Series(street).groupby(street).cumcount().to_numpy() + 1
+    parcel_id = [f"B{101 + s}-{k:04d}" for s, k in zip(street, seq)]
+    columns: dict[str, np.ndarray | list] = {
+        "parcel_id": parcel_id,
+        "use": use,
+        "use_code": code,
+        "approved_far": np.round(far, 2),
+        "coverage": np.round(coverage, 2),
+        "height_limit": height_limit.astype(float),
+        "approval_date": _as_dates(approval),
+        "start_deadline": _as_dates(start_deadline),
+        "completion_deadline": _as_dates(completion_deadline),
+        "status": status,
+    }
+    return Parcels(geometry, columns)
+
+
+def _as_dates(values) -> np.ndarray:
+    """datetime.date objects (written as GeoPackage DATE fields)."""
+    return pd.DatetimeIndex(values).date
+
+
+# --- point layers --------------------------------------------------------------------------
+
+
+def _near_buildings(buildings: Buildings, weights: np.ndarray, n: int, jitter_m: float,
+                    inside: shapely.Geometry, rng: np.random.Generator) -> np.ndarray:
+    """Points at buildings (picked with the given weights) jittered by a few metres;
+    a jittered point that leaves the district falls back to the building centroid."""
+    centroids = shapely.get_coordinates(shapely.centroid(buildings.geometry))
+    idx = rng.choice(len(centroids), size=n, p=weights / weights.sum())
+    xy = centroids[idx] + rng.normal(0.0, jitter_m, (n, 2))
+    outside = ~shapely.contains_xy(inside, xy[:, 0], xy[:, 1])
+    xy[outside] = centroids[idx[outside]]
+    return xy
+
+
+def _southern_points(region: shapely.Geometry, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Points inside region, denser towards its southern edge (river, coast)."""
+    x0, y0, x1, y1 = region.bounds
+    found: list[np.ndarray] = []
+    count = 0
+    while count < n:
+        m = max(64, 3 * (n - count))
+        xy = np.column_stack([rng.uniform(x0, x1, m), y0 + (y1 - y0) * rng.beta(1.2, 6.0, m)])
+        xy = xy[shapely.contains_xy(region, xy[:, 0], xy[:, 1])]
+        found.append(xy)
+        count += len(xy)
+    return np.vstack(found)[:n]
+
+
+def _shuffled_counts(weights: np.ndarray, n: int, minimum: int, rng: np.random.Generator) -> np.ndarray:
+    """Category index per item: exact shares of weights (each >= minimum), in random order."""
+    counts = apportion(n, weights, minimum) if n >= minimum * len(weights) else apportion(n, weights, 0)
+    return rng.permutation(np.repeat(np.arange(len(weights)), counts))
+
+
+def _random_dates(first: str, last: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    start, end = pd.Timestamp(first), pd.Timestamp(last)
+    return _as_dates(start + pd.to_timedelta(rng.integers(0, (end - start).days + 1, n), unit="D"))
+
+
+@dataclass
+class PointLayer:
+    xy: np.ndarray  # metric (n, 2)
+    columns: dict[str, np.ndarray | list]
+
+
+def build_sensors(buildings: Buildings, road_cells: Cells, district: shapely.Geometry, n: int,
+                  seed: int) -> PointLayer:
+    """IoT sensors: fire/gas/electrical detectors in buildings, manholes, hydrants,
+    air and noise monitors on the street lattice, water level gauges towards the south."""
+    rng = _rng(seed, "sensors")
+    table = names.SENSOR_CATEGORIES
+    category = _shuffled_counts(np.array([share for _, _, share, _ in table]), n, 1, rng)
+    codes = np.array([c for c, _, _, _ in table], dtype=object)[category]
+    xy = np.empty((n, 2))
+    inside = shapely.buffer(district, -1.0)
+    shapely.prepare(inside)
+    in_building = np.isin(codes, ["smoke_detector", "gas_detector", "electrical_fire"])
+    weight = shapely.area(buildings.geometry) * buildings.floors
+    xy[in_building] = _near_buildings(buildings, weight, int(in_building.sum()), 3.0, inside, rng)
+    on_street = np.isin(codes, ["manhole_cover", "hydrant_pressure", "air_quality", "noise"])
+    xy[on_street] = points_on_cell_edges(road_cells, int(on_street.sum()), rng)
+    water = codes == "water_level"
+    xy[water] = _southern_points(shapely.buffer(district, -5.0), int(water.sum()), rng)
+
+    vendor = np.empty(n, dtype=object)
+    for i, (_, _, _, vendors) in enumerate(table):
+        sel = category == i
+        vendor[sel] = np.array(vendors, dtype=object)[rng.integers(0, len(vendors), int(sel.sum()))]
+    status = np.array(["normal", "fault", "offline"], dtype=object)[rng.choice(3, n, p=[0.93, 0.04, 0.03])]
+    return PointLayer(xy, {
+        "id": [f"SNS{i:07d}" for i in range(1, n + 1)],
+        "category": codes,
+        "category_name": np.array([name for _, name, _, _ in table], dtype=object)[category],
+        "install_date": _random_dates("2018-01-01", "2026-10-31", n, rng),
+        "vendor": vendor,
+        "status": status,
+    })
+
+
+def _road_names(street: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = np.empty(len(street), dtype=object)
+    for s, (_, name, _) in enumerate(names.STREETS):
+        sel = street == s
+        roads = np.array(names.ROADS[name], dtype=object)
+        out[sel] = roads[rng.integers(0, len(roads), int(sel.sum()))]
+    return out
+
+
+def build_cameras(road_cells: Cells, admin: Admin, n: int, seed: int) -> PointLayer:
+    """Video cameras at street crossings and along streets."""
+    rng = _rng(seed, "cameras")
+    at_corner = rng.random(n) < 0.5
+    xy = np.empty((n, 2))
+    xy[at_corner] = cell_corners(road_cells, int(at_corner.sum()), rng)
+    xy[~at_corner] = points_on_cell_edges(road_cells, int((~at_corner).sum()), rng)
+    kinds = np.array([k for k, _ in names.CAMERA_KINDS], dtype=object)
+    kind = kinds[rng.choice(len(kinds), n, p=[w for _, w in names.CAMERA_KINDS])]
+    fov = np.select([kind == "枪机", kind == "球机"], [rng.uniform(30, 70, n), rng.uniform(45, 90, n)],
+                    rng.uniform(90, 100, n))
+    range_m = np.select([kind == "枪机", kind == "球机"], [rng.uniform(50, 200, n), rng.uniform(60, 200, n)],
+                        rng.uniform(30, 80, n))
+    street = admin.street_of_xy(xy)
+    street_names = np.array(admin.streets.names, dtype=object)[street]
+    road = _road_names(street, rng)
+    number = rng.integers(1, 300, n)
+    ids = [f"CAM{i:06d}" for i in range(1, n + 1)]
+    return PointLayer(xy, {
+        "id": ids,
+        "name": [f"{s}{r}{k}号{c}" for s, r, k, c in zip(street_names, road, number, kind)],
+        "heading": np.round(rng.uniform(0.0, 360.0, n), 1),
+        "fov": np.round(fov, 1),
+        "range_m": np.round(range_m, 1),
+        "height_m": np.round(rng.uniform(3.0, 12.0, n), 1),
+        "stream_url": [f"/live/cameras/{i}/index.m3u8" for i in ids],
+        "status": np.where(rng.random(n) < 0.94, "online", "offline"),
+        "kind": kind,
+    })
+
+
+# Hour-of-day weights for ticket creation (Asia/Shanghai local time).
+_HOURLY = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 4.5, 6.5, 7.0, 6.5,
+                    5.0, 5.5, 6.5, 6.5, 6.0, 5.5, 4.5, 4.0, 3.5, 3.0, 2.2, 1.5])
+OPEN_SHARE = 0.02  # the newest ~2 % of tickets are still open
+LATE_SHARE = 0.10  # ~10 % miss one of the 10 min / 30 min / 24 h targets
+
+
+def ticket_timeline(n: int, rng: np.random.Generator) -> dict[str, pd.Series]:
+    """created/acknowledged/contacted/resolved times following the "10-30-24" rule
+    (acknowledge within 10 min, contact within 30 min, resolve within 24 h of creation)."""
+    minute = 60
+    day = rng.integers(0, 365, n)
+    hour = rng.choice(24, n, p=_HOURLY / _HOURLY.sum())
+    created = (day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, n)).astype(np.int64)
+
+    ack = np.clip(rng.lognormal(np.log(3 * minute), 0.6, n), 20, 9.5 * minute)
+    contact = ack + rng.uniform(0.05, 1.0, n) * (29.5 * minute - ack)
+    resolve = np.clip(rng.lognormal(np.log(5 * 3_600), 0.8, n), 40 * minute, 23.8 * 3_600)
+    late_stage = np.where(rng.random(n) < LATE_SHARE, rng.choice(3, n, p=[0.3, 0.3, 0.4]), -1)
+    ack = np.where(late_stage == 0, rng.uniform(10.5, 90, n) * minute, ack)
+    contact = np.where(late_stage == 0, ack + rng.uniform(2, 30, n) * minute, contact)
+    contact = np.where(late_stage == 1, rng.uniform(31, 240, n) * minute, contact)
+    resolve = np.where(late_stage == 2, rng.uniform(24.5, 120, n) * 3_600, resolve)
+    resolve = np.maximum(resolve, contact + rng.uniform(5, 60, n) * minute)
+
+    # seconds since the window start (local midnight a year before NOW)
+    stamps = np.column_stack([created, created + ack, created + contact, created + resolve]).astype(np.int64)
+    window_start = NOW - pd.Timedelta(days=365)
+    now = int((NOW - window_start).total_seconds())
+    # stages reached (1 = created only, 2 = acknowledged, 3 = contacted, 4 = resolved):
+    # the newest tickets are still open, and nothing happens after NOW
+    newest = np.argsort(created, kind="stable")[::-1][: int(round(OPEN_SHARE * n))]
+    reached = np.full(n, 4)
+    reached[newest] = rng.choice([1, 2, 3], len(newest), p=[0.35, 0.3, 0.35])
+    reached = np.minimum(reached, (stamps <= now).sum(axis=1))
+    present = np.arange(4)[None, :] < reached[:, None]
+    out: dict[str, pd.Series] = {}
+    for j, key in enumerate(("created_at", "acknowledged_at", "contacted_at", "resolved_at")):
+        values = pd.Series(window_start + pd.to_timedelta(stamps[:, j], unit="s"))
+        out[key] = values.where(present[:, j])
+    return out
+
+
+def build_tickets(buildings: Buildings, road_cells: Cells, admin: Admin, n: int, seed: int) -> PointLayer:
+    """Citizen requests (民生诉求) at buildings and on streets, with SLA timestamps."""
+    rng = _rng(seed, "tickets")
+    inside = shapely.buffer(admin.boundary, -1.0)
+    shapely.prepare(inside)
+    at_building = rng.random(n) < 0.5
+    xy = np.empty((n, 2))
+    xy[at_building] = _near_buildings(buildings, np.ones(len(buildings.geometry)), int(at_building.sum()), 15.0,
+                                      inside, rng)
+    xy[~at_building] = points_on_cell_edges(road_cells, int((~at_building).sum()), rng)
+
+    times = ticket_timeline(n, rng)
+    order = np.argsort(times["created_at"].to_numpy(), kind="stable")  # ids follow creation time
+    xy = xy[order]
+    times = {k: v.iloc[order].reset_index(drop=True) for k, v in times.items()}
+
+    channel = _shuffled_counts(np.array([w for _, w in names.TICKET_CHANNELS]), n, 1, rng)
+    cat_weights = np.array([w for _, w, _ in names.TICKET_CATEGORIES])
+    category = rng.choice(len(cat_weights), n, p=cat_weights / cat_weights.sum())
+    street = admin.street_of_xy(xy)
+    street_names = np.array(admin.streets.names, dtype=object)[street]
+    departments = np.array([d for _, _, d in names.TICKET_CATEGORIES], dtype=object)[category]
+    to_street_office = (departments == "") | (rng.random(n) < 0.12)
+    departments = np.where(to_street_office, "福田区" + street_names + "办事处", departments)
+    road = _road_names(street, rng)
+    number = rng.integers(1, 400, n)
+    status = np.where(times["resolved_at"].notna(), "已办结",
+                      np.where(times["acknowledged_at"].notna(), "处理中", "待受理"))
+    return PointLayer(xy, {
+        "id": [f"TK{i:08d}" for i in range(1, n + 1)],
+        "channel": np.array([c for c, _ in names.TICKET_CHANNELS], dtype=object)[channel],
+        "category": np.array([c for c, _, _ in names.TICKET_CATEGORIES], dtype=object)[category],
+        "address": [f"{s}{r}{k}号" for s, r, k in zip(street_names, road, number)],
+        **times,
+        "status": status,
+        "department": departments,
+    })
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _frame(columns: dict, geometry: np.ndarray) -> gpd.GeoDataFrame:
+    data = {k: (v if isinstance(v, pd.Series) else pd.Series(v)) for k, v in columns.items()}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geometry, crs="EPSG:4326"))
+
+
+def _point_geometry(xy: np.ndarray) -> np.ndarray:
+    """Metric (n, 2) -> EPSG:4326 points rounded like every other vertex."""
+    return to_output(shapely.points(xy))
+
+
+def write_layer(out_dir: Path, layer: str, frame: gpd.GeoDataFrame) -> int:
+    """Write one layer to ``out_dir/<layer>.gpkg`` (replacing the file)."""
+    path = out_dir / f"{layer}.gpkg"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # The Arrow path is the one that writes datetime.date columns as DATE fields; the
+    # classic path writes tz-aware datetimes (as DATETIME with +08:00) twice as fast.
+    has_tz = any(isinstance(dtype, pd.DatetimeTZDtype) for dtype in frame.dtypes)
+    pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", use_arrow=not has_tz,
+                            layer_options={"SPATIAL_INDEX": "NO"})
+    return len(frame)
+
+
+def _admin_frames(admin: Admin) -> dict[str, Callable[[], gpd.GeoDataFrame]]:
+    streets, comms, grids = admin.streets, admin.communities, admin.grids
+    comm_street = comms.parent
+    grid_comm = grids.parent
+
+    def pick(values: list[str], idx: np.ndarray) -> np.ndarray:
+        return np.array(values, dtype=object)[idx]
+
+    return {
+        "futian_boundary": lambda: _frame(
+            {"name": [names.DISTRICT_NAME], "adcode": [names.DISTRICT_ADCODE]},
+            as_multipolygons(to_output([admin.boundary]))),
+        "streets": lambda: _frame(
+            {"street_code": streets.codes, "street": streets.names},
+            as_multipolygons(to_output(streets.geometry))),
+        "communities": lambda: _frame(
+            {"community_code": comms.codes, "community": comms.names,
+             "street_code": pick(streets.codes, comm_street), "street": pick(streets.names, comm_street)},
+            as_multipolygons(to_output(comms.geometry))),
+        "grids": lambda: _frame(
+            {"grid_code": grids.codes, "grid_name": grids.names,
+             "community_code": pick(comms.codes, grid_comm), "community": pick(comms.names, grid_comm),
+             "street_code": pick(streets.codes, comm_street[grid_comm]),
+             "street": pick(streets.names, comm_street[grid_comm])},
+            as_multipolygons(to_output(grids.geometry))),
+    }
+
+
+def _patch_frame(patches: Patches) -> gpd.GeoDataFrame:
+    return _frame({"code": patches.codes, "name": patches.names,
+                   "area_ha": np.round(shapely.area(patches.geometry) / 1e4, 4)},
+                  as_multipolygons(to_output(patches.geometry)))
+
+
+def _buildings_frame(buildings: Buildings) -> gpd.GeoDataFrame:
+    n = len(buildings.geometry)
+    return _frame({
+        "id": [f"BLD{i:06d}" for i in range(1, n + 1)],
+        "name": buildings.name,
+        "height": buildings.height,
+        "floors": buildings.floors,
+        "use": buildings.use,
+        "year_built": buildings.year_built,
+        "base_height": np.zeros(n),
+    }, as_multipolygons(to_output(buildings.geometry)))
+
+
+def _parcels_frame(parcels: Parcels) -> gpd.GeoDataFrame:
+    return _frame(parcels.columns, as_multipolygons(to_output(parcels.geometry)))
+
+
+def _points_frame(layer: PointLayer) -> gpd.GeoDataFrame:
+    return _frame(layer.columns, _point_geometry(layer.xy))
+
+
+def generate(out_dir: Path, scale: Scale = "small", seed: int = 42,
+             on_layer: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Write one GeoPackage per layer into out_dir (out_dir/<layer>.gpkg, GDAL layer name =
+    <layer>), all in EPSG:4326 (lon/lat WGS84). Returns {layer: feature_count}. Calls
+    on_layer(layer, count) after each layer. The data is synthetic (see the module docstring)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, not {scale!r}")
+    spec = SCALES[scale]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    admin = build_admin(load_boundary_metric(), seed)
+    land = build_land_cover(admin.boundary, seed)
+    all_buildings, road_cells = build_buildings(admin, land, seed)
+    buildings = select_buildings(all_buildings, spec, admin)
+
+    builders: dict[str, Callable[[], gpd.GeoDataFrame]] = {
+        **_admin_frames(admin),
+        "buildings": lambda: _buildings_frame(buildings),
+        "parcels": lambda: _parcels_frame(build_parcels(admin, land, spec, seed)),
+        "farmland": lambda: _patch_frame(land.farmland),
+        "forest": lambda: _patch_frame(land.forest),
+        "eco_redline": lambda: _patch_frame(land.eco_redline),
+        "sensors": lambda: _points_frame(build_sensors(buildings, road_cells, admin.boundary, spec.sensors, seed)),
+        "cameras": lambda: _points_frame(build_cameras(road_cells, admin, spec.cameras, seed)),
+        "tickets": lambda: _points_frame(build_tickets(buildings, road_cells, admin, spec.tickets, seed)),
+    }
+    counts: dict[str, int] = {}
+    for layer in LAYERS:
+        counts[layer] = write_layer(out_dir, layer, builders[layer]())
+        if on_layer is not None:
+            on_layer(layer, counts[layer])
+    return counts
