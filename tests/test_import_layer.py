@@ -220,3 +220,14 @@ def test_bad_layer_names_are_refused(settings, tmp_path, truth):
     for bad in ("Robert'); DROP TABLE cim.layers;--", "1abc", "has space"):
         out = run_cim(settings, "import", "layer", str(path), "--name", bad)
         assert out.returncode != 0 and "not a usable layer name" in out.stderr
+
+
+def test_ewkb_hex_matches_geos():
+    from layers.load import ewkb_hex
+
+    geoms = np.array([shapely.Point(114.05, 22.54), shapely.box(0, 0, 1, 1),
+                      shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)]),
+                      shapely.Polygon(shapely.box(0, 0, 3, 3).exterior, [shapely.box(1, 1, 2, 2).exterior]),
+                      shapely.MultiLineString([[(0, 0), (1, 1)]]), shapely.MultiPoint([(1, 2), (3, 4)])])
+    expected = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+    assert [h.upper() for h in ewkb_hex(geoms)] == list(expected)
