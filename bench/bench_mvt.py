@@ -22,7 +22,8 @@ import time
 
 import httpx
 
-from bench.common import VENV_BIN, bench_settings, free_port, peak_rss_mb, wait_healthy
+from bench.common import VENV_BIN, bench_settings, peak_rss_mb
+from cim.net import free_port, wait_until_healthy
 from cim.db import database_url
 
 FUTIAN = (113.985, 22.502, 114.101, 22.591)
@@ -101,8 +102,8 @@ def main() -> None:
     tipg = subprocess.Popen([str(VENV_BIN / "uvicorn"), "tipg.main:app", "--port", str(p_tipg), "--log-level", "warning"],
                             env=env_tipg, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_healthy(f"http://127.0.0.1:{p_ours}/healthz", ours)
-        wait_healthy(f"http://127.0.0.1:{p_tipg}/healthz", tipg)
+        wait_until_healthy(f"http://127.0.0.1:{p_ours}/healthz", ours)
+        wait_until_healthy(f"http://127.0.0.1:{p_tipg}/healthz", tipg)
         servers = {
             "ours": (ours, lambda l, z, x, y: f"http://127.0.0.1:{p_ours}/layers/{l}/tiles/{z}/{x}/{y}.mvt"),
             "tipg": (tipg, lambda l, z, x, y: f"http://127.0.0.1:{p_tipg}/collections/layers.{l}/tiles/WebMercatorQuad/{z}/{x}/{y}"),

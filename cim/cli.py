@@ -171,7 +171,7 @@ class _ProgressBars:
 
 def _progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
+                    TimeElapsedColumn(), console=console, transient=True)
 
 
 def print_report(report) -> None:

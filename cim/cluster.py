@@ -29,6 +29,7 @@ from typing import Iterator
 
 from cim.config import Settings
 from cim.errors import DatabaseError
+from cim.net import free_port
 
 DB_NAME = "cim"
 DB_USER = "cim"
@@ -56,12 +57,6 @@ def _find_bindir() -> Path:
     raise DatabaseError("PostgreSQL server binaries (initdb, pg_ctl) not found",
                         hint="install them with: apt-get install postgresql-15-postgis-3, "
                              "or set CIM_DATABASE_URL to an existing PostGIS server")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _port_in_use(port: int) -> bool:
@@ -242,7 +237,7 @@ class LocalCluster:
         self._own(pwfile)
         self._run([str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", DB_USER, "--pwfile", str(pwfile),
                    "-E", "UTF8", "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"])
-        self._write_conf(_free_port())
+        self._write_conf(free_port())
 
     def _write_conf(self, port: int) -> None:
         """The server settings (``cim.conf``, included by postgresql.conf);
@@ -285,7 +280,7 @@ class LocalCluster:
         self._own(log)
         for attempt in range(3):
             port = self.port()
-            self._write_conf(_free_port() if port is None or _port_in_use(port) else port)
+            self._write_conf(free_port() if port is None or _port_in_use(port) else port)
             self.socket_dir.mkdir(parents=True, exist_ok=True)
             self._own(self.socket_dir)
             result = self._run([str(self.bindir / "pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(log),

@@ -182,8 +182,8 @@ def normalise(source: VectorSource, datum: Datum = Datum.wgs84) -> tuple[Feature
     if invalid.any():
         fixed = shapely.make_valid(geoms[invalid])
         geoms[invalid] = _keep_family(fixed, family)
-        report.repaired = int(invalid.sum())
         still_bad = shapely.is_empty(geoms) | shapely.is_missing(geoms)
+        report.repaired = int(invalid.sum()) - int(still_bad.sum())
         if still_bad.any():
             report.skipped_count += int(still_bad.sum())
             report.skipped += [f"record {idx[j] + 1}: invalid geometry that cannot be repaired"

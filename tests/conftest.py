@@ -9,10 +9,8 @@ directory (as root, the server runs as the ``postgres`` user). Set
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +19,7 @@ import pytest
 
 from cim.cluster import LocalCluster
 from cim.config import Settings
+from cim.net import free_port, wait_until_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -76,32 +75,14 @@ def sample(settings: Settings):
     return {r.name: r for r in import_sample(settings)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(settings: Settings, sample) -> str:
     """A real `cim serve` process over the imported sample; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=cli_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"cim serve exited: {proc.stdout.read()}")
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("cim serve did not become healthy in 60 s")
+    wait_until_healthy(f"{base}/healthz", proc)
     yield base
     proc.terminate()
     proc.wait(timeout=20)
