@@ -112,6 +112,30 @@ def normalise_attributes(table: pa.Table, *, extra_reserved: tuple[str, ...] = (
     return pa.table(arrays, names=names), types, notes
 
 
+#: timestamps travel as integer microseconds since the epoch: PostgreSQL
+#: parses text timestamps with time zones slowly (tickets: 1.45 s of COPY for
+#: 150,000 rows of four timestamps), integers fast, and the value is exact
+_EPOCH = {"timestamptz": "timestamptz 'epoch'", "timestamp": "timestamp 'epoch'"}
+
+
+def _stage_type(pgtype: str) -> str:
+    return "bigint" if pgtype in _EPOCH else pgtype
+
+
+def _on_the_wire(column: pa.ChunkedArray, pgtype: str) -> pa.ChunkedArray:
+    if pgtype not in _EPOCH:
+        return column
+    micros = pc.cast(column, pa.timestamp("us", tz=column.type.tz))  # arrow keeps tz-aware values in UTC
+    return pc.cast(micros, pa.int64())
+
+
+def _from_stage(column: str, pgtype: str) -> sql.Composable:
+    ident = sql.Identifier(column)
+    if pgtype in _EPOCH:
+        return sql.SQL("({} + s.{} * interval '1 microsecond') AS {}").format(sql.SQL(_EPOCH[pgtype]), ident, ident)
+    return sql.SQL("s.{}").format(ident)
+
+
 def ewkb_hex(geometry: np.ndarray, srid: int = 4326) -> list[str]:
     """Hex EWKB (what PostGIS reads from text) of 2D geometries.
 
@@ -124,8 +148,8 @@ def ewkb_hex(geometry: np.ndarray, srid: int = 4326) -> list[str]:
     return [h[:8] + "20" + srid_hex + h[10:] for h in (w.hex() for w in shapely.to_wkb(geometry, byte_order=1))]
 
 
-def _copy_rows(cur: psycopg.Cursor, stage: sql.Identifier, attrs: pa.Table, geometry: np.ndarray,
-               progress: Progress | None) -> None:
+def _copy_rows(cur: psycopg.Cursor, stage: sql.Identifier, attrs: pa.Table, types: dict[str, str],
+               geometry: np.ndarray, progress: Progress | None) -> None:
     columns = sql.SQL(", ").join([sql.Identifier("fid"), *map(sql.Identifier, attrs.column_names), sql.Identifier("geom")])
     n = len(geometry)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
@@ -135,7 +159,7 @@ def _copy_rows(cur: psycopg.Cursor, stage: sql.Identifier, attrs: pa.Table, geom
             wkb = ewkb_hex(geometry[start:stop])
             chunk = pa.table({
                 "fid": pa.array(np.arange(start + 1, stop + 1, dtype=np.int64)),
-                **{c: attrs.column(c).slice(start, stop - start) for c in attrs.column_names},
+                **{c: _on_the_wire(attrs.column(c).slice(start, stop - start), types[c]) for c in attrs.column_names},
                 "geom": pa.array(wkb, type=pa.string()),
             })
             buf = io.BytesIO()
@@ -163,7 +187,8 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
     tag = f"{name}_{os.getpid()}"
     stage = sql.Identifier(STAGING_SCHEMA, f"stage_{tag}")
     matches = sql.Identifier(STAGING_SCHEMA, f"grid_{tag}")
-    attr_defs = sql.SQL("").join(sql.SQL("{} {}, ").format(sql.Identifier(c), sql.SQL(t)) for c, t in types.items())
+    attr_defs = sql.SQL("").join(sql.SQL("{} {}, ").format(sql.Identifier(c), sql.SQL(_stage_type(t)))
+                                 for c, t in types.items())
     placed = None
 
     with conn.transaction():
@@ -174,7 +199,7 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
             # UNLOGGED: no WAL for data that lives one transaction; created in
             # it, so a rollback removes it too
             cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (fid bigint, {} geom geometry)").format(stage, attr_defs))
-            _copy_rows(cur, stage, attrs, features.geometry, progress)
+            _copy_rows(cur, stage, attrs, types, features.geometry, progress)
             if progress:
                 progress("place", 0, 1)
             if placement:
@@ -209,7 +234,7 @@ def _build_table(cur: psycopg.Cursor, name: str, stage: sql.Identifier, matches:
     with its primary key, GiST index and statistics. CREATE TABLE AS, then
     the keys: cheaper than filling a table whose indexes already exist."""
     fresh = sql.Identifier(LAYER_SCHEMA, f"{name}__new")
-    values = [sql.SQL("s.fid"), *(sql.SQL("s.{}").format(sql.Identifier(c)) for c in types),
+    values = [sql.SQL("s.fid"), *(_from_stage(c, t) for c, t in types.items()),
               *(sql.SQL("m.{}").format(sql.Identifier(c)) for c in extra),
               sql.SQL("s.geom::geometry({}, 4326) AS geom").format(sql.SQL(geometry_type))]
     join = sql.SQL(" LEFT JOIN {} m ON m.fid = s.fid").format(matches) if matches else sql.SQL("")

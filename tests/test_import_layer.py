@@ -6,6 +6,7 @@ import json
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pyproj
 import pytest
 import shapely
@@ -231,3 +232,30 @@ def test_ewkb_hex_matches_geos():
                       shapely.MultiLineString([[(0, 0), (1, 1)]]), shapely.MultiPoint([(1, 2), (3, 4)])])
     expected = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
     assert [h.upper() for h in ewkb_hex(geoms)] == list(expected)
+
+
+def test_dates_and_times_arrive_exactly(settings, conn, tmp_path):
+    import pandas as pd
+
+    aware = pd.to_datetime(["2026-03-01T08:15:30.123456+08:00", None, "1999-12-31T23:59:59+00:00"], utc=True, format="ISO8601")
+    frame = gpd.GeoDataFrame({
+        "at": aware,
+        "naive": pd.to_datetime(["2026-03-01 08:15:30.5", "2001-01-01 00:00:00", None], format="ISO8601"),
+        "day": pd.to_datetime(["2026-03-01", "2020-02-29", "1970-01-01"]).date,
+    }, geometry=gpd.points_from_xy([114.0, 114.01, 114.02], [22.5, 22.51, 22.52]), crs=4326)
+    path = tmp_path / "times.gpkg"
+    pyogrio.write_dataframe(frame, path, use_arrow=True)  # the Arrow path writes date objects as DATE
+    run_cim(settings, "import", "layer", str(path), "--name", "times", "--no-grid-join", check=True)
+    rows = conn.execute("SELECT at AT TIME ZONE 'UTC', naive, day, pg_typeof(at)::text, pg_typeof(naive)::text "
+                        "FROM layers.times ORDER BY fid").fetchall()
+    got = [r[0] for r in rows]
+    # GeoPackage keeps milliseconds
+    assert got[0].isoformat() == "2026-03-01T00:15:30.123000" and got[1] is None
+    assert got[2].isoformat() == "1999-12-31T23:59:59"
+    import datetime as dt
+
+    # GeoPackage has no naive datetimes: GDAL reads them back as UTC
+    assert rows[0][1] == dt.datetime(2026, 3, 1, 8, 15, 30, 500000, tzinfo=dt.timezone.utc) and rows[2][1] is None
+    assert [r[2].isoformat() for r in rows] == ["2026-03-01", "2020-02-29", "1970-01-01"]
+    assert rows[0][3] == "timestamp with time zone"
+    assert conn.execute("SELECT pg_typeof(day)::text FROM layers.times LIMIT 1").fetchone()[0] == "date"
