@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from cim.config import get_settings
 from cim.crs import Datum
+from cim.samples import Scale
 from cim.errors import CimError
 
 app = typer.Typer(help="CIM twin: import city data into 3D Tiles and PostGIS layers, and serve the viewer.",
@@ -43,6 +45,11 @@ def friendly_errors(fn: Callable) -> Callable:
         except CimError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except psycopg.Error as exc:  # a database failure no importer anticipated: still one line
+            primary = exc.diag.message_primary if exc.diag and exc.diag.message_primary else str(exc).strip()
+            err_console.print(f"[bold red]error:[/] database: {primary.splitlines()[0] if primary else exc!r} "
+                              "(check `cim db status`)", highlight=False, soft_wrap=True)
+            raise typer.Exit(3) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: nothing was changed by the unfinished step")
             raise typer.Exit(130) from None
@@ -116,6 +123,22 @@ def db_url() -> None:
     print(database_url(get_settings()))
 
 
+@app.command("layers")
+@friendly_errors
+def layers_list() -> None:
+    """List the layers in the catalogue."""
+    from cim.db import connect
+    from layers.catalogue import list_layers
+
+    with connect(get_settings()) as conn:
+        found = list_layers(conn)
+    t = Table("name", "title", "type", "features", "version", "imported", title="layers")
+    for layer in found:
+        t.add_row(layer.name, layer.title, layer.geometry_type, f"{layer.feature_count:,}", str(layer.version),
+                  f"{layer.imported_at:%Y-%m-%d %H:%M}" if layer.imported_at else "")
+    console.print(t if found else "no layers yet: `cim import layer SRC --name NAME` adds one")
+
+
 # --- samples ------------------------------------------------------------------------
 
 
@@ -123,7 +146,7 @@ def db_url() -> None:
 @friendly_errors
 def samples_futian(
     out: Path = typer.Option(..., "--out", help="folder to write one GeoPackage per layer into"),
-    scale: str = typer.Option("small", help="small (about 2,000 buildings) or full (20,000+)"),
+    scale: Scale = typer.Option(Scale.small, help="small (about 2,000 buildings) or full (20,000+)"),
     seed: int = typer.Option(42, help="the same seed gives the same data"),
 ) -> None:
     """Generate the synthetic Futian sample inside the real district boundary."""
@@ -131,16 +154,14 @@ def samples_futian(
 
     from cim.samples import futian
 
-    if scale not in ("small", "full"):
-        raise CimError(f"--scale must be small or full, not {scale!r}")
     t0 = time.perf_counter()
-    table = Table("layer", "features", title=f"Futian sample ({scale}, seed {seed}) -> {out}")
+    table = Table("layer", "features", title=f"Futian sample ({scale.value}, seed {seed}) -> {out}")
     with console.status("generating...") as status:
         def on_layer(layer: str, count: int) -> None:
             status.update(f"generating... {layer} done")
             table.add_row(layer, f"{count:,}")
 
-        futian.generate(out, scale=scale, seed=seed, on_layer=on_layer)
+        futian.generate(out, scale=scale.value, seed=seed, on_layer=on_layer)
     console.print(table)
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
 
@@ -239,7 +260,7 @@ def serve(
 @app.command("demo")
 @friendly_errors
 def demo(
-    scale: str = typer.Option("small", help="small: the committed sample; full: generate 20,000+ buildings first"),
+    scale: Scale = typer.Option(Scale.small, help="small: the committed sample; full: generate 20,000+ buildings first"),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="serve the viewer when the imports are done"),
     port: Optional[int] = typer.Option(None, help="port (default 8000)"),
 ) -> None:
@@ -248,7 +269,7 @@ def demo(
 
     settings = get_settings()
     with _progress() as progress:
-        reports = import_sample(settings, scale=scale, progress=progress)
+        reports = import_sample(settings, scale=scale.value, progress=progress)
     t = Table("layer", "features", "type", "time", title="Futian sample imported")
     for r in reports:
         t.add_row(r.name, f"{r.feature_count:,}", r.geometry_type, f"{r.seconds:.2f} s")

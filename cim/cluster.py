@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import psycopg
+
 from cim.config import Settings
 from cim.errors import DatabaseError
 from cim.net import free_port
@@ -46,11 +48,14 @@ class ClusterStatus:
 
 
 def _find_bindir() -> Path:
-    """The newest PostgreSQL server binaries on this machine."""
+    """The newest PostgreSQL server binaries on this machine that have PostGIS
+    (Debian keeps each major version in /usr/lib/postgresql/N)."""
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
                         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
-    if candidates:
-        return candidates[-1].parent
+    with_postgis = [c for c in candidates
+                    if Path(f"/usr/share/postgresql/{c.parent.parent.name}/extension/postgis.control").exists()]
+    if with_postgis or candidates:
+        return (with_postgis or candidates)[-1].parent
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
@@ -294,9 +299,14 @@ class LocalCluster:
             time.sleep(0.2)
 
     def _ensure_database(self) -> None:
-        import psycopg  # here, so that `cim db status` works before the venv has psycopg
-
         conninfo = dict(host=str(self.socket_dir), port=self.port(), user=DB_USER)
+        try:
+            self._create_database(conninfo)
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"the local PostgreSQL server under {self.pgdata} does not answer: "
+                                f"{str(exc).strip().splitlines()[0]}", hint=f"see {self.home / 'server.log'}") from exc
+
+    def _create_database(self, conninfo: dict) -> None:
         with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
                 with contextlib.suppress(psycopg.errors.DuplicateDatabase):

@@ -51,12 +51,21 @@ class Settings:
         if env.get("CIM_HOST"):
             kwargs["host"] = env["CIM_HOST"]
         if env.get("CIM_PORT"):
-            kwargs["port"] = int(env["CIM_PORT"])
+            kwargs["port"] = _int(env, "CIM_PORT")
         if env.get("CIM_GRID_LAYER"):
             kwargs["grid_layer"] = env["CIM_GRID_LAYER"]
         if env.get("CIM_MVT_FEATURE_LIMIT"):
-            kwargs["mvt_feature_limit"] = int(env["CIM_MVT_FEATURE_LIMIT"])
+            kwargs["mvt_feature_limit"] = _int(env, "CIM_MVT_FEATURE_LIMIT")
         return cls(**kwargs)
+
+
+def _int(env: dict[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        from cim.errors import ConfigError
+
+        raise ConfigError(f"{name}={env[name]!r} is not a whole number") from None
 
 
 @lru_cache(maxsize=1)

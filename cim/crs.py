@@ -169,6 +169,18 @@ def bd09_to_wgs84(lon, lat) -> tuple[np.ndarray, np.ndarray]:
 _TO_WGS84 = {Datum.gcj02: gcj02_to_wgs84, Datum.bd09: bd09_to_wgs84}
 
 
+def transform_arrays(transformer: pyproj.Transformer, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``transformer.transform`` over coordinate arrays of any length.
+
+    pyproj 3.7 takes a one-element array for a scalar (a NumPy deprecation,
+    soon an error); a single point is therefore transformed as two."""
+    arrays = tuple(np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in arrays)
+    if arrays[0].size == 1:
+        out = transformer.transform(*(np.repeat(a, 2) for a in arrays), errcheck=False)
+        return tuple(np.asarray(o)[:1] for o in out)
+    return tuple(np.asarray(o) for o in transformer.transform(*arrays, errcheck=False))
+
+
 # --- geometry arrays ------------------------------------------------------------
 
 
@@ -180,8 +192,7 @@ def geometries_to_wgs84(geoms: np.ndarray, crs: pyproj.CRS, datum: Datum = Datum
         transformer = pyproj.Transformer.from_crs(crs, WGS84, always_xy=True)
 
         def project(coords: np.ndarray) -> np.ndarray:
-            x, y = transformer.transform(coords[:, 0], coords[:, 1], errcheck=False)
-            return np.column_stack([x, y])
+            return np.column_stack(transform_arrays(transformer, coords[:, 0], coords[:, 1]))
 
         geoms = shapely.transform(geoms, project)
     if datum != Datum.wgs84:

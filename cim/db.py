@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import psycopg
 
@@ -17,8 +19,15 @@ def database_url(settings: Settings | None = None, *, start: bool = True) -> str
     settings = settings or get_settings()
     if settings.database_url:
         return settings.database_url
-    cluster = LocalCluster(settings)
-    return cluster.up() if start else cluster.url()
+    if not start:
+        return LocalCluster(settings).url()
+    return _local_url(settings.data_dir)
+
+
+@lru_cache(maxsize=None)
+def _local_url(data_dir: Path) -> str:
+    """The local cluster started (once per process and data directory)."""
+    return LocalCluster(Settings(data_dir=data_dir)).up()
 
 
 def connect(settings: Settings | None = None, *, autocommit: bool = False) -> psycopg.Connection:

@@ -4,12 +4,17 @@ FlatGeobuf, CSV) into a PostGIS layer, placed in streets/communities/grids."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+import psycopg
 
 from cim.config import Settings
 from cim.crs import Datum
 from cim.db import connect
+from cim.errors import DatabaseError
 from import_scripts.report import ImportReport, Progress
 from import_scripts.vector import normalise, read_vector
 from layers.load import load_layer
@@ -25,6 +30,18 @@ class LayerOptions:
     grid_join: bool = True
 
 
+@contextmanager
+def database_errors(source: Path | str, name: str) -> Iterator[None]:
+    """A refusal by the database, as one line naming the file; the load's
+    transaction was rolled back, so the previous version stands."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        primary = exc.diag.message_primary if exc.diag and exc.diag.message_primary else str(exc).splitlines()[0]
+        raise DatabaseError(f"{source}: the database refused the import: {primary}",
+                            hint=f"nothing was changed: the previous version of layer {name!r} is intact") from exc
+
+
 def run(settings: Settings, source: Path, name: str, options: LayerOptions = LayerOptions(),
         progress: Progress | None = None) -> ImportReport:
     t0 = time.perf_counter()
@@ -35,7 +52,7 @@ def run(settings: Settings, source: Path, name: str, options: LayerOptions = Lay
     if progress:
         progress("normalise", 0, 0)
     features, norm = normalise(src, options.datum)
-    with connect(settings) as conn:
+    with database_errors(source, name), connect(settings, autocommit=True) as conn:
         result = load_layer(conn, name, features, title=options.title, source=str(Path(source).resolve()),
                             source_crs=src.crs.to_wkt() if src.crs else None, repaired=norm.repaired,
                             skipped=norm.skipped_count,

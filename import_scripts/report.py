@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
-#: progress callback: (stage, done, total); total 0 means unknown
-Progress = Callable[[str, int, int], None]
+from layers.load import Progress  # importers take the loader's progress callback
+
+__all__ = ["ImportReport", "Progress"]
 
 
 @dataclass

@@ -148,6 +148,8 @@ def normalise(source: VectorSource, datum: Datum = Datum.wgs84) -> tuple[Feature
     be right (coordinates that are not lon/lat, mixed geometry kinds)."""
     report = NormaliseReport()
     where = str(source.path)
+    if shapely.has_z(source.geometry).any():
+        report.notes.append("Z coordinates dropped: layers are 2D (heights belong in attributes)")
     geoms = shapely.force_2d(source.geometry)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     report.skipped_count = int(missing.sum())
@@ -189,6 +191,8 @@ def normalise(source: VectorSource, datum: Datum = Datum.wgs84) -> tuple[Feature
             report.skipped += [f"record {idx[j] + 1}: invalid geometry that cannot be repaired"
                                for j in np.flatnonzero(still_bad)[:_NAMED]]
             geoms, idx = geoms[~still_bad], idx[~still_bad]
+            if len(idx) == 0:
+                raise InputError(where, "no record has a usable geometry (all are invalid and cannot be repaired)")
 
     if family == "point" and not (shapely.get_type_id(geoms) == 4).any():
         layer_type = "Point"

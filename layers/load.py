@@ -31,7 +31,7 @@ from layers.schema import LAYER_SCHEMA, STAGING_SCHEMA, ensure_schema
 COPY_CHUNK_ROWS = 50_000
 RESERVED = ("fid", "geom")
 
-#: called with (stage, done, total) while loading
+#: called with (stage, done, total) while loading; total 0 means unknown
 Progress = Callable[[str, int, int], None]
 
 
@@ -92,10 +92,13 @@ def normalise_attributes(table: pa.Table, *, extra_reserved: tuple[str, ...] = (
     types: dict[str, str] = {}
     for name, column in zip(table.column_names, table.columns):
         new = name.strip() or "field"
-        while new.lower() in reserved or new in types:
-            new = f"{new}_src"
-        while len(new.encode()) > 63:
+        while len(new.encode()) > 59:  # PostgreSQL keeps 63 bytes of a name; room for a suffix
             new = new[:-1]
+        candidate, k = new, 0
+        while candidate.lower() in reserved or candidate in types:
+            k += 1
+            candidate = f"{new}_src" if k == 1 else f"{new}_{k}"
+        new = candidate
         if new != name:
             notes.append(f"column {name!r} renamed to {new!r}")
         pg = _pg_type(column.type)
@@ -171,11 +174,18 @@ def _copy_rows(cur: psycopg.Cursor, stage: sql.Identifier, attrs: pa.Table, type
 
 def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, title: str | None = None,
                source: str, source_crs: str | None = None, repaired: int = 0, skipped: int = 0,
-               grid_layer: str | None = None, progress: Progress | None = None) -> LoadResult:
+               grid_layer: str | None = None, progress: Progress | None = None,
+               before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None) -> LoadResult:
     """Load ``features`` as layer ``name`` (replacing any previous version
     atomically) and register it in the catalogue. With ``grid_layer``, every
-    feature is placed in its street, community and grid."""
+    feature is placed in its street, community and grid.
+
+    ``before_commit(conn, layer)`` runs inside the transaction, after the swap:
+    it sees the new table, and if it raises, nothing of this load remains
+    (how an importer keeps a tileset and its layer in step)."""
     t0 = time.perf_counter()
+    if not conn.autocommit:
+        raise ValueError("load_layer needs an autocommit connection: the load is its own transaction")
     ensure_schema(conn)
     placement: GridPlacement | None = grid_placement(conn, grid_layer) if grid_layer and grid_layer != name else None
     extra = GRID_COLUMNS if placement else ()
@@ -187,6 +197,8 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
     tag = f"{name}_{os.getpid()}"
     stage = sql.Identifier(STAGING_SCHEMA, f"stage_{tag}")
     matches = sql.Identifier(STAGING_SCHEMA, f"grid_{tag}")
+    fresh_name = f"new_{tag}"
+    fresh = sql.Identifier(STAGING_SCHEMA, fresh_name)
     attr_defs = sql.SQL("").join(sql.SQL("{} {}, ").format(sql.Identifier(c), sql.SQL(_stage_type(t)))
                                  for c, t in types.items())
     placed = None
@@ -210,11 +222,12 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
                 placed = cur.rowcount
             if progress:
                 progress("index", 0, 1)
-            _build_table(cur, name, stage, matches if placement else None, types, extra, features.geometry_type)
+            _build_table(cur, name, fresh, stage, matches if placement else None, types, extra,
+                         features.geometry_type)
             cur.execute(sql.SQL("DROP TABLE {}").format(stage))
             if placement:
                 cur.execute(sql.SQL("DROP TABLE {}").format(matches))
-            _swap(cur, name)
+            _swap(cur, name, fresh_name)
         info = LayerInfo(
             name=name, title=title or (previous.title if previous else name), table_schema=LAYER_SCHEMA,
             table_name=name, geometry_type=features.geometry_type, srid=4326, feature_count=len(features),
@@ -223,35 +236,38 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
             version=(previous.version + 1) if previous else 1, repaired_count=repaired, skipped_count=skipped,
         )
         upsert_layer(conn, info)
+        if before_commit is not None:
+            before_commit(conn, info)
     if placed is not None and placed < len(features):
         notes.append(f"{len(features) - placed} features lie outside every grid of {grid_layer!r}")
     return LoadResult(layer=info, placed_in_grid=placed, notes=notes, seconds=time.perf_counter() - t0)
 
 
-def _build_table(cur: psycopg.Cursor, name: str, stage: sql.Identifier, matches: sql.Identifier | None,
-                 types: dict[str, str], extra: tuple[str, ...], geometry_type: str) -> None:
-    """``layers.<name>__new`` from the staging rows (and their grid matches),
-    with its primary key, GiST index and statistics. CREATE TABLE AS, then
-    the keys: cheaper than filling a table whose indexes already exist."""
-    fresh = sql.Identifier(LAYER_SCHEMA, f"{name}__new")
+def _build_table(cur: psycopg.Cursor, name: str, fresh: sql.Identifier, stage: sql.Identifier,
+                 matches: sql.Identifier | None, types: dict[str, str], extra: tuple[str, ...],
+                 geometry_type: str) -> None:
+    """The new layer table ``fresh`` (in the staging schema) from the staging
+    rows and their grid matches, with its primary key, GiST index and
+    statistics. CREATE TABLE AS, then the keys: cheaper than filling a table
+    whose indexes already exist. Key and index are named ``<name>__pkey`` and
+    ``<name>__geom``: layer names cannot hold ``__``, so these never collide
+    with another layer's table."""
     values = [sql.SQL("s.fid"), *(_from_stage(c, t) for c, t in types.items()),
-              *(sql.SQL("m.{}").format(sql.Identifier(c)) for c in extra),
+              *(sql.SQL("m.{}::text").format(sql.Identifier(c)) for c in extra),
               sql.SQL("s.geom::geometry({}, 4326) AS geom").format(sql.SQL(geometry_type))]
     join = sql.SQL(" LEFT JOIN {} m ON m.fid = s.fid").format(matches) if matches else sql.SQL("")
-    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(fresh))
     cur.execute(sql.SQL("CREATE TABLE {} AS SELECT {} FROM {} s{}").format(
         fresh, sql.SQL(", ").join(values), stage, join))
     cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (fid), ALTER COLUMN geom SET NOT NULL").format(
-        fresh, sql.Identifier(f"{name}__new_pkey")))
-    cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}__new_geom_idx"), fresh))
+        fresh, sql.Identifier(f"{name}__pkey")))
+    cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}__geom"), fresh))
     cur.execute(sql.SQL("ANALYZE {}").format(fresh))
 
 
-def _swap(cur: psycopg.Cursor, name: str) -> None:
-    """Replace ``layers.<name>`` by ``layers.<name>__new`` (inside the caller's transaction)."""
+def _swap(cur: psycopg.Cursor, name: str, fresh_name: str) -> None:
+    """Replace ``layers.<name>`` by the staging table ``fresh_name`` (inside the caller's transaction)."""
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(LAYER_SCHEMA, name)))
+    cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+        sql.Identifier(STAGING_SCHEMA, fresh_name), sql.Identifier(LAYER_SCHEMA)))
     cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-        sql.Identifier(LAYER_SCHEMA, f"{name}__new"), sql.Identifier(name)))
-    for suffix in ("geom_idx", "pkey"):
-        cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-            sql.Identifier(LAYER_SCHEMA, f"{name}__new_{suffix}"), sql.Identifier(f"{name}_{suffix}")))
+        sql.Identifier(LAYER_SCHEMA, fresh_name), sql.Identifier(name)))

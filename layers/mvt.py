@@ -8,8 +8,6 @@ servable at low zoom.
 
 from __future__ import annotations
 
-import math
-
 from psycopg import sql
 
 from layers.catalogue import LayerInfo
@@ -46,25 +44,18 @@ def tile_query(layer: LayerInfo, z: int, x: int, y: int, *, limit: int) -> tuple
             SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e3857,
                    ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326) AS e4326
         ), f AS (
-            SELECT t.fid, {props}
-                   ST_AsMVTGeom(ST_Transform({geom}, 3857), env.e3857, %(extent)s, %(buffer)s, true) AS geom
-            FROM {table} t, env
-            WHERE t.geom && env.e4326
+            SELECT * FROM (
+                SELECT t.fid, {props}
+                       ST_AsMVTGeom(ST_Transform({geom}, 3857), env.e3857, %(extent)s, %(buffer)s, true) AS geom
+                FROM {table} t, env
+                WHERE t.geom && env.e4326
+            ) clipped
+            WHERE clipped.geom IS NOT NULL  -- before the cap: it counts drawn features only
             LIMIT %(limit)s
         )
-        SELECT ST_AsMVT(f.*, %(name)s, %(extent)s, 'geom', 'fid') FROM f WHERE f.geom IS NOT NULL
+        SELECT ST_AsMVT(f.*, %(name)s, %(extent)s, 'geom', 'fid') FROM f
     """).format(props=sql.SQL("").join(sql.SQL("{}, ").format(p) for p in props), geom=geom,
                 table=sql.Identifier(layer.table_schema, layer.table_name))
     params = dict(z=z, x=x, y=y, margin=BUFFER / EXTENT, extent=EXTENT, buffer=BUFFER, limit=limit,
                   name=layer.name, tol=_pixel_degrees(z))
     return query, params
-
-
-def tile_bounds_lonlat(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    """(west, south, east, north) of a web-mercator tile, in degrees."""
-    n = 2**z
-
-    def lat(row: int) -> float:
-        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
-
-    return x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)

@@ -18,6 +18,7 @@ LAYER_SCHEMA = "layers"
 META_SCHEMA = "cim"
 STAGING_SCHEMA = "cim_staging"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_RESERVED_PART = "__"  # kept for the project's own names (a layer's key and index: <name>__pkey)
 
 _DDL = f"""
 CREATE EXTENSION IF NOT EXISTS postgis;
@@ -46,9 +47,9 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.layers (
 
 def validate_layer_name(name: str) -> str:
     """Layer names become table names: lower-case letters, digits, underscores."""
-    if not _NAME.match(name or ""):
+    if not _NAME.match(name or "") or _RESERVED_PART in name or name.endswith("_"):
         raise InputError("--name", f"{name!r} is not a usable layer name",
-                         hint="use lower-case letters, digits and _ (start with a letter, at most 48)")
+                         hint="use lower-case letters, digits and single _ (start with a letter, at most 48)")
     return name
 
 

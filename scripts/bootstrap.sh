@@ -15,6 +15,10 @@ for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null; then
+    echo "bootstrap: these Debian packages are missing: ${missing[*]}; run as root, or install sudo, or install them by hand" >&2
+    exit 1
+  fi
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -27,7 +31,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # reinstall only when the project's dependencies changed
 stamp=.venv/.cim-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1) $PWD"  # a moved clone reinstalls
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing the project into .venv"
   .venv/bin/python -m pip install -q --upgrade pip

@@ -77,15 +77,21 @@ def sample(settings: Settings):
 
 @pytest.fixture(scope="session")
 def server(settings: Settings, sample) -> str:
-    """A real `cim serve` process over the imported sample; yields its base URL."""
+    """A real `cim serve` process over the imported sample; yields its base URL.
+    Its log goes to a file (a pipe nobody reads would fill and block it)."""
     port = free_port()
-    proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=cli_env(settings),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = open(settings.data_dir / "serve.log", "w")
+    proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=cli_env(settings), stdout=log,
+                            stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    wait_until_healthy(f"{base}/healthz", proc)
+    try:
+        wait_until_healthy(f"{base}/healthz", proc)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\n{(settings.data_dir / 'serve.log').read_text()}") from None
     yield base
     proc.terminate()
     proc.wait(timeout=20)
+    log.close()
 
 
 @pytest.fixture(scope="session")

@@ -116,6 +116,7 @@ def test_items_bbox_paging_and_filters(http, conn):
     ("/layers/buildings/items?nocolumn=1", 400),
     ("/layers/buildings%22%3B%20DROP%20TABLE%20cim.layers%3B--/items", 404),
     ("/layers/buildings/items?use%22%3Bdrop=1", 400),
+    ("/layers/buildings/items?floors=abc", 400),
 ])
 def test_bad_requests_get_clear_statuses_and_touch_no_sql(http, path, status):
     r = http.get(path)

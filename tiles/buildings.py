@@ -31,7 +31,6 @@ from tiles.extrude import Mesh, extrude
 from tiles.geodesy import EnuFrame, lonlath_to_ecef
 from tiles.glb import write_glb
 from tiles.metadata import Column, PropertyTable
-from tiles.output import new_version
 from tiles.quadtree import Node, QuadtreeOptions, build_quadtree
 
 #: called with (done, total) buildings
@@ -85,48 +84,48 @@ def _sizes_m(footprints: np.ndarray, height: np.ndarray) -> np.ndarray:
     return np.maximum(height, np.hypot(dx, dy))
 
 
-def write_buildings_tileset(data: Buildings, root: Path, name: str, *, options: QuadtreeOptions = QuadtreeOptions(),
+def write_buildings_tileset(data: Buildings, folder: Path, *, options: QuadtreeOptions = QuadtreeOptions(),
                             progress: Progress | None = None) -> TilesetReport:
-    """Write the tileset as ``root/name/tileset.json`` (replacing any previous one atomically)."""
+    """Write the tileset into the empty ``folder`` (``tileset.json`` and ``tiles/``);
+    :class:`tiles.output.TilesetVersion` makes such a folder current."""
     t0 = time.perf_counter()
     n = len(data)
     b = shapely.total_bounds(data.footprints)
-    frame = EnuFrame.at((b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 0.0)
+    origin = (float(b[0] + b[2]) / 2, float(b[1] + b[3]) / 2)
+    frame = EnuFrame.at(*origin, 0.0)
     centroids_ll = shapely.get_coordinates(shapely.centroid(data.footprints))
     centroids = frame.to_enu(lonlath_to_ecef(centroids_ll[:, 0], centroids_ll[:, 1], data.base))[:, :2]
     top = data.base + data.height
-    tree = build_quadtree(centroids, _sizes_m(data.footprints, data.height), options)
+    sizes = _sizes_m(data.footprints, data.height)
+    tree = build_quadtree(centroids, sizes, options)
 
     stats = {"triangles": 0, "bytes": 0, "tiles": 0, "done": 0}
-    with new_version(root, name) as folder:
-        (folder / "tiles").mkdir()
-        boxes: dict[str, np.ndarray] = {}  # node name -> (6,) absolute ENU mins/maxs of the subtree
-        own: dict[str, np.ndarray] = {}  # node name -> its content's centre (ENU)
-        for node in tree.walk():
-            if len(node.members) == 0:
-                continue
-            mesh = extrude(data.footprints[node.members], data.base[node.members], top[node.members], frame)
-            glb, mins_maxs, centre = _tile_glb(mesh, node, data)
-            (folder / "tiles" / f"{node.name}.glb").write_bytes(glb)
-            boxes[node.name], own[node.name] = mins_maxs, centre
-            stats["triangles"] += mesh.triangle_count
-            stats["bytes"] += len(glb)
-            stats["tiles"] += 1
-            stats["done"] += len(node.members)
-            if progress:
-                progress(stats["done"], n)
-        root_tile = _tile(tree, boxes, own, parent_centre=np.zeros(3))
-        root_tile.transform = frame.matrix() @ root_tile.transform
-        tileset = TileSet(geometric_error=float(max(_sizes_m(data.footprints, data.height).max(), 1.0)),
-                          spec_version=SpecVersion.V1_1)
-        tileset.root_tile = root_tile
-        tileset.asset.extras = {"generator": "cim-twin tiles", "buildings": n,
-                                "origin": {"lon": float((b[0] + b[2]) / 2), "lat": float((b[1] + b[3]) / 2)}}
-        (folder / "tileset.json").write_text(json.dumps(tileset.to_dict(), ensure_ascii=False, indent=1))
-    return TilesetReport(path=root / name / "tileset.json", buildings=n, tiles=stats["tiles"],
+    (folder / "tiles").mkdir()
+    boxes: dict[str, np.ndarray] = {}  # node name -> (6,) absolute ENU mins/maxs of the subtree
+    own: dict[str, np.ndarray] = {}  # node name -> its content's centre (ENU)
+    for node in tree.walk():
+        if len(node.members) == 0:
+            continue
+        mesh = extrude(data.footprints[node.members], data.base[node.members], top[node.members], frame)
+        glb, mins_maxs, centre = _tile_glb(mesh, node, data)
+        (folder / "tiles" / f"{node.name}.glb").write_bytes(glb)
+        boxes[node.name], own[node.name] = mins_maxs, centre
+        stats["triangles"] += mesh.triangle_count
+        stats["bytes"] += len(glb)
+        stats["tiles"] += 1
+        stats["done"] += len(node.members)
+        if progress:
+            progress(stats["done"], n)
+    root_tile = _tile(tree, boxes, own, parent_centre=np.zeros(3))
+    root_tile.transform = frame.matrix() @ root_tile.transform
+    # not drawing the root at all misses the largest building
+    tileset = TileSet(geometric_error=float(max(sizes.max(), 1.0)), spec_version=SpecVersion.V1_1)
+    tileset.root_tile = root_tile
+    tileset.asset.extras = {"generator": "cim-twin tiles", "buildings": n, "origin": {"lon": origin[0], "lat": origin[1]}}
+    (folder / "tileset.json").write_text(json.dumps(tileset.to_dict(), ensure_ascii=False, indent=1))
+    return TilesetReport(path=folder / "tileset.json", buildings=n, tiles=stats["tiles"],
                          depth=max(node.level for node in tree.walk()) + 1, triangles=stats["triangles"],
-                         bytes=stats["bytes"], seconds=time.perf_counter() - t0,
-                         origin=(float((b[0] + b[2]) / 2), float((b[1] + b[3]) / 2)))
+                         bytes=stats["bytes"], seconds=time.perf_counter() - t0, origin=origin)
 
 
 def _tile_glb(mesh: Mesh, node: Node, data: Buildings) -> tuple[bytes, np.ndarray, np.ndarray]:

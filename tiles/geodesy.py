@@ -7,20 +7,20 @@ from dataclasses import dataclass
 import numpy as np
 import pyproj
 
+from cim.crs import transform_arrays
+
 _TO_ECEF = pyproj.Transformer.from_crs(4979, 4978, always_xy=True)
 _FROM_ECEF = pyproj.Transformer.from_crs(4978, 4979, always_xy=True)
 
 
 def lonlath_to_ecef(lon, lat, h) -> np.ndarray:
     """(n, 3) ECEF metres from degrees and ellipsoidal heights."""
-    x, y, z = _TO_ECEF.transform(np.asarray(lon, float), np.asarray(lat, float), np.asarray(h, float))
-    return np.column_stack([x, y, z])
+    return np.column_stack(transform_arrays(_TO_ECEF, lon, lat, h))
 
 
 def ecef_to_lonlath(xyz: np.ndarray) -> np.ndarray:
     """(n, 3) lon, lat (degrees), height (metres) from ECEF."""
-    lon, lat, h = _FROM_ECEF.transform(xyz[:, 0], xyz[:, 1], xyz[:, 2])
-    return np.column_stack([lon, lat, h])
+    return np.column_stack(transform_arrays(_FROM_ECEF, xyz[:, 0], xyz[:, 1], xyz[:, 2]))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from psycopg_pool import AsyncConnectionPool
 
@@ -35,7 +36,8 @@ async def tile(z: int, x: int, y: int, request: Request, layer: LayerInfo = Depe
                settings: Settings = Depends(get_settings_dep)) -> Response:
     if not tile_in_range(z, x, y):
         raise HTTPException(404, detail=f"tile {z}/{x}/{y} does not exist")
-    etag = f'"{layer.name}-v{layer.version}-{z}-{x}-{y}"'
+    stamp = int(layer.imported_at.timestamp()) if layer.imported_at else 0  # versions restart with a new database
+    etag = f'"{layer.name}-v{layer.version}-{stamp}-{z}-{x}-{y}"'
     headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
@@ -61,7 +63,11 @@ async def items(request: Request, layer: LayerInfo = Depends(get_layer),
                                                         filters=filters))
     except InputError as exc:
         raise HTTPException(400, detail=str(exc)) from None
-    async with pool.connection() as conn:
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute(query, params)
+            row = await cur.fetchone()
+    except psycopg.errors.DataError as exc:  # a filter value the column's type cannot hold
+        raise HTTPException(400, detail=f"bad filter value: {exc.diag.message_primary}; "
+                                        f"properties and their types: {layer.columns}") from None
     return Response(content=row[0], media_type="application/geo+json")

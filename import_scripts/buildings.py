@@ -1,0 +1,183 @@
+"""``cim import buildings``: footprints with heights -> a PostGIS layer and a
+3D Tiles 1.1 tileset (the LOD1 white model, 白模).
+
+read -> normalise CRS -> heights -> layer (placed in streets/communities/grids)
+-> tileset written inside the layer's transaction -> commit -> tileset swap.
+Either both the layer and the tileset are replaced, or neither.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import psycopg
+from psycopg import sql
+
+from cim.config import Settings
+from cim.db import connect
+from cim.errors import InputError
+from import_scripts.layer import LayerOptions, database_errors
+from import_scripts.report import ImportReport, Progress
+from import_scripts.vector import normalise, read_vector
+from layers.catalogue import LayerInfo
+from layers.gridjoin import GRID_COLUMNS
+from layers.load import load_layer
+from layers.schema import validate_layer_name
+from tiles.buildings import Buildings, TilesetReport, write_buildings_tileset
+from tiles.metadata import Column
+from tiles.output import TilesetVersion
+
+HEIGHT_NAMES = ("height", "高度", "建筑高度", "bldg_height", "building_height", "h")
+FLOORS_NAMES = ("floors", "层数", "楼层数", "floor", "storeys", "stories", "levels", "building:levels")
+ID_NAMES = ("id", "编号", "bldg_id", "building_id", "code")
+NAME_NAMES = ("name", "名称", "建筑名称")
+USE_NAMES = ("use", "用途", "usage", "function", "type")
+MAX_PLAUSIBLE_HEIGHT = 1000.0  # metres: the tallest building stands 828 m
+_NAMED = 20
+
+
+@dataclass(frozen=True)
+class BuildingOptions:
+    layer: LayerOptions = LayerOptions()
+    height_field: str | None = None
+    floors_field: str | None = None
+    floor_height: float = 3.0
+    base_height_field: str | None = None
+    default_height: float = 9.0  # three storeys, for a footprint without a usable height
+
+
+@dataclass
+class Heights:
+    height: np.ndarray
+    base: np.ndarray
+    rule: str  # how heights were found, for the summary
+    defaulted: list[int] = field(default_factory=list)  # rows given the default height
+
+
+def _find(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str) -> str | None:
+    if wanted is not None:
+        if wanted not in columns:
+            raise InputError(source, f"has no {what} field {wanted!r}", hint=f"its fields: {', '.join(columns)}")
+        return wanted
+    lower = {c.lower(): c for c in columns}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def _numbers(table: pa.Table, column: str) -> np.ndarray:
+    return pd.to_numeric(table.column(column).to_pandas(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def resolve_heights(table: pa.Table, options: BuildingOptions, source: str) -> Heights:
+    """Heights from a height field, or floors x floor height; unusable values
+    (missing, not a number, <= 0, over 1,000 m) get the default."""
+    columns = table.column_names
+    n = table.num_rows
+    height_field = _find(columns, options.height_field, () if options.floors_field else HEIGHT_NAMES, "height", source)
+    floors_field = None if height_field else _find(columns, options.floors_field, FLOORS_NAMES, "floors", source)
+    if height_field:
+        height, rule = _numbers(table, height_field), f"height from field {height_field!r}"
+    elif floors_field:
+        height = _numbers(table, floors_field) * options.floor_height
+        rule = f"height = field {floors_field!r} x {options.floor_height:g} m"
+    else:
+        height, rule = np.full(n, np.nan), "no height or floors field"
+    bad = ~np.isfinite(height) | (height <= 0) | (height > MAX_PLAUSIBLE_HEIGHT)
+    height = np.where(bad, options.default_height, height)
+    base_field = _find(columns, options.base_height_field, (), "base height", source)
+    base = np.nan_to_num(_numbers(table, base_field), nan=0.0) if base_field else np.zeros(n)
+    return Heights(height=height, base=base, rule=rule, defaulted=np.flatnonzero(bad).tolist())
+
+
+def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], fids: np.ndarray) -> list[Column]:
+    """The tile metadata: fid (the row in PostGIS), id, name, height, floors, use, street, community, grid."""
+    columns = table.column_names
+    out = [Column("fid", fids, "UINT32", title="要素号")]
+
+    def text(candidates: tuple[str, ...], name: str, title: str) -> None:
+        found = _find(columns, None, candidates, name, "")
+        if found:
+            values = table.column(found).to_pandas().astype(object).where(lambda s: s.notna(), None)
+            out.append(Column(name, values.map(lambda v: v if v is None else str(v)).to_numpy(object), title=title))
+
+    text(ID_NAMES, "id", "编号")
+    text(NAME_NAMES, "name", "名称")
+    out.append(Column("height", heights.height, "FLOAT32", title="高度"))
+    floors = _find(columns, None, FLOORS_NAMES, "floors", "")
+    if floors:
+        values = _numbers(table, floors)
+        out.append(Column("floors", np.where(np.isfinite(values), values, -1).astype(np.int64), "INT16",
+                          no_data=-1, title="层数"))
+    text(USE_NAMES, "use", "用途")
+    for column, title in zip(GRID_COLUMNS, ("街道", "社区", "网格")):
+        if column in placed:
+            out.append(Column(column, placed[column], title=title))
+    return out
+
+
+def run(settings: Settings, source: Path, name: str, options: BuildingOptions = BuildingOptions(),
+        progress: Progress | None = None) -> ImportReport:
+    t0 = time.perf_counter()
+    validate_layer_name(name)
+    if progress:
+        progress("read", 0, 0)
+    src = read_vector(source, layer=options.layer.layer, src_crs=options.layer.src_crs, name_hint=name)
+    if progress:
+        progress("normalise", 0, 0)
+    features, norm = normalise(src, options.layer.datum)
+    if features.geometry_type != "MultiPolygon":
+        raise InputError(str(source), f"holds {features.geometry_type} geometries; buildings need polygon footprints")
+    heights = resolve_heights(features.attributes, options, str(source))
+    attributes = features.attributes
+    if "height" in attributes.column_names:
+        attributes = attributes.drop_columns(["height"])
+    features.attributes = attributes.append_column("height", pa.array(heights.height))
+
+    version = TilesetVersion.create(settings.tilesets_dir, name)
+    tiles: list[TilesetReport] = []
+
+    def write_tiles(conn: psycopg.Connection, layer: LayerInfo) -> None:
+        placed = _placement(conn, layer)
+        buildings = Buildings(footprints=features.geometry, base=heights.base, height=heights.height,
+                              columns=_metadata(features.attributes, heights, placed, np.arange(1, len(features) + 1)))
+        tiles.append(write_buildings_tileset(
+            buildings, version.folder, progress=(lambda done, total: progress("tiles", done, total)) if progress else None))
+
+    try:
+        with database_errors(source, name), connect(settings, autocommit=True) as conn:
+            result = load_layer(conn, name, features, title=options.layer.title, source=str(Path(source).resolve()),
+                                source_crs=src.crs.to_wkt(), repaired=norm.repaired, skipped=norm.skipped_count,
+                                grid_layer=settings.grid_layer if options.layer.grid_join else None,
+                                progress=progress, before_commit=write_tiles)
+    except BaseException:
+        version.discard()
+        raise
+    tileset_path = version.commit()
+    ts = tiles[0]
+    notes = [*norm.notes, *result.notes, heights.rule]
+    if heights.defaulted:
+        named = ", ".join(f"record {i + 1}" for i in heights.defaulted[:_NAMED])
+        notes.append(f"{len(heights.defaulted)} buildings had no usable height and got the default "
+                     f"{options.default_height:g} m: {named}" + (" ..." if len(heights.defaulted) > _NAMED else ""))
+    notes.append(f"tileset: {ts.tiles} tiles, {ts.depth} levels, {ts.triangles:,} triangles, "
+                 f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building")
+    return ImportReport(kind="buildings", name=name, source=str(source), feature_count=result.layer.feature_count,
+                        geometry_type=result.layer.geometry_type, bbox=result.layer.bbox,
+                        output=f"{result.layer.table_schema}.{name} + {tileset_path}", crs=src.crs_note,
+                        version=result.layer.version, repaired=norm.repaired, skipped_count=norm.skipped_count,
+                        skipped=norm.skipped, notes=notes, seconds=time.perf_counter() - t0)
+
+
+def _placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarray]:
+    """Street/community/grid of every row, in fid order, from the new table."""
+    present = [c for c in GRID_COLUMNS if c in layer.columns]
+    if not present:
+        return {}
+    rows = conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY fid").format(
+        sql.SQL(", ").join(map(sql.Identifier, present)), sql.Identifier(layer.table_schema, layer.table_name))).fetchall()
+    values = np.array(rows, dtype=object).reshape(len(rows), len(present))
+    return {c: values[:, i] for i, c in enumerate(present)}
