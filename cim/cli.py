@@ -212,26 +212,59 @@ def print_report(report) -> None:
     console.print(t)
 
 
+# options every vector importer takes, defined once
+_SOURCE = typer.Argument(..., help="Shapefile, GeoPackage, GeoJSON, FlatGeobuf or CSV (lon/lat or WKT)")
+_NAME = typer.Option(..., "--name", help="layer name (lower-case letters, digits, single _)")
+_TITLE = typer.Option(None, help="title shown to users (default: the name)")
+_LAYER = typer.Option(None, help="the layer to read from a multi-layer file")
+_SRC_CRS = typer.Option(None, "--src-crs", help="source CRS: EPSG code, WKT, or a .prj file")
+_DATUM = typer.Option(Datum.wgs84, help="lon/lat datum of the source: wgs84, gcj02 (Amap) or bd09 (Baidu)")
+_GRID_JOIN = typer.Option(True, help="place each feature in its street/community/grid")
+
+
+def _run_import(run, *args) -> None:
+    with _progress() as progress:
+        bars = _ProgressBars(progress)
+        report = run(get_settings(), *args, progress=bars)
+        bars.finish()
+    print_report(report)
+
+
 @import_app.command("layer")
 @friendly_errors
-def import_layer(
-    source: Path = typer.Argument(..., help="Shapefile, GeoPackage, GeoJSON, FlatGeobuf or CSV (lon/lat or WKT)"),
-    name: str = typer.Option(..., "--name", help="layer name (lower-case letters, digits, _)"),
-    title: Optional[str] = typer.Option(None, help="title shown to users (default: the name)"),
-    layer: Optional[str] = typer.Option(None, help="the layer to read from a multi-layer file"),
-    src_crs: Optional[str] = typer.Option(None, "--src-crs", help="source CRS: EPSG code, WKT, or a .prj file"),
-    datum: Datum = typer.Option(Datum.wgs84, help="lon/lat datum of the source: wgs84, gcj02 (Amap) or bd09 (Baidu)"),
-    grid_join: bool = typer.Option(True, help="place each feature in its street/community/grid"),
-) -> None:
+def import_layer(source: Path = _SOURCE, name: str = _NAME, title: Optional[str] = _TITLE,
+                 layer: Optional[str] = _LAYER, src_crs: Optional[str] = _SRC_CRS, datum: Datum = _DATUM,
+                 grid_join: bool = _GRID_JOIN) -> None:
     """Import a vector file into a PostGIS layer (replacing its previous version only on success)."""
     from import_scripts import layer as layer_importer
 
     options = layer_importer.LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join)
-    with _progress() as progress:
-        bars = _ProgressBars(progress)
-        report = layer_importer.run(get_settings(), source, name, options, progress=bars)
-        bars.finish()
-    print_report(report)
+    _run_import(layer_importer.run, source, name, options)
+
+
+@import_app.command("buildings")
+@friendly_errors
+def import_buildings(
+    source: Path = _SOURCE, name: str = _NAME, title: Optional[str] = _TITLE, layer: Optional[str] = _LAYER,
+    src_crs: Optional[str] = _SRC_CRS, datum: Datum = _DATUM, grid_join: bool = _GRID_JOIN,
+    height_field: Optional[str] = typer.Option(None, help="field with the height in metres (default: a field "
+                                                          "named height/高度)"),
+    floors_field: Optional[str] = typer.Option(None, help="field with the number of floors (default: floors/层数)"),
+    floor_height: float = typer.Option(3.0, help="metres per floor, with --floors-field"),
+    base_height_field: Optional[str] = typer.Option(None, help="field with the base height in metres (default 0)"),
+    default_height: float = typer.Option(9.0, help="height given to a building without a usable one"),
+) -> None:
+    """Import building footprints into a PostGIS layer and a 3D Tiles 1.1 tileset (the white model)."""
+    from import_scripts import buildings as buildings_importer
+    from import_scripts.layer import LayerOptions
+
+    if height_field and floors_field:
+        raise CimError("give --height-field or --floors-field, not both")
+    options = buildings_importer.BuildingOptions(
+        layer=LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join),
+        height_field=height_field, floors_field=floors_field, floor_height=floor_height,
+        base_height_field=base_height_field, default_height=default_height)
+    _run_import(buildings_importer.run, source, name, options)
 
 
 # --- serve / demo -------------------------------------------------------------------------

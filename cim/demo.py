@@ -9,6 +9,7 @@ from rich.progress import Progress
 
 from cim.config import Settings
 from cim.crs import Datum
+from import_scripts import buildings as buildings_importer
 from import_scripts import layer as layer_importer
 from import_scripts.report import ImportReport
 
@@ -22,6 +23,7 @@ class SampleLayer:
     name: str
     title: str  # shown to users: Simplified Chinese
     grid_join: bool = True
+    kind: str = "layer"  # the importer: layer, or buildings (layer + 3D Tiles)
 
 
 #: in import order: the partition first, so that the rest can be placed in it
@@ -29,7 +31,7 @@ SAMPLE_LAYERS: tuple[SampleLayer, ...] = (
     SampleLayer("streets", "街道", grid_join=False),
     SampleLayer("communities", "社区", grid_join=False),
     SampleLayer("grids", "网格", grid_join=False),
-    SampleLayer("buildings", "建筑"),
+    SampleLayer("buildings", "建筑", kind="buildings"),
     SampleLayer("parcels", "已批宗地"),
     SampleLayer("farmland", "耕地"),
     SampleLayer("forest", "林地"),
@@ -66,6 +68,11 @@ def import_sample(settings: Settings, scale: str = "small", progress: Progress |
     step("futian_boundary")
     for layer in SAMPLE_LAYERS:
         options = layer_importer.LayerOptions(title=layer.title, grid_join=layer.grid_join)
-        reports.append(layer_importer.run(settings, folder / f"{layer.name}.gpkg", layer.name, options))
+        source = folder / f"{layer.name}.gpkg"
+        if layer.kind == "buildings":
+            reports.append(buildings_importer.run(settings, source, layer.name,
+                                                  buildings_importer.BuildingOptions(layer=options)))
+        else:
+            reports.append(layer_importer.run(settings, source, layer.name, options))
         step(layer.name)
     return reports

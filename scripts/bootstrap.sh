@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-packages=(postgresql-15 postgresql-15-postgis-3 postgresql-contrib python3 python3-venv python3-pip ca-certificates)
+packages=(postgresql-15 postgresql-15-postgis-3 postgresql-contrib python3 python3-venv python3-pip ca-certificates
+          chromium fonts-noto-cjk)  # headless Chromium drives the browser tests; CJK fonts draw the viewer's Chinese
+# Node.js and npm run the Khronos glTF validator and bring the viewer's JS (no CDN at run time)
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -37,4 +40,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
   echo "$want" > "$stamp"
+fi
+
+# the JavaScript the project uses (package-lock.json pins it)
+if [ ! -f node_modules/.cim-installed ] || [ "$(cat node_modules/.cim-installed)" != "$want" ]; then
+  echo "bootstrap: installing JavaScript packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > node_modules/.cim-installed
 fi

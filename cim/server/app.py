@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import mimetypes
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 
 from cim import __version__
 from cim.config import Settings, get_settings
 from cim.db import database_url
 from cim.server.deps import CatalogueCache
-from cim.server.routes import health, layers, viewer
+from cim.server.routes import health, layers, tilesets, viewer
+
+
+mimetypes.add_type("model/gltf-binary", ".glb")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(layers.router)
     app.include_router(viewer.router)
+    app.include_router(tilesets.router)
+    settings.tilesets_dir.mkdir(parents=True, exist_ok=True)
+    # tileset.json and GLBs as files; NAME is a link to its current version
+    app.mount("/tilesets", StaticFiles(directory=settings.tilesets_dir, follow_symlink=True), name="tilesets")
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -1,0 +1,18 @@
+"""Run tools/browser_check.mjs (headless Debian Chromium through playwright-core)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def browse(url: str, *, timeout_ms: int = 90_000, screenshot: Path | None = None, size: str = "1280x800") -> dict:
+    args = ["node", str(REPO / "tools" / "browser_check.mjs"), url, "--timeout", str(timeout_ms), "--size", size]
+    if screenshot is not None:
+        args += ["--screenshot", str(screenshot)]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=timeout_ms / 1000 + 60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,43 @@
+"""A throw-away local HTTP server for browser tests: URL prefixes mapped to folders."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from cim.net import free_port
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    mounts: dict[str, Path] = {}
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        for prefix, folder in sorted(self.mounts.items(), key=lambda kv: -len(kv[0])):
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                rest = path[len(prefix.rstrip("/")):].lstrip("/")
+                return str(folder / rest) if folder.is_dir() else str(folder)
+        return str(Path("/nonexistent") / path.lstrip("/"))
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+
+@contextmanager
+def serve(mounts: dict[str, Path]) -> Iterator[str]:
+    """Serve ``{"/prefix": folder_or_file}`` on 127.0.0.1; yields the base URL."""
+    handler = type("Handler", (_Handler,), {"mounts": mounts,
+                                            "extensions_map": {**_Handler.extensions_map,
+                                                               ".glb": "model/gltf-binary", ".js": "text/javascript"}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,44 @@
+// Open a page in headless Debian Chromium, wait until it sets window.__cimDone,
+// and print one JSON object: the page's window.__cimResult, console errors,
+// failed requests, and every request to a host other than 127.0.0.1/localhost.
+// usage: node tools/browser_check.mjs URL [--timeout 60000] [--screenshot out.png] [--size 1280x800]
+import { chromium } from "playwright-core";
+
+const args = process.argv.slice(2);
+const url = args[0];
+const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
+const timeout = Number(opt("--timeout", "60000"));
+const screenshot = opt("--screenshot", null);
+const [width, height] = opt("--size", "1280x800").split("x").map(Number);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+         "--ignore-gpu-blocklist", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+const out = { url, consoleErrors: [], pageErrors: [], failedRequests: [], foreignRequests: [], requests: 0 };
+try {
+  const page = await browser.newPage({ viewport: { width, height } });
+  page.on("console", (m) => { if (m.type() === "error") out.consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => out.pageErrors.push(String(e)));
+  page.on("request", (r) => {
+    out.requests += 1;
+    const u = new URL(r.url());
+    if (!["http:", "https:", "ws:", "wss:"].includes(u.protocol)) return;  // data:, blob:
+    if (!["127.0.0.1", "localhost", "[::1]"].includes(u.hostname)) out.foreignRequests.push(r.url());
+  });
+  page.on("requestfailed", (r) => out.failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
+  page.on("response", (r) => { if (r.status() >= 400) out.failedRequests.push(`${r.url()} HTTP ${r.status()}`); });
+  const t0 = Date.now();
+  await page.goto(url, { waitUntil: "load", timeout });
+  await page.waitForFunction(() => window.__cimDone === true, null, { timeout, polling: 200 });
+  out.seconds = (Date.now() - t0) / 1000;
+  out.result = await page.evaluate(() => window.__cimResult ?? null);
+  if (screenshot) await page.screenshot({ path: screenshot });
+} catch (e) {
+  out.error = String(e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
