@@ -2,6 +2,7 @@
 // and print one JSON object: the page's window.__cimResult, console errors,
 // failed requests, and every request to a host other than 127.0.0.1/localhost.
 // usage: node tools/browser_check.mjs URL [--timeout 60000] [--screenshot out.png] [--size 1280x800]
+//        [--hover X,Y] [--eval "JS expression"]   (after the page is done: move the mouse, then evaluate)
 import { chromium } from "playwright-core";
 
 const args = process.argv.slice(2);
@@ -10,6 +11,8 @@ const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args
 const timeout = Number(opt("--timeout", "60000"));
 const screenshot = opt("--screenshot", null);
 const [width, height] = opt("--size", "1280x800").split("x").map(Number);
+const hover = opt("--hover", null);
+const evalExpr = opt("--eval", null);
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -36,6 +39,13 @@ try {
   out.seconds = (Date.now() - t0) / 1000;
   out.result = await page.evaluate(() => window.__cimResult ?? null);
   if (screenshot) await page.screenshot({ path: screenshot });
+  if (hover) {
+    const [x, y] = hover.split(",").map(Number);
+    await page.mouse.move(x - 5, y - 5);
+    await page.mouse.move(x, y, { steps: 5 });
+    await page.waitForTimeout(800);
+  }
+  if (evalExpr) out.eval = await page.evaluate(evalExpr);
 } catch (e) {
   out.error = String(e);
 } finally {

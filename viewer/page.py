@@ -1,26 +1,78 @@
-"""The viewer page. Until the pydeck viewer lands, a plain page listing the layers."""
+"""The viewer page: a shell around the pydeck deck, the layer panel and the
+small JS that drives them (viewer/static/viewer.js). Text is in Simplified
+Chinese by default; English is one click (or ``?lang=en``) away."""
 
 from __future__ import annotations
 
-import html
+import json
 from collections.abc import Iterable
 
 from layers.catalogue import LayerInfo
+from viewer.deck import PICK_SUFFIX, TilesetRef, deck
+from viewer.styles import FIELD_LABELS, style_of
+
+I18N = {
+    "zh": {"title": "城市信息模型 · 三维城市", "layers": "图层", "opacity": "透明度", "flyTo": "定位",
+           "language": "English", "features": "个要素", "noLayers": "尚无图层：请先导入数据",
+           "tileset": "三维模型"},
+    "en": {"title": "City information model · 3D city", "layers": "Layers", "opacity": "Opacity", "flyTo": "Zoom to",
+           "language": "中文", "features": "features", "noLayers": "No layers yet: import some data first",
+           "tileset": "3D model"},
+}
 
 
-def layer_list_page(layers: Iterable[LayerInfo]) -> str:
-    rows = "\n".join(
-        f"<tr><td>{html.escape(layer.title)}</td><td><code>{html.escape(layer.name)}</code></td>"
-        f"<td>{html.escape(layer.geometry_type)}</td><td>{layer.feature_count:,}</td>"
-        f"<td><a href='/layers/{html.escape(layer.name)}/items?limit=10'>GeoJSON</a></td></tr>"
-        for layer in layers)
+def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef]) -> list[dict]:
+    """Panel entries: one per layer; a layer's tileset is switched with it."""
+    by_layer = {t.layer: t for t in tilesets if t.layer}
+    entries = []
+    # the panel lists what is drawn on top last: 3D and planning layers first, live points at the end
+    for layer in sorted(layers, key=lambda info: (style_of(info.name, info.geometry_type).order, info.name)):
+        style = style_of(layer.name, layer.geometry_type)
+        tileset = by_layer.get(layer.name)
+        ids = [layer.name + PICK_SUFFIX, f"tileset:{tileset.name}"] if tileset else [layer.name]
+        entries.append({"key": layer.name, "ids": ids, "title": {"zh": layer.title, "en": style.en or layer.name},
+                        "geometry": layer.geometry_type, "count": layer.feature_count, "bbox": list(layer.bbox),
+                        "visible": style.visible, "color": list(style.line if style.line[3] else style.fill),
+                        "tileset": bool(tileset)})
+    for t in tilesets:
+        if not t.layer:
+            entries.append({"key": f"tileset:{t.name}", "ids": [f"tileset:{t.name}"],
+                            "title": {"zh": t.name, "en": t.name}, "geometry": "3D Tiles", "count": None,
+                            "bbox": None, "visible": True, "color": [230, 235, 245, 255], "tileset": True})
+    return entries
+
+
+def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "") -> dict:
+    layers, tilesets = list(layers), list(tilesets)
+    return {
+        "deck": json.loads(deck(layers, tilesets, base_url=base_url).to_json()),
+        "entries": _entries(layers, tilesets),
+        "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in FIELD_LABELS.items()},
+        "i18n": I18N,
+    }
+
+
+def viewer_page(config: dict) -> str:
+    data = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
     return f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>城市信息模型 CIM</title>
-<style>body{{font-family:sans-serif;background:#10151c;color:#dde;margin:2em}}table{{border-collapse:collapse}}
-td,th{{padding:.3em .8em;border-bottom:1px solid #334}}a{{color:#7bf}}</style></head>
-<body><h1>城市信息模型 · 图层目录</h1>
-<table><thead><tr><th>图层</th><th>名称</th><th>几何类型</th><th>要素数</th><th>数据</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-<p><a href="/docs">API 文档</a></p></body></html>"""
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{I18N["zh"]["title"]}</title>
+<link rel="stylesheet" href="/viewer/static/viewer.css">
+</head>
+<body>
+<div id="map"></div>
+<aside id="panel"><header><h1 id="title"></h1><button id="lang" type="button"></button></header>
+<h2 id="layers-title"></h2><ul id="layer-list"></ul></aside>
+<script id="cim-config" type="application/json">{data}</script>
+<script src="/viewer/vendor/deck.gl.js"></script>
+<script>window.__deckCore = window.deck;</script>
+<script src="/viewer/vendor/deck-json.js"></script>
+<script>window.deck = Object.assign({{}}, window.__deckCore, window.deck);</script>
+<script src="/viewer/vendor/loaders-3d-tiles.js"></script>
+<script src="/viewer/static/viewer.js"></script>
+</body>
+</html>"""

@@ -15,6 +15,7 @@ from cim.config import Settings, get_settings
 from cim.db import database_url
 from cim.server.deps import CatalogueCache
 from cim.server.routes import health, layers, tilesets, viewer
+from viewer.assets import STATIC_DIR
 
 
 mimetypes.add_type("model/gltf-binary", ".glb")
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.tilesets_dir.mkdir(parents=True, exist_ok=True)
     # tileset.json and GLBs as files; NAME is a link to its current version
     app.mount("/tilesets", StaticFiles(directory=settings.tilesets_dir, follow_symlink=True), name="tilesets")
+    app.mount("/viewer/static", StaticFiles(directory=STATIC_DIR), name="viewer-static")
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -1,0 +1,114 @@
+"""The viewer in a real browser (headless Debian Chromium): offline, without
+errors, drawing the buildings, picking one building, keeping its state in
+the URL; and the same deck from Python for Jupyter."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import psycopg
+import pydeck
+import pytest
+from PIL import Image
+
+from tests.browser import browse
+from viewer.deck import deck
+
+
+@pytest.fixture(scope="module")
+def tower(db_url, sample):
+    """A tall building of the sample: (id, height, lon, lat) of its footprint's inner point."""
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("SELECT id, height, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+                            "FROM layers.buildings WHERE height > 100 ORDER BY fid LIMIT 1").fetchone()
+
+
+@pytest.fixture(scope="module")
+def default_view(server):
+    return browse(f"{server}/viewer")
+
+
+def test_the_page_is_offline_and_error_free(default_view):
+    report = default_view
+    assert report.get("error") is None, report
+    assert report["foreignRequests"] == []  # every script, style, worker and tile came from this server
+    assert report["consoleErrors"] == [] and report["pageErrors"] == [] and report["failedRequests"] == []
+    assert report["result"]["errors"] == []
+    assert report["requests"] > 20  # page, vendor bundles, the MVT worker, tiles, the tileset
+    drawn = report["result"]["layers"]
+    assert "tileset:buildings" in drawn and "buildings__pick" in drawn
+    assert {"streets", "parcels", "forest", "farmland", "eco_redline", "futian_boundary"} <= set(drawn)
+    assert "sensors" not in drawn  # off until switched on
+
+
+def _bright_pixels(path) -> int:
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    stage = img[:, 340:]  # right of the layer panel
+    grey = (stage.min(axis=2) > 120) & (stage.max(axis=2) - stage.min(axis=2) < 30)  # the white model's shades
+    return int(grey.sum())
+
+
+def test_buildings_are_drawn(server, tower, tmp_path):
+    _, _, lon, lat = tower
+    view = f"view={lon:.6f},{lat:.6f},15.5,50,20"
+    with_buildings = browse(f"{server}/viewer#{view}", screenshot=tmp_path / "with.png")
+    without = browse(f"{server}/viewer#{view}&layers=streets,futian_boundary", screenshot=tmp_path / "without.png")
+    assert with_buildings["result"]["errors"] == [] and without["result"]["errors"] == []
+    lit, dark = _bright_pixels(tmp_path / "with.png"), _bright_pixels(tmp_path / "without.png")
+    total = 800 * (1280 - 340)
+    assert lit > 0.05 * total, f"only {lit} building pixels"
+    assert dark < 0.01 * total and lit > 10 * max(dark, 1)
+
+
+def test_one_building_is_picked_and_described_in_chinese(server, tower):
+    bid, height, lon, lat = tower
+    report = browse(f"{server}/viewer#view={lon:.7f},{lat:.7f},17.5,0,0", hover="640,400",
+                    eval="({tip: document.querySelector('.cim-tooltip')?.innerText, "
+                         "pick: (o => o && {layer: o.layer.id, id: o.object.properties.id})"
+                         "(cimViewer.deck.pickObject({x: 640, y: 400})), lang: document.documentElement.lang})")
+    result = report["eval"]
+    assert result["pick"] == {"layer": "buildings__pick", "id": bid}
+    assert result["lang"] == "zh-CN"
+    tip = result["tip"]
+    assert tip.startswith("建筑") and bid in tip and "高度 (米)" in tip and f"{height:.2f}" in tip and "网格" in tip
+
+
+def test_url_state_reopens_the_same_view_in_english(server):
+    report = browse(f"{server}/viewer#view=114.050000,22.540000,14.25,30.0,15.0&layers=streets,parcels&lang=en",
+                    eval="({view: cimViewer.viewState, lang: document.documentElement.lang, "
+                         "title: document.title, panel: document.getElementById('layers-title').textContent, "
+                         "hash: location.hash})")
+    assert report["result"]["layers"] == ["parcels", "streets"]
+    e = report["eval"]
+    assert e["lang"] == "en" and e["title"].startswith("City information model") and e["panel"] == "Layers"
+    view = e["view"]
+    assert (round(view["longitude"], 4), round(view["latitude"], 4), view["zoom"], view["pitch"], view["bearing"]) == \
+        (114.05, 22.54, 14.25, 30.0, 15.0)
+    assert "layers=streets%2Cparcels" in e["hash"] or "layers=parcels%2Cstreets" in e["hash"]
+
+
+def test_fly_to_a_layers_extent(server, conn):
+    report = browse(f"{server}/viewer", eval="""new Promise((done) => {
+        document.querySelector('li[data-key="parcels"] .fly').click();
+        setTimeout(() => done({view: cimViewer.viewState, hash: location.hash}), 2500);
+    })""")
+    west, south, east, north = conn.execute("SELECT bbox FROM cim.layers WHERE name = 'parcels'").fetchone()[0]
+    view = report["eval"]["view"]
+    assert abs(view["longitude"] - (west + east) / 2) < 0.002 and abs(view["latitude"] - (south + north) / 2) < 0.002
+    assert view["zoom"] > 13  # closer than the district view
+    assert f"{view['longitude']:.4f}"[:7] in report["eval"]["hash"]
+
+
+def test_the_same_deck_for_jupyter(settings, conn):
+    from layers.catalogue import list_layers
+    from viewer.deck import TilesetRef
+
+    layers = list_layers(conn)
+    d = deck(layers, [TilesetRef("buildings", "/tilesets/buildings/tileset.json", layer="buildings")])
+    assert isinstance(d, pydeck.Deck)
+    spec = json.loads(d.to_json())
+    types = [layer["@@type"] for layer in spec["layers"]]
+    assert types.count("Tile3DLayer") == 1 and types.count("MVTLayer") == len(layers)
+    assert "@@=pixels" not in d.to_json() and "@@=circle" not in d.to_json()  # literal strings stay literal
+    assert all(layer.get("loadOptions") for layer in spec["layers"])  # no loader may fetch its worker from a CDN

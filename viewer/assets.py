@@ -1,0 +1,27 @@
+"""The viewer's files: its own (viewer/static/) and the vendor JavaScript,
+served from the project's node_modules (installed by npm ci; never a CDN)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+NODE_MODULES = Path(os.environ.get("CIM_NODE_MODULES", Path(__file__).resolve().parent.parent / "node_modules"))
+
+#: URL name -> file under node_modules; nothing else there is served
+VENDOR: dict[str, str] = {
+    "deck.gl.js": "deck.gl/dist.min.js",
+    "deck-json.js": "@deck.gl/json/dist.min.js",
+    "loaders-3d-tiles.js": "@loaders.gl/3d-tiles/dist/dist.min.js",
+    # vector tiles are parsed in a web worker; deck.gl's bundle only knows the worker half of the loader
+    "mvt-worker.js": "@loaders.gl/mvt/dist/mvt-worker.js",
+}
+
+
+def vendor_file(name: str) -> Path | None:
+    relative = VENDOR.get(name)
+    if relative is None:
+        return None
+    path = NODE_MODULES / relative
+    return path if path.is_file() else None

@@ -1,0 +1,100 @@
+"""The viewer's deck, built in Python with pydeck.
+
+``deck(...)`` returns a ``pydeck.Deck``: in Jupyter it renders as it is; the
+``/viewer`` page sends its JSON to the browser, where deck.gl's JSON
+converter (served locally) turns it into layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pydeck as pdk
+
+from layers.catalogue import LayerInfo
+from viewer.styles import style_of
+
+def literal(text: str) -> str:
+    """A string prop as a string: pydeck makes any other string an @@= expression."""
+    return f'"{text}"'
+
+
+#: loaders.gl fetches its workers from a CDN unless told otherwise: vector tiles
+#: parse in the worker this server hands out, 3D Tiles on the main thread
+NO_WORKERS = {"worker": False}
+
+
+def mvt_load_options(base_url: str) -> dict:
+    return {"mvt": {"workerUrl": f"{base_url}/viewer/vendor/mvt-worker.js"}}
+PICK_SUFFIX = "__pick"  # the extruded-footprint layer that makes single buildings pickable
+
+
+@dataclass(frozen=True)
+class TilesetRef:
+    name: str
+    url: str  # of tileset.json
+    layer: str | None = None  # the PostGIS layer of the same features, if any
+
+
+def initial_view(layers: Iterable[LayerInfo]) -> pdk.ViewState:
+    """Looking at the district: the boundary's extent, or every layer's."""
+    layers = list(layers)
+    chosen = [layer for layer in layers if layer.name == "futian_boundary"] or layers
+    if not chosen:
+        return pdk.ViewState(longitude=114.05, latitude=22.54, zoom=12, pitch=45, bearing=0)
+    west = min(layer.bbox[0] for layer in chosen)
+    south = min(layer.bbox[1] for layer in chosen)
+    east = max(layer.bbox[2] for layer in chosen)
+    north = max(layer.bbox[3] for layer in chosen)
+    view = pdk.data_utils.compute_view([[west, south], [east, north]], view_proportion=1)
+    return pdk.ViewState(longitude=view.longitude, latitude=view.latitude, zoom=view.zoom + 0.3, pitch=45, bearing=0)
+
+
+def _mvt_layer(layer: LayerInfo, base_url: str) -> pdk.Layer:
+    style = style_of(layer.name, layer.geometry_type)
+    points = "Point" in layer.geometry_type
+    return pdk.Layer(
+        "MVTLayer", id=layer.name, data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
+        min_zoom=0, max_zoom=16, load_options=mvt_load_options(base_url),
+        unique_id_property=literal("fid"),
+        get_fill_color=list(style.fill), get_line_color=list(style.line), line_width_units=literal("pixels"),
+        get_line_width=style.line_width_px, point_type=literal("circle"), get_point_radius=4,
+        point_radius_units=literal("pixels"),
+        filled=True, stroked=not points, pickable=True, auto_highlight=True, highlight_color=[255, 220, 0, 120],
+        visible=style.visible,
+    )
+
+
+def _pick_layer(layer: LayerInfo, base_url: str) -> pdk.Layer:
+    """Buildings' footprints extruded to their height, nearly transparent: a
+    Tile3DLayer picks whole tiles, this picks and highlights one building."""
+    return pdk.Layer(
+        "MVTLayer", id=layer.name + PICK_SUFFIX, data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
+        min_zoom=12, max_zoom=16, load_options=mvt_load_options(base_url), unique_id_property=literal("fid"), extruded=True,
+        get_elevation="properties.height + 0.3", get_fill_color=[255, 255, 255, 1], stroked=False, filled=True,
+        pickable=True, auto_highlight=True, highlight_color=[255, 200, 0, 200],
+    )
+
+
+def _tileset_layer(tileset: TilesetRef) -> pdk.Layer:
+    return pdk.Layer("Tile3DLayer", id=f"tileset:{tileset.name}", data=tileset.url, loader='"@@#Tiles3DLoader"',
+                     load_options={**NO_WORKERS, "tileset": {"maximumScreenSpaceError": 4}}, pickable=False)
+
+
+def deck(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
+         view: pdk.ViewState | None = None) -> pdk.Deck:
+    """The deck: vector layers as MVT (drawn in style order), each tileset as a
+    Tile3DLayer, and per-building picking where a tileset has its PostGIS layer."""
+    layers = list(layers)
+    tilesets = list(tilesets)
+    with_tiles = {t.layer for t in tilesets if t.layer}
+    deck_layers: list[pdk.Layer] = []
+    for layer in sorted(layers, key=lambda info: (style_of(info.name, info.geometry_type).order, info.name)):
+        if layer.name in with_tiles:
+            deck_layers.append(_pick_layer(layer, base_url))
+        else:
+            deck_layers.append(_mvt_layer(layer, base_url))
+    deck_layers[:0] = [_tileset_layer(t) for t in tilesets]
+    return pdk.Deck(layers=deck_layers, initial_view_state=view or initial_view(layers), map_style=None,
+                    map_provider=None, views=[pdk.View("MapView", controller=True)])

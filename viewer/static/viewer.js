@@ -1,0 +1,193 @@
+// The CIM viewer page: turns the pydeck JSON into deck.gl layers, and adds the
+// layer panel (on/off, opacity, zoom to), tooltips, the language switch, the
+// URL state (#view=lon,lat,zoom,pitch,bearing&layers=...&opacity=...&lang=...)
+// and a small postMessage API for a dashboard that embeds the page in an iframe.
+// Everything it loads comes from this server; loaders.gl workers are off.
+(() => {
+  "use strict";
+  const config = JSON.parse(document.getElementById("cim-config").textContent);
+  const entries = config.entries;
+  const result = { errors: [], rendered: 0, layers: [] };
+  window.__cimResult = result;
+
+  // --- state, from the URL ----------------------------------------------------
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  const state = {
+    lang: (hash.get("lang") || query.get("lang") || "zh") === "en" ? "en" : "zh",
+    visible: new Set(hash.has("layers") ? hash.get("layers").split(",").filter(Boolean)
+                                        : entries.filter((e) => e.visible).map((e) => e.key)),
+    opacity: Object.fromEntries((hash.get("opacity") || "").split(",").filter(Boolean)
+                                  .map((kv) => kv.split(":")).map(([k, v]) => [k, Number(v)])),
+  };
+  let viewState = { ...config.deck.initialViewState };
+  if (hash.has("view")) {
+    const [longitude, latitude, zoom, pitch, bearing] = hash.get("view").split(",").map(Number);
+    if ([longitude, latitude, zoom].every(Number.isFinite)) viewState = { longitude, latitude, zoom, pitch: pitch || 0, bearing: bearing || 0 };
+  }
+  const t = (key) => config.i18n[state.lang][key];
+  const fieldOrder = Object.keys(config.fields);
+
+  function writeUrl() {
+    const p = new URLSearchParams();
+    p.set("view", [viewState.longitude.toFixed(6), viewState.latitude.toFixed(6), viewState.zoom.toFixed(2),
+                   (viewState.pitch || 0).toFixed(1), (viewState.bearing || 0).toFixed(1)].join(","));
+    p.set("layers", [...state.visible].join(","));
+    const op = Object.entries(state.opacity).filter(([, v]) => v !== 1).map(([k, v]) => `${k}:${v}`);
+    if (op.length) p.set("opacity", op.join(","));
+    p.set("lang", state.lang);
+    history.replaceState(null, "", `${location.pathname}${location.search}#${p.toString()}`);
+  }
+
+  // --- deck ------------------------------------------------------------------
+  const converter = new deck.JSONConverter({
+    configuration: new deck.JSONConfiguration({
+      classes: deck,
+      constants: { Tiles3DLoader: loaders.Tiles3DLoader },
+      enumerations: { COORDINATE_SYSTEM: deck.COORDINATE_SYSTEM },
+    }),
+  });
+  const converted = converter.convert({ layers: config.deck.layers });
+  const baseLayers = converted.layers;
+  const entryOf = {};
+  for (const e of entries) for (const id of e.ids) entryOf[id] = e;
+
+  function currentLayers() {
+    return baseLayers.map((layer) => {
+      const e = entryOf[layer.id];
+      const visible = e ? state.visible.has(e.key) : layer.props.visible;
+      const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
+      return layer.clone({ visible, opacity });
+    });
+  }
+
+  function tooltip({ object, layer }) {
+    if (!object || !layer) return null;
+    const e = entryOf[layer.id] || entryOf[layer.root?.id] || null;
+    const props = object.properties || {};
+    const rank = (k) => { const i = fieldOrder.indexOf(k); return i < 0 ? fieldOrder.length : i; };
+    const rows = Object.entries(props)
+      .filter(([k, v]) => v !== null && v !== "" && !k.startsWith("layerName"))
+      .sort(([a], [b]) => rank(a) - rank(b))
+      .map(([k, v]) => {
+        const label = config.fields[k] ? config.fields[k][state.lang] : k;
+        const value = typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : String(v);
+        return `<tr><th>${escapeHtml(label)}</th><td>${escapeHtml(value)}</td></tr>`;
+      }).join("");
+    const title = e ? e.title[state.lang] : layer.id;
+    return { html: `<div class="tt-title">${escapeHtml(title)}</div><table>${rows}</table>`, className: "cim-tooltip" };
+  }
+
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  let urlTimer = null;
+  const deckgl = new deck.Deck({
+    parent: document.getElementById("map"),
+    views: [new deck.MapView({ repeat: false })],
+    initialViewState: viewState,
+    controller: true,
+    layers: currentLayers(),
+    getTooltip: tooltip,
+    onViewStateChange: ({ viewState: vs }) => {
+      viewState = vs;
+      clearTimeout(urlTimer);
+      urlTimer = setTimeout(() => { writeUrl(); notifyParent("cim:viewChanged", { view: viewState }); }, 300);
+      return vs;
+    },
+    onError: (error, layer) => { result.errors.push(`${layer ? layer.id : "deck"}: ${error && error.message || error}`); },
+    onAfterRender: () => {
+      result.rendered += 1;
+      const layers = deckgl.props.layers || [];
+      result.layers = layers.filter((l) => l.props.visible).map((l) => l.id);
+      if (!window.__cimDone && result.rendered > 2 && layers.every((l) => !l.props.visible || l.isLoaded)) {
+        setTimeout(() => { window.__cimDone = true; }, 500);  // a few more frames for the last tiles to draw
+      }
+    },
+  });
+
+  function render() {
+    deckgl.setProps({ layers: currentLayers() });
+    writeUrl();
+  }
+
+  function flyTo(bbox) {
+    const { width, height } = deckgl;
+    const fitted = new deck.WebMercatorViewport({ width, height }).fitBounds(
+      [[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: 60 });
+    viewState = { longitude: fitted.longitude, latitude: fitted.latitude, zoom: Math.min(fitted.zoom, 17),
+                  pitch: viewState.pitch || 0, bearing: viewState.bearing || 0 };
+    deckgl.setProps({ initialViewState: { ...viewState, transitionDuration: 1200,
+                                          transitionInterpolator: new deck.FlyToInterpolator() } });
+    writeUrl();
+  }
+
+  // --- the panel ---------------------------------------------------------------
+  function buildPanel() {
+    document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+    document.title = t("title");
+    document.getElementById("title").textContent = t("title");
+    document.getElementById("layers-title").textContent = t("layers");
+    document.getElementById("lang").textContent = t("language");
+    const list = document.getElementById("layer-list");
+    list.replaceChildren();
+    if (!entries.length) {
+      const li = document.createElement("li");
+      li.textContent = t("noLayers");
+      list.append(li);
+    }
+    for (const e of entries) {
+      const li = document.createElement("li");
+      li.dataset.key = e.key;
+      const swatch = `rgba(${e.color[0]},${e.color[1]},${e.color[2]},1)`;
+      const count = e.count === null ? t("tileset") : `${e.count.toLocaleString(state.lang === "zh" ? "zh-CN" : "en")} ${t("features")}`;
+      li.innerHTML = `<label><input type="checkbox" class="toggle"> <span class="swatch" style="background:${swatch}"></span>
+        <span class="name"></span></label><span class="count"></span>
+        <div class="row"><span class="op-label"></span><input type="range" class="opacity" min="0" max="1" step="0.05">
+        <button type="button" class="fly"></button></div>`;
+      li.querySelector(".name").textContent = e.title[state.lang] + (e.tileset && e.count !== null ? ` · ${t("tileset")}` : "");
+      li.querySelector(".count").textContent = count;
+      li.querySelector(".op-label").textContent = t("opacity");
+      const toggle = li.querySelector(".toggle");
+      toggle.checked = state.visible.has(e.key);
+      toggle.addEventListener("change", () => { toggle.checked ? state.visible.add(e.key) : state.visible.delete(e.key); render(); });
+      const slider = li.querySelector(".opacity");
+      slider.value = state.opacity[e.key] ?? 1;
+      slider.addEventListener("input", () => { state.opacity[e.key] = Number(slider.value); render(); });
+      const fly = li.querySelector(".fly");
+      fly.textContent = t("flyTo");
+      fly.disabled = !e.bbox;
+      fly.addEventListener("click", () => flyTo(e.bbox));
+      list.append(li);
+    }
+  }
+  document.getElementById("lang").addEventListener("click", () => {
+    state.lang = state.lang === "zh" ? "en" : "zh";
+    buildPanel();
+    writeUrl();
+  });
+
+  // --- embedding: the big-screen dashboard drives the viewer through postMessage ---
+  function notifyParent(type, payload) {
+    if (window.parent !== window) window.parent.postMessage({ type, ...payload }, "*");
+  }
+  const api = {
+    flyTo,
+    setLayerVisible(key, visible) { visible ? state.visible.add(key) : state.visible.delete(key); buildPanel(); render(); },
+    setLanguage(lang) { state.lang = lang === "en" ? "en" : "zh"; buildPanel(); writeUrl(); },
+    get viewState() { return { ...viewState }; },
+    deck: deckgl,
+  };
+  window.cimViewer = api;
+  window.addEventListener("message", (event) => {
+    const m = event.data || {};
+    if (m.type === "cim:flyTo" && Array.isArray(m.bbox)) api.flyTo(m.bbox);
+    else if (m.type === "cim:setLayerVisible") api.setLayerVisible(m.key, !!m.visible);
+    else if (m.type === "cim:setLanguage") api.setLanguage(m.lang);
+  });
+
+  buildPanel();
+  writeUrl();
+  notifyParent("cim:ready", { layers: entries.map((e) => e.key) });
+})();
