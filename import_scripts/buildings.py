@@ -164,7 +164,7 @@ def run(settings: Settings, source: Path, name: str, options: BuildingOptions = 
         notes.append(f"{len(heights.defaulted)} buildings had no usable height and got the default "
                      f"{options.default_height:g} m: {named}" + (" ..." if len(heights.defaulted) > _NAMED else ""))
     notes.append(f"tileset: {ts.tiles} tiles, {ts.depth} levels, {ts.triangles:,} triangles, "
-                 f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building")
+                 f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s")
     return ImportReport(kind="buildings", name=name, source=str(source), feature_count=result.layer.feature_count,
                         geometry_type=result.layer.geometry_type, bbox=result.layer.bbox,
                         output=f"{result.layer.table_schema}.{name} + {tileset_path}", crs=src.crs_note,

@@ -99,9 +99,11 @@
     onError: (error, layer) => { result.errors.push(`${layer ? layer.id : "deck"}: ${error && error.message || error}`); },
     onAfterRender: () => {
       result.rendered += 1;
+      if (result.rendered === 1) result.firstFrameMs = performance.now();
       const layers = deckgl.props.layers || [];
       result.layers = layers.filter((l) => l.props.visible).map((l) => l.id);
       if (!window.__cimDone && result.rendered > 2 && layers.every((l) => !l.props.visible || l.isLoaded)) {
+        result.loadedMs = result.loadedMs || performance.now();
         setTimeout(() => { window.__cimDone = true; }, 500);  // a few more frames for the last tiles to draw
       }
     },
