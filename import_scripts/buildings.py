@@ -19,15 +19,11 @@ import psycopg
 from psycopg import sql
 
 from cim.config import Settings
-from cim.db import connect
 from cim.errors import InputError
-from import_scripts.layer import LayerOptions, database_errors
+from import_scripts.layer import LayerOptions, load, read_features, report
 from import_scripts.report import ImportReport, Progress
-from import_scripts.vector import normalise, read_vector
 from layers.catalogue import LayerInfo
 from layers.gridjoin import GRID_COLUMNS
-from layers.load import load_layer
-from layers.schema import validate_layer_name
 from tiles.buildings import Buildings, TilesetReport, write_buildings_tileset
 from tiles.metadata import Column
 from tiles.output import TilesetVersion
@@ -122,54 +118,42 @@ def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], 
 def run(settings: Settings, source: Path, name: str, options: BuildingOptions = BuildingOptions(),
         progress: Progress | None = None) -> ImportReport:
     t0 = time.perf_counter()
-    validate_layer_name(name)
-    if progress:
-        progress("read", 0, 0)
-    src = read_vector(source, layer=options.layer.layer, src_crs=options.layer.src_crs, name_hint=name)
-    if progress:
-        progress("normalise", 0, 0)
-    features, norm = normalise(src, options.layer.datum)
-    if features.geometry_type != "MultiPolygon":
-        raise InputError(str(source), f"holds {features.geometry_type} geometries; buildings need polygon footprints")
-    heights = resolve_heights(features.attributes, options, str(source))
-    attributes = features.attributes
+    features = read_features(source, name, options.layer, progress)
+    table = features.table
+    if table.geometry_type != "MultiPolygon":
+        raise InputError(str(source), f"holds {table.geometry_type} geometries; buildings need polygon footprints")
+    heights = resolve_heights(table.attributes, options, str(source))
+    attributes = table.attributes
     if "height" in attributes.column_names:
         attributes = attributes.drop_columns(["height"])
-    features.attributes = attributes.append_column("height", pa.array(heights.height))
+    table.attributes = attributes.append_column("height", pa.array(heights.height))
 
     version = TilesetVersion.create(settings.tilesets_dir, name)
     tiles: list[TilesetReport] = []
 
     def write_tiles(conn: psycopg.Connection, layer: LayerInfo) -> None:
         placed = _placement(conn, layer)
-        buildings = Buildings(footprints=features.geometry, base=heights.base, height=heights.height,
-                              columns=_metadata(features.attributes, heights, placed, np.arange(1, len(features) + 1)))
+        buildings = Buildings(footprints=table.geometry, base=heights.base, height=heights.height,
+                              columns=_metadata(table.attributes, heights, placed, np.arange(1, len(table) + 1)))
         tiles.append(write_buildings_tileset(
             buildings, version.folder, progress=(lambda done, total: progress("tiles", done, total)) if progress else None))
 
     try:
-        with database_errors(source, name), connect(settings, autocommit=True) as conn:
-            result = load_layer(conn, name, features, title=options.layer.title, source=str(Path(source).resolve()),
-                                source_crs=src.crs.to_wkt(), repaired=norm.repaired, skipped=norm.skipped_count,
-                                grid_layer=settings.grid_layer if options.layer.grid_join else None,
-                                progress=progress, before_commit=write_tiles)
+        result = load(settings, name, features, options.layer, progress, before_commit=write_tiles)
     except BaseException:
         version.discard()
         raise
     tileset_path = version.commit()
     ts = tiles[0]
-    notes = [*norm.notes, *result.notes, heights.rule]
+    notes = [heights.rule]
     if heights.defaulted:
         named = ", ".join(f"record {i + 1}" for i in heights.defaulted[:_NAMED])
         notes.append(f"{len(heights.defaulted)} buildings had no usable height and got the default "
                      f"{options.default_height:g} m: {named}" + (" ..." if len(heights.defaulted) > _NAMED else ""))
     notes.append(f"tileset: {ts.tiles} tiles, {ts.depth} levels, {ts.triangles:,} triangles, "
                  f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s")
-    return ImportReport(kind="buildings", name=name, source=str(source), feature_count=result.layer.feature_count,
-                        geometry_type=result.layer.geometry_type, bbox=result.layer.bbox,
-                        output=f"{result.layer.table_schema}.{name} + {tileset_path}", crs=src.crs_note,
-                        version=result.layer.version, repaired=norm.repaired, skipped_count=norm.skipped_count,
-                        skipped=norm.skipped, notes=notes, seconds=time.perf_counter() - t0)
+    return report("buildings", name, features, result, options.layer, t0=t0,
+                  output=f"{result.layer.table_schema}.{name} + {tileset_path}", notes=notes)
 
 
 def _placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarray]:
