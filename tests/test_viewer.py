@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.browser import browse
-from viewer.deck import deck
+import viewer
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +101,12 @@ def test_fly_to_a_layers_extent(server, conn):
     assert f"{view['longitude']:.4f}"[:7] in report["eval"]["hash"]
 
 
-def test_the_same_deck_for_jupyter(settings, conn):
+def test_the_same_deck_for_jupyter(sample, conn):
     from layers.catalogue import list_layers
     from viewer.deck import TilesetRef
 
     layers = list_layers(conn)
-    d = deck(layers, [TilesetRef("buildings", "/tilesets/buildings/tileset.json", layer="buildings")])
+    d = viewer.deck(layers, [TilesetRef("buildings", "/tilesets/buildings/tileset.json", layer="buildings")])
     assert isinstance(d, pydeck.Deck)
     spec = json.loads(d.to_json())
     types = [layer["@@type"] for layer in spec["layers"]]
