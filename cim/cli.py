@@ -267,6 +267,26 @@ def import_buildings(
     _run_import(buildings_importer.run, source, name, options)
 
 
+@import_app.command("bim")
+@friendly_errors
+def import_bim(
+    source: Path = typer.Argument(..., help="an IFC file (IFC2X3, IFC4, IFC4.3)"),
+    name: str = _NAME, title: Optional[str] = _TITLE,
+    anchor: Optional[str] = typer.Option(None, help="LON,LAT,HEIGHT[,ROTATION_DEG]: where the model's origin stands "
+                                                    "(and the compass bearing of its +Y axis); overrides the file's "
+                                                    "georeference, required without one"),
+    jobs: Optional[int] = typer.Option(None, help="processes for triangulation (default: all cores)"),
+    grid_join: bool = _GRID_JOIN,
+) -> None:
+    """Import a BIM model: 3D Tiles (one feature per element), an element layer and the building outline."""
+    from import_scripts import bim
+    from import_scripts.bim.georef import Anchor
+
+    options = bim.BimOptions(title=title, anchor=Anchor.parse(anchor) if anchor else None, jobs=jobs,
+                             grid_join=grid_join)
+    _run_import(bim.run, source, name, options)
+
+
 # --- serve / demo -------------------------------------------------------------------------
 
 

@@ -43,6 +43,8 @@ class FeatureTable:
     attributes: pa.Table
     geometry: np.ndarray
     geometry_type: str  # Point, MultiPoint, MultiLineString or MultiPolygon
+    #: PostgreSQL types that replace the ones read off the attributes (e.g. {"properties": "jsonb"})
+    column_types: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.attributes.num_columns and self.attributes.num_rows != len(self.geometry):
@@ -122,6 +124,8 @@ _EPOCH = {"timestamptz": "timestamptz 'epoch'", "timestamp": "timestamp 'epoch'"
 
 
 def _stage_type(pgtype: str) -> str:
+    if pgtype == "jsonb":
+        return "text"  # JSON travels as text and is parsed once, in the new table
     return "bigint" if pgtype in _EPOCH else pgtype
 
 
@@ -136,6 +140,8 @@ def _from_stage(column: str, pgtype: str) -> sql.Composable:
     ident = sql.Identifier(column)
     if pgtype in _EPOCH:
         return sql.SQL("({} + s.{} * interval '1 microsecond') AS {}").format(sql.SQL(_EPOCH[pgtype]), ident, ident)
+    if pgtype == "jsonb":
+        return sql.SQL("s.{}::jsonb AS {}").format(ident, ident)
     return sql.SQL("s.{}").format(ident)
 
 
@@ -190,6 +196,7 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
     placement: GridPlacement | None = grid_placement(conn, grid_layer) if grid_layer and grid_layer != name else None
     extra = GRID_COLUMNS if placement else ()
     attrs, types, notes = normalise_attributes(features.attributes, extra_reserved=extra)
+    types.update({c: t for c, t in features.column_types.items() if c in types})
     if grid_layer and grid_layer != name and placement is None:
         notes.append(f"grid layer {grid_layer!r} is not imported yet: street/community/grid not set "
                      f"(import it, then re-import {name!r})")

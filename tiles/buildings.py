@@ -16,7 +16,6 @@ The tileset JSON uses py3dtiles' TileSet/Tile/BoundingVolumeBox classes.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +23,14 @@ from typing import Callable
 
 import numpy as np
 import shapely
-from py3dtiles.constants import SpecVersion
-from py3dtiles.tileset import BoundingVolumeBox, Tile, TileSet
+from py3dtiles.tileset import BoundingVolumeBox, Tile
 
 from tiles.extrude import Mesh, extrude
 from tiles.geodesy import EnuFrame, lonlath_to_ecef
-from tiles.glb import write_glb
+from tiles.glb import Primitive, write_glb
 from tiles.metadata import Column, PropertyTable
 from tiles.quadtree import Node, QuadtreeOptions, build_quadtree
+from tiles.tileset import gltf_axes, translation, write_tileset_json
 
 #: called with (done, total) buildings
 Progress = Callable[[int, int], None]
@@ -62,17 +61,6 @@ class TilesetReport:
     bytes: int
     seconds: float
     origin: tuple[float, float]
-
-
-def _gltf_axes(enu: np.ndarray) -> np.ndarray:
-    """ENU (z up) -> glTF (y up): clients rotate glTF content by +90° about x."""
-    return np.column_stack([enu[:, 0], enu[:, 2], -enu[:, 1]])
-
-
-def _translation(offset: np.ndarray) -> np.ndarray:
-    m = np.eye(4)
-    m[:3, 3] = offset
-    return m
 
 
 def _sizes_m(footprints: np.ndarray, height: np.ndarray) -> np.ndarray:
@@ -119,10 +107,8 @@ def write_buildings_tileset(data: Buildings, folder: Path, *, options: QuadtreeO
     root_tile = _tile(tree, boxes, own, parent_centre=np.zeros(3))
     root_tile.transform = frame.matrix() @ root_tile.transform
     # not drawing the root at all misses the largest building
-    tileset = TileSet(geometric_error=float(max(sizes.max(), 1.0)), spec_version=SpecVersion.V1_1)
-    tileset.root_tile = root_tile
-    tileset.asset.extras = {"generator": "cim-twin tiles", "buildings": n, "origin": {"lon": origin[0], "lat": origin[1]}}
-    (folder / "tileset.json").write_text(json.dumps(tileset.to_dict(), ensure_ascii=False, indent=1))
+    write_tileset_json(folder, root_tile, max(sizes.max(), 1.0),
+                       {"buildings": n, "origin": {"lon": origin[0], "lat": origin[1]}})
     return TilesetReport(path=folder / "tileset.json", buildings=n, tiles=stats["tiles"],
                          depth=max(node.level for node in tree.walk()) + 1, triangles=stats["triangles"],
                          bytes=stats["bytes"], seconds=time.perf_counter() - t0, origin=origin)
@@ -136,7 +122,7 @@ def _tile_glb(mesh: Mesh, node: Node, data: Buildings) -> tuple[bytes, np.ndarra
     table = PropertyTable("building", len(node.members),
                           [Column(c.name, np.asarray(c.values)[node.members], c.kind, c.no_data, c.title)
                            for c in data.columns], class_title=data.class_title)
-    glb = write_glb(_gltf_axes(local), _gltf_axes(mesh.normals), mesh.feature_ids, mesh.indices, table)
+    glb = write_glb([Primitive(gltf_axes(local), gltf_axes(mesh.normals), mesh.feature_ids, mesh.indices)], table)
     return glb, np.concatenate([lo, hi]), centre
 
 
@@ -149,7 +135,7 @@ def _tile(node: Node, boxes: dict[str, np.ndarray], own: dict[str, np.ndarray], 
     child_tiles = [_tile(child, boxes, own, centre) for child in node.children]
     tile = Tile(geometric_error=node.geometric_error,
                 bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([mins - centre, maxs - centre])),
-                transform=_translation(centre - parent_centre), refine_mode="ADD",
+                transform=translation(centre - parent_centre), refine_mode="ADD",
                 content_uri=f"tiles/{node.name}.glb" if box is not None else None)
     # not Tile.add_child: py3dtiles 12.1 grows the parent's box by the child's
     # box moved by the *inverse of the parent's transform* as well, though a

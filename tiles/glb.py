@@ -30,6 +30,31 @@ class Material:
     base_color: tuple[float, float, float, float] = (0.92, 0.93, 0.95, 1.0)
     metallic: float = 0.0
     roughness: float = 0.85
+    blend: bool = False  # alphaMode BLEND (glass) instead of OPAQUE
+    double_sided: bool = False  # for geometry whose winding cannot be trusted (BIM)
+
+    def to_json(self) -> dict:
+        out = {"name": self.name, "pbrMetallicRoughness": {
+            "baseColorFactor": list(self.base_color), "metallicFactor": self.metallic,
+            "roughnessFactor": self.roughness}}
+        if self.blend:
+            out["alphaMode"] = "BLEND"
+        if self.double_sided:
+            out["doubleSided"] = True
+        return out
+
+
+@dataclass
+class Primitive:
+    """Triangles of one material. Positions are glTF coordinates (y up),
+    float32-exact already (small offsets from the tile's origin)."""
+
+    positions: np.ndarray  # (n, 3)
+    normals: np.ndarray  # (n, 3)
+    feature_ids: np.ndarray  # (n,)
+    indices: np.ndarray  # (m,)
+    material: Material = Material()
+    colors: np.ndarray | None = None  # (n, 4) RGBA in 0..1, multiplied with the material's colour
 
 
 class _Builder:
@@ -67,37 +92,47 @@ class _Builder:
         return data + b"\0" * ((-len(data)) % 4)
 
 
-def write_glb(positions: np.ndarray, normals: np.ndarray, feature_ids: np.ndarray, indices: np.ndarray,
-              table: PropertyTable | None = None, material: Material = Material()) -> bytes:
-    """GLB bytes. ``positions`` are glTF coordinates (y up), float32-exact
-    already (small offsets from the tile's origin)."""
+def write_glb(primitives: list[Primitive], table: PropertyTable | None = None) -> bytes:
+    """GLB bytes of one mesh made of ``primitives``; feature ids index ``table``."""
     b = _Builder()
-    attributes = {
-        "POSITION": b.accessor(positions.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True),
-        "NORMAL": b.accessor(normals.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER),
-        # FLOAT, not UNSIGNED_SHORT: vertex attributes must be 4-byte aligned per
-        # element, and floats hold every id exactly up to 2**24
-        "_FEATURE_ID_0": b.accessor(feature_ids.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER),
-    }
-    small = len(positions) <= 65535
-    index_acc = b.accessor(indices.astype(np.uint16 if small else np.uint32),
-                           UNSIGNED_SHORT if small else UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)
-    feature_count = int(feature_ids.max()) + 1 if len(feature_ids) else 0
-    feature_ids_ext: dict = {"featureCount": feature_count, "attribute": 0}
+    gltf_primitives = []
+    materials: list[dict] = []
+    feature_count = 0
+    for p in primitives:
+        attributes = {
+            "POSITION": b.accessor(p.positions.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True),
+            "NORMAL": b.accessor(p.normals.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER),
+            # FLOAT, not UNSIGNED_SHORT: vertex attributes must be 4-byte aligned per
+            # element, and floats hold every id exactly up to 2**24
+            "_FEATURE_ID_0": b.accessor(p.feature_ids.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER),
+        }
+        if p.colors is not None:
+            attributes["COLOR_0"] = b.accessor(p.colors.astype(np.float32), FLOAT, "VEC4", ARRAY_BUFFER)
+        small = len(p.positions) <= 65535
+        index_acc = b.accessor(p.indices.astype(np.uint16 if small else np.uint32),
+                               UNSIGNED_SHORT if small else UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)
+        material = p.material.to_json()
+        if material not in materials:
+            materials.append(material)
+        count = int(p.feature_ids.max()) + 1 if len(p.feature_ids) else 0
+        feature_count = max(feature_count, count)
+        gltf_primitives.append({"attributes": attributes, "indices": index_acc, "mode": 4,
+                                "material": materials.index(material)})
     if table is not None:
-        feature_ids_ext["propertyTable"] = 0
-    primitive = {"attributes": attributes, "indices": index_acc, "material": 0, "mode": 4,
-                 "extensions": {"EXT_mesh_features": {"featureIds": [feature_ids_ext]}}}
+        feature_count = table.count
+    for prim in gltf_primitives:
+        ext: dict = {"featureCount": feature_count, "attribute": 0}
+        if table is not None:
+            ext["propertyTable"] = 0
+        prim["extensions"] = {"EXT_mesh_features": {"featureIds": [ext]}}
     gltf: dict = {
         "asset": {"version": "2.0", "generator": "cim-twin tiles"},
         "extensionsUsed": ["EXT_mesh_features"],
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0}],
-        "meshes": [{"primitives": [primitive]}],
-        "materials": [{"name": material.name, "pbrMetallicRoughness": {
-            "baseColorFactor": list(material.base_color), "metallicFactor": material.metallic,
-            "roughnessFactor": material.roughness}}],
+        "meshes": [{"primitives": gltf_primitives}],
+        "materials": materials,
     }
     if table is not None:
         gltf["extensionsUsed"].append("EXT_structural_metadata")

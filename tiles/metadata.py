@@ -43,7 +43,8 @@ class Column:
                        for v in self.values]
             offsets = np.zeros(len(encoded) + 1, dtype="<u4")
             np.cumsum([len(e) for e in encoded], out=offsets[1:])
-            return [b"".join(encoded), offsets.tobytes()]
+            # a buffer view cannot be empty: when every string is "", one byte no offset points into
+            return [b"".join(encoded) or b" ", offsets.tobytes()]
         values = np.asarray(self.values, dtype=np.float64 if self.kind.startswith("FLOAT") else np.int64)
         if self.no_data is not None and values.dtype.kind == "f":
             values = np.where(np.isnan(values), self.no_data, values)

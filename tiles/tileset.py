@@ -1,0 +1,31 @@
+"""What every tiler shares: glTF's axes, tile transforms, tileset.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from py3dtiles.constants import SpecVersion
+from py3dtiles.tileset import Tile, TileSet
+
+
+def gltf_axes(enu: np.ndarray) -> np.ndarray:
+    """ENU (z up) -> glTF (y up): clients rotate glTF content by +90° about x."""
+    return np.column_stack([enu[:, 0], enu[:, 2], -enu[:, 1]])
+
+
+def translation(offset: np.ndarray) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, 3] = offset
+    return m
+
+
+def write_tileset_json(folder: Path, root: Tile, geometric_error: float, extras: dict) -> Path:
+    """``folder/tileset.json`` (3D Tiles 1.1) with py3dtiles' TileSet."""
+    tileset = TileSet(geometric_error=float(geometric_error), spec_version=SpecVersion.V1_1)
+    tileset.root_tile = root
+    tileset.asset.extras = {"generator": "cim-twin tiles", **extras}
+    path = folder / "tileset.json"
+    path.write_text(json.dumps(tileset.to_dict(), ensure_ascii=False, indent=1))
+    return path
