@@ -18,6 +18,7 @@ import shapely
 
 from cim.config import Settings
 from cim.db import connect
+from cim.errors import CimError, InputError
 from import_scripts.bim.georef import Anchor, georeference
 from import_scripts.bim.reader import Model, properties_json, read_model
 from import_scripts.layer import database_errors
@@ -65,8 +66,13 @@ def run(settings: Settings, source: Path, name: str, options: BimOptions = BimOp
     validate_layer_name(outline_name)
     if progress:
         progress("read", 0, 0)
-    model = read_model(source, jobs=options.jobs)
-    georef = georeference(model.file, str(source), options.anchor)
+    try:
+        model = read_model(source, jobs=options.jobs)
+        georef = georeference(model.file, str(source), options.anchor)
+    except CimError:
+        raise
+    except Exception as exc:  # ifcopenshell's own failures on odd files: still one line naming the file
+        raise InputError(str(source), f"cannot be read as IFC ({type(exc).__name__}: {exc})") from exc
     if progress:
         progress("place", 0, 0)
     elements = model.elements

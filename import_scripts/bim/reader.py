@@ -16,7 +16,6 @@ from pathlib import Path
 import ifcopenshell
 import ifcopenshell.geom
 import ifcopenshell.util.element
-import ifcopenshell.util.representation
 import ifcopenshell.util.shape
 import numpy as np
 
@@ -53,6 +52,12 @@ def open_model(path: Path) -> ifcopenshell.file:
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), "no such file")
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 4096))
+        tail = fh.read()
+    if b"END-ISO-10303-21" not in tail:  # ifcopenshell reads a cut file leniently, with dangling references
+        raise InputError(str(path), "is truncated or not an IFC (STEP) file: it does not end with END-ISO-10303-21;",
+                         hint="copy or export it again")
     try:
         model = ifcopenshell.open(str(path))
     except Exception as exc:  # ifcopenshell raises plain errors for truncated or foreign files
@@ -95,8 +100,16 @@ def _properties(product) -> dict:
     return {name: {k: _jsonable(v) for k, v in values.items() if k != "id"} for name, values in psets.items()}
 
 
+_NOT_DRAWN = ("IfcSpatialElement", "IfcSpatialStructureElement", "IfcFeatureElementSubtraction", "IfcAnnotation")
+
+
 def _has_body(product) -> bool:
-    return ifcopenshell.util.representation.get_representation(product, "Model", "Body") is not None
+    """A product the iterator should have triangulated: it has a Body shape
+    and is not a kind the iterator leaves out on purpose (openings...)."""
+    if any(product.is_a(kind) for kind in _NOT_DRAWN):  # a kind a schema lacks is simply False
+        return False
+    shape = product.Representation
+    return shape is not None and any(r.RepresentationIdentifier == "Body" for r in shape.Representations)
 
 
 def read_model(path: Path, jobs: int | None = None) -> Model:
@@ -114,7 +127,7 @@ def read_model(path: Path, jobs: int | None = None) -> Model:
             if not iterator.next():
                 break
     for product in model.by_type("IfcProduct"):
-        if product.GlobalId not in seen and not product.is_a("IfcSpatialElement") and _has_body(product):
+        if product.GlobalId not in seen and _has_body(product):
             out.failed.append(f"{product.is_a()} {product.GlobalId} {product.Name!r}")
     if not out.elements:
         raise InputError(str(path), "holds no element with geometry" +

@@ -1,0 +1,181 @@
+"""`cim import bim` with the shared IFC models: counts agree three ways, the
+placement matches the file's georeference in metres, the GLBs validate,
+CesiumJS loads the tiles, and bad files fail cleanly."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import ifcopenshell
+import ifcopenshell.geom
+import ifcopenshell.util.geolocation
+import numpy as np
+import pyproj
+import pytest
+
+from tests.conftest import REPO, SHARED, run_cim
+from tests.gltf_read import Glb, tile_transforms, to_ecef
+from tests.test_buildings_tiles import validate
+
+IFC = SHARED / "ifc"
+MODELS = {  # layer name -> (file, extra options)
+    "bim_fzk": ("AC20-FZK-Haus.ifc", []),
+    "bim_duplex": ("duplex.ifc", []),
+    "bim_openhouse": ("IfcOpenHouse_IFC4.ifc", ["--anchor", "114.0553,22.5333,0,30"]),
+    "bim_gk": ("bsi43_geographic-referencing-gk.ifc", []),
+}
+TO_ECEF = pyproj.Transformer.from_crs(4979, 4978, always_xy=True)
+GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def iterator_count(path: Path) -> int:
+    """The products ifcopenshell's own geometry iterator yields (the reference count)."""
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+    model = ifcopenshell.open(str(path))  # must outlive the iterator, which does not hold it
+    iterator = ifcopenshell.geom.iterator(settings, model, 1)
+    n = 0
+    if iterator.initialize():
+        while True:
+            n += 1
+            if not iterator.next():
+                break
+    return n
+
+
+@pytest.fixture(scope="module")
+def imported(settings, sample) -> dict[str, Path]:
+    out = {}
+    for name, (file, extra) in MODELS.items():
+        run_cim(settings, "import", "bim", str(IFC / file), "--name", name, *extra, check=True)
+        out[name] = (settings.tilesets_dir / name).resolve()
+    return out
+
+
+def _glbs(folder: Path) -> dict[str, Glb]:
+    tileset = json.loads((folder / "tileset.json").read_text())
+    return {uri: Glb.read(folder / uri) for uri in tile_transforms(tileset)}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_features_equal_rows_equal_iterator_products(imported, conn, name):
+    expected = iterator_count(IFC / MODELS[name][0])
+    rows = conn.execute(f"SELECT count(*), count(DISTINCT global_id) FROM layers.{name}").fetchone()
+    fids = []
+    for glb in _glbs(imported[name]).values():
+        table = glb.property_table()
+        fids += table["fid"]
+        assert len(set(table["global_id"])) == len(table["global_id"])
+    assert rows == (expected, expected)
+    assert sorted(fids) == list(range(1, expected + 1))  # every element exactly once
+
+
+def test_every_bim_glb_passes_the_khronos_validator(imported):
+    files = [folder / uri for folder in imported.values() for uri in _glbs(folder)]
+    reports = validate(files)
+    assert len(reports) == len(files) >= 4
+    assert all(r["errors"] == 0 and r["warnings"] == 0 for r in reports), [r for r in reports if r["errors"]]
+
+
+def test_map_conversion_placement_within_5_cm(imported):
+    """bsi43: every vertex of the file's pyramid, put through its IfcMapConversion
+    (metres, Scale read as a unit conversion) and EPSG:31467, has a tile vertex within 5 cm."""
+    model = ifcopenshell.open(str(IFC / MODELS["bim_gk"][0]))
+    conversion = model.by_type("IfcMapConversion")[0]
+    points = np.array(model.by_type("IfcCartesianPointList3D")[0].CoordList) / 1000.0  # the file is in millimetres
+    e, n, h = zip(*(ifcopenshell.util.geolocation.xyz2enh(
+        x, y, z, conversion.Eastings, conversion.Northings, conversion.OrthogonalHeight,
+        conversion.XAxisAbscissa, conversion.XAxisOrdinate, 1.0) for x, y, z in points))
+    lon, lat = pyproj.Transformer.from_crs(31467, 4326, always_xy=True).transform(np.array(e), np.array(n))
+    expected = np.column_stack(TO_ECEF.transform(lon, lat, np.array(h)))
+    tileset = json.loads((imported["bim_gk"] / "tileset.json").read_text())
+    got = np.concatenate([to_ecef(glb.attribute("POSITION"), tile_transforms(tileset)[uri])
+                          for uri, glb in _glbs(imported["bim_gk"]).items()])
+    d = np.linalg.norm(expected[:, None, :] - got[None, :, :], axis=2)
+    assert d.min(axis=1).max() < 0.05 and d.min(axis=0).max() < 0.05
+    # the apex stands on the conversion's origin, 113.7 m up
+    assert math.hypot(lon[0] - 8.4337, lat[0] - 49.0955) < 0.001 and h[0] == pytest.approx(113.7)
+
+
+def test_fzk_haus_lands_at_its_site_latitude_and_longitude(imported, conn):
+    site = ifcopenshell.open(str(IFC / MODELS["bim_fzk"][0])).by_type("IfcSite")[0]
+    lat = ifcopenshell.util.geolocation.dms2dd(*site.RefLatitude)
+    lon = ifcopenshell.util.geolocation.dms2dd(*site.RefLongitude)
+    x, y = conn.execute("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM layers.bim_fzk_outline) q "
+                        ).fetchone()
+    assert GEOD.inv(lon, lat, x, y)[2] < 25  # the house (about 12 x 10 m, terrain around it) is at the site point
+    walls = conn.execute("SELECT count(*), min(z_min), max(z_max) FROM layers.bim_fzk WHERE ifc_class LIKE 'IfcWall%%'"
+                         ).fetchone()
+    assert walls[0] > 10 and 108 < walls[1] < 112 and walls[2] - walls[1] > 5  # on RefElevation 110 m, two storeys
+
+
+def test_anchor_places_a_model_without_georeference(imported, conn):
+    x, y = conn.execute("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM layers.bim_openhouse_outline) q"
+                        ).fetchone()
+    assert GEOD.inv(114.0553, 22.5333, x, y)[2] < 20
+    placed = conn.execute("SELECT count(*) FROM layers.bim_openhouse WHERE grid IS NOT NULL").fetchone()[0]
+    assert placed > 0  # on a Futian parcel, it is placed in its grid
+
+
+def test_element_rows_carry_storey_class_and_properties(imported, conn):
+    rows = conn.execute("SELECT storey, ifc_class, properties FROM layers.bim_duplex").fetchall()
+    storeys = {r[0] for r in rows}
+    assert {"Level 1", "Level 2"} <= storeys
+    assert any(r[1] == "IfcDoor" for r in rows)
+    with_psets = [r for r in rows if r[2]]
+    assert len(with_psets) > 100 and isinstance(with_psets[0][2], dict)
+    tiles = json.loads((imported["bim_duplex"] / "tileset.json").read_text())["root"]["children"]
+    assert {t["extras"]["storey"] for t in tiles} >= {"Level 1", "Level 2"}  # one tile per storey
+
+
+def test_cesiumjs_loads_a_bim_tileset(imported):
+    from tests.browser import browse
+    from tests.static_server import serve
+
+    mounts = {"/cesium": REPO / "node_modules" / "cesium" / "Build" / "Cesium",
+              "/page.html": REPO / "tests" / "pages" / "cesium_tileset.html", "/tileset": imported["bim_duplex"]}
+    with serve(mounts) as base:
+        report = browse(f"{base}/page.html?tileset=/tileset/tileset.json")
+    result = report["result"]
+    assert result["error"] is None and result["failed"] == [] and report["consoleErrors"] == [], report
+    assert report["foreignRequests"] == [] and result["features"] == iterator_count(IFC / "duplex.ifc")
+
+
+def test_bad_ifc_files_fail_cleanly_and_keep_the_previous_version(settings, imported, conn, tmp_path):
+    before = (conn.execute("SELECT version FROM cim.layers WHERE name = 'bim_gk'").fetchone()[0],
+              (settings.tilesets_dir / "bim_gk").resolve())
+    text = (IFC / MODELS["bim_gk"][0]).read_text()
+    truncated = tmp_path / "truncated.ifc"
+    truncated.write_text(text[: len(text) // 2])
+    unknown = tmp_path / "unknown.ifc"
+    unknown.write_text(text.replace("IFC4X3_ADD2", "IFC9_TOMORROW"))
+    empty = tmp_path / "empty.ifc"
+    empty.write_text(re.sub(r"#149=.*?;\n", "", text).replace("(#149)", "()"))
+    for path, problem in ((truncated, "is truncated"), (unknown, "is not a readable IFC file"),
+                          (empty, "holds no element with geometry")):
+        out = run_cim(settings, "import", "bim", str(path), "--name", "bim_gk")
+        assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert path.name in out.stderr and problem in out.stderr, out.stderr
+    after = (conn.execute("SELECT version FROM cim.layers WHERE name = 'bim_gk'").fetchone()[0],
+             (settings.tilesets_dir / "bim_gk").resolve())
+    assert after == before
+
+
+def test_an_element_whose_geometry_fails_is_skipped_and_named(settings, conn, tmp_path):
+    text = (IFC / MODELS["bim_gk"][0]).read_text()
+    broken = text.replace("/* Site */", """#6149= IFCBUILDINGELEMENTPROXY('1BrokenGeometry000000',#100005,'Broken',$,$,#121,#6037,$,$);
+#6037= IFCPRODUCTDEFINITIONSHAPE('',$,(#6038));
+#6038= IFCSHAPEREPRESENTATION(#100011,'Body','Tessellation',(#6000));
+#6000= IFCTRIANGULATEDFACESET(#6001,$,.T.,((1,2,99)),$);
+#6001= IFCCARTESIANPOINTLIST3D(((0.0,0.0,0.0),(1000.0,0.0,0.0),(0.0,1000.0,0.0)),$);
+/* Site */""").replace("(#149),#5043", "(#149,#6149),#5043")
+    path = tmp_path / "broken.ifc"
+    path.write_text(broken)
+    out = run_cim(settings, "import", "bim", str(path), "--name", "bim_broken", check=True)
+    flat = " ".join(out.stdout.split())
+    assert "1 elements failed to triangulate and were skipped: IfcBuildingElementProxy 1BrokenGeometry000000" in flat
+    assert conn.execute("SELECT count(*) FROM layers.bim_broken").fetchone()[0] == 1
