@@ -4,6 +4,7 @@ accessors, the EXT_structural_metadata property table, tileset transforms."""
 from __future__ import annotations
 
 import json
+import posixpath
 import struct
 from pathlib import Path
 
@@ -68,18 +69,25 @@ class Glb:
         return out
 
 
-def tile_transforms(tileset: dict) -> dict[str, np.ndarray]:
-    """content uri -> the 4x4 matrix from that tile's frame to ECEF (all transforms composed)."""
+def tile_transforms(tileset: dict, folder: Path | None = None) -> dict[str, np.ndarray]:
+    """content uri (relative to the tileset's folder) -> the 4x4 matrix from
+    that tile's frame to ECEF, all transforms composed; external tilesets
+    (content ending in .json, read from ``folder``) are followed."""
     out: dict[str, np.ndarray] = {}
 
-    def walk(tile: dict, parent: np.ndarray) -> None:
+    def walk(tile: dict, parent: np.ndarray, base: str) -> None:
         m = parent @ (np.array(tile["transform"]).reshape(4, 4).T if "transform" in tile else np.eye(4))
         if "content" in tile:
-            out[tile["content"]["uri"]] = m
+            uri = posixpath.normpath(posixpath.join(base, tile["content"]["uri"]))
+            if uri.endswith(".json"):
+                assert folder is not None, "an external tileset needs the folder to read it from"
+                walk(json.loads((folder / uri).read_text())["root"], m, posixpath.dirname(uri))
+            else:
+                out[uri] = m
         for child in tile.get("children", []):
-            walk(child, m)
+            walk(child, m, base)
 
-    walk(tileset["root"], np.eye(4))
+    walk(tileset["root"], np.eye(4), "")
     return out
 
 

@@ -57,7 +57,7 @@ def imported(settings, sample) -> dict[str, Path]:
 
 def _glbs(folder: Path) -> dict[str, Glb]:
     tileset = json.loads((folder / "tileset.json").read_text())
-    return {uri: Glb.read(folder / uri) for uri in tile_transforms(tileset)}
+    return {uri: Glb.read(folder / uri) for uri in tile_transforms(tileset, folder)}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -92,7 +92,7 @@ def test_map_conversion_placement_within_5_cm(imported):
     lon, lat = pyproj.Transformer.from_crs(31467, 4326, always_xy=True).transform(np.array(e), np.array(n))
     expected = np.column_stack(TO_ECEF.transform(lon, lat, np.array(h)))
     tileset = json.loads((imported["bim_gk"] / "tileset.json").read_text())
-    got = np.concatenate([to_ecef(glb.attribute("POSITION"), tile_transforms(tileset)[uri])
+    got = np.concatenate([to_ecef(glb.attribute("POSITION"), tile_transforms(tileset, imported["bim_gk"])[uri])
                           for uri, glb in _glbs(imported["bim_gk"]).items()])
     d = np.linalg.norm(expected[:, None, :] - got[None, :, :], axis=2)
     assert d.min(axis=1).max() < 0.05 and d.min(axis=0).max() < 0.05
@@ -127,8 +127,11 @@ def test_element_rows_carry_storey_class_and_properties(imported, conn):
     assert any(r[1] == "IfcDoor" for r in rows)
     with_psets = [r for r in rows if r[2]]
     assert len(with_psets) > 100 and isinstance(with_psets[0][2], dict)
-    tiles = json.loads((imported["bim_duplex"] / "tileset.json").read_text())["root"]["children"]
-    assert {t["extras"]["storey"] for t in tiles} >= {"Level 1", "Level 2"}  # one tile per storey
+    tileset = json.loads((imported["bim_duplex"] / "tileset.json").read_text())
+    storeys = {t["extras"]["storey"] for t in tileset["root"]["children"]}
+    assert storeys >= {"Level 1", "Level 2"}  # one external tileset per storey, listed in the extras too
+    assert [s["name"] for s in tileset["asset"]["extras"]["storeys"]] == [t["extras"]["storey"]
+                                                                        for t in tileset["root"]["children"]]
 
 
 def test_cesiumjs_loads_a_bim_tileset(imported):

@@ -92,47 +92,85 @@ def _tile_primitives(model: BimModel, members: list[int], frame: EnuFrame) -> tu
     return parts, lo, hi
 
 
+def _welded(positions: np.ndarray, normals: np.ndarray, rgba: np.ndarray, ids: np.ndarray,
+            material: Material) -> Primitive:
+    """One primitive, with the corners that agree in position, normal, colour
+    and element stored once: neighbouring coplanar triangles share them and
+    the shading stays flat (a wall's two triangles need 4 corners, not 6)."""
+    pos32 = gltf_axes(positions).astype(np.float32)
+    nor32 = gltf_axes(normals).astype(np.float32)
+    rgba8 = np.clip(np.rint(rgba * 255), 0, 255).astype(np.uint8)
+    key = np.concatenate([pos32.view(np.uint32), nor32.view(np.uint32), rgba8.view(np.uint32).reshape(-1, 1),
+                          ids.astype(np.uint32).reshape(-1, 1)], axis=1)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return Primitive(positions=pos32[first], normals=nor32[first], feature_ids=ids[first],
+                     indices=inverse.ravel().astype(np.uint32), material=material, colors=rgba8[first] / 255.0)
+
+
+def _ecef_box(frame: EnuFrame, lo: np.ndarray, hi: np.ndarray) -> BoundingVolumeBox:
+    """An ENU-aligned box, written as an oriented box in ECEF (for tiles without a transform)."""
+    centre = frame.to_ecef(((lo + hi) / 2)[None, :])[0]
+    half = (hi - lo) / 2
+    axes = frame.rotation * half[:, None]  # rows: east, north, up, each scaled by its half-size
+    return BoundingVolumeBox.from_list(np.concatenate([centre, axes.ravel()]))
+
+
 def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300_000) -> TilesetReport:
-    """Write the tileset into the empty ``folder`` (``tileset.json`` + ``tiles/``)."""
+    """Write the tileset into the empty ``folder``: ``tileset.json`` refers to
+    one external tileset per storey (``storeys/<k>.json``, each usable on its
+    own: a viewer switches storeys by loading or hiding them), which refer to
+    the GLBs in ``tiles/``."""
     t0 = time.perf_counter()
     centre_ecef = np.concatenate([p.ecef for p in model.parts]).mean(axis=0)
     lon, lat, _ = ecef_to_lonlath(centre_ecef[None, :])[0]
     frame = EnuFrame.at(lon, lat, 0.0)
     (folder / "tiles").mkdir()
-    children, boxes = [], []
-    triangles = size = 0
+    (folder / "storeys").mkdir()
+    storey_tiles: dict[str, list[tuple[Tile, np.ndarray, np.ndarray]]] = {}
+    triangles = size = count = 0
     for k, (group, members) in enumerate(_chunks(model, max_triangles)):
         parts, lo, hi = _tile_primitives(model, members, frame)
         centre = (lo + hi) / 2
         primitives = []
         for p in parts:
             n = len(p["tri"])
-            local = p["tri"].reshape(-1, 3) - centre
-            primitives.append(Primitive(
-                positions=gltf_axes(local), normals=gltf_axes(np.repeat(p["normal"], 3, axis=0)),
-                feature_ids=np.repeat(p["ids"], 3), indices=np.arange(3 * n, dtype=np.uint32),
-                material=p["material"], colors=np.repeat(p["rgba"], 3, axis=0)))
+            primitives.append(_welded(p["tri"].reshape(-1, 3) - centre, np.repeat(p["normal"], 3, axis=0),
+                                      np.repeat(p["rgba"], 3, axis=0), np.repeat(p["ids"], 3), p["material"]))
             triangles += n
         table = PropertyTable("element", len(members),
                               [Column(c.name, np.asarray(c.values, dtype=object if c.kind == "STRING" else None)[members],
                                       c.kind, c.no_data, c.title) for c in model.columns], class_title=model.class_title)
         glb = write_glb(primitives, table)
-        uri = f"tiles/{k}.glb"
-        (folder / uri).write_bytes(glb)
+        (folder / "tiles" / f"{k}.glb").write_bytes(glb)
         size += len(glb)
+        count += 1
         tile = Tile(geometric_error=0.0, bounding_volume=BoundingVolumeBox.from_mins_maxs(
             np.concatenate([lo - centre, hi - centre])), transform=translation(centre), refine_mode="ADD",
-            content_uri=uri)
-        tile.extras = {"storey": group}
-        children.append(tile)
-        boxes.append((lo, hi))
-    lo = np.min([b[0] for b in boxes], axis=0)
-    hi = np.max([b[1] for b in boxes], axis=0)
+            content_uri=f"../tiles/{k}.glb")
+        storey_tiles.setdefault(group, []).append((tile, lo, hi))
+
+    storeys, refs, extents = [], [], []
+    for s, (group, tiles) in enumerate(storey_tiles.items()):
+        lo = np.min([t[1] for t in tiles], axis=0)
+        hi = np.max([t[2] for t in tiles], axis=0)
+        diagonal = float(np.linalg.norm(hi - lo))
+        root = Tile(geometric_error=diagonal, bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo, hi])),
+                    transform=frame.matrix(), refine_mode="ADD")
+        root.children.extend(t[0] for t in tiles)  # not add_child: see tiles/buildings.py
+        storey_folder = folder / "storeys"
+        write_tileset_json(storey_folder, root, diagonal, {"storey": group}, filename=f"{s}.json")
+        ref = Tile(geometric_error=diagonal, bounding_volume=_ecef_box(frame, lo, hi), refine_mode="ADD",
+                   content_uri=f"storeys/{s}.json")
+        ref.extras = {"storey": group}
+        storeys.append({"name": group, "url": f"storeys/{s}.json"})
+        refs.append(ref)
+        extents.append((lo, hi))
+    lo = np.min([b[0] for b in extents], axis=0)
+    hi = np.max([b[1] for b in extents], axis=0)
     diagonal = float(np.linalg.norm(hi - lo))
-    root = Tile(geometric_error=diagonal, bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo, hi])),
-                transform=frame.matrix(), refine_mode="ADD")
-    root.children.extend(children)  # not add_child: see tiles/buildings.py
-    write_tileset_json(folder, root, diagonal, {"elements": len(model.parts), "origin": {"lon": float(lon), "lat": float(lat)},
-                                                "storeys": list(dict.fromkeys(p.group for p in model.parts))})
-    return TilesetReport(path=folder / "tileset.json", buildings=len(model.parts), tiles=len(children), depth=2,
+    root = Tile(geometric_error=diagonal, bounding_volume=_ecef_box(frame, lo, hi), refine_mode="ADD")
+    root.children.extend(refs)
+    write_tileset_json(folder, root, diagonal, {"elements": len(model.parts), "storeys": storeys,
+                                                "origin": {"lon": float(lon), "lat": float(lat)}})
+    return TilesetReport(path=folder / "tileset.json", buildings=len(model.parts), tiles=count, depth=3,
                          triangles=triangles, bytes=size, seconds=time.perf_counter() - t0, origin=(float(lon), float(lat)))

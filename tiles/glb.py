@@ -19,6 +19,7 @@ from tiles.metadata import PropertyTable
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
 FLOAT = 5126
+UNSIGNED_BYTE = 5121
 UNSIGNED_SHORT = 5123
 UNSIGNED_INT = 5125
 _ALIGN = 8  # EXT_structural_metadata wants 8-byte aligned buffer views; it suits everything else too
@@ -78,9 +79,11 @@ class _Builder:
         return len(self.buffer_views) - 1
 
     def accessor(self, array: np.ndarray, component: int, kind: str, target: int | None, *,
-                 bounds: bool = False) -> int:
+                 bounds: bool = False, normalized: bool = False) -> int:
         view = self.buffer_view(np.ascontiguousarray(array).tobytes(), target)
         acc = {"bufferView": view, "componentType": component, "count": int(array.shape[0]), "type": kind}
+        if normalized:
+            acc["normalized"] = True
         if bounds:
             acc["min"] = array.min(axis=0).astype(float).tolist()
             acc["max"] = array.max(axis=0).astype(float).tolist()
@@ -106,8 +109,9 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None) -
             # element, and floats hold every id exactly up to 2**24
             "_FEATURE_ID_0": b.accessor(p.feature_ids.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER),
         }
-        if p.colors is not None:
-            attributes["COLOR_0"] = b.accessor(p.colors.astype(np.float32), FLOAT, "VEC4", ARRAY_BUFFER)
+        if p.colors is not None:  # RGBA bytes, normalised: a quarter of the floats' size
+            rgba = np.clip(np.rint(p.colors * 255), 0, 255).astype(np.uint8)
+            attributes["COLOR_0"] = b.accessor(rgba, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True)
         small = len(p.positions) <= 65535
         index_acc = b.accessor(p.indices.astype(np.uint16 if small else np.uint32),
                                UNSIGNED_SHORT if small else UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)

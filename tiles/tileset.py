@@ -21,11 +21,12 @@ def translation(offset: np.ndarray) -> np.ndarray:
     return m
 
 
-def write_tileset_json(folder: Path, root: Tile, geometric_error: float, extras: dict) -> Path:
+def write_tileset_json(folder: Path, root: Tile, geometric_error: float, extras: dict,
+                       filename: str = "tileset.json") -> Path:
     """``folder/tileset.json`` (3D Tiles 1.1) with py3dtiles' TileSet."""
     tileset = TileSet(geometric_error=float(geometric_error), spec_version=SpecVersion.V1_1)
     tileset.root_tile = root
     tileset.asset.extras = {"generator": "cim-twin tiles", **extras}
-    path = folder / "tileset.json"
+    path = folder / filename
     path.write_text(json.dumps(tileset.to_dict(), ensure_ascii=False, indent=1))
     return path
