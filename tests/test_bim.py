@@ -32,11 +32,14 @@ GEOD = pyproj.Geod(ellps="WGS84")
 
 
 def iterator_count(path: Path) -> int:
-    """The products ifcopenshell's own geometry iterator yields (the reference count)."""
+    """The products ifcopenshell's own geometry iterator yields (the reference
+    count), with the importer's one setting: openings left out."""
+    from import_scripts.bim.reader import EXCLUDED_CLASSES
+
     settings = ifcopenshell.geom.settings()
     settings.set("use-world-coords", True)
     model = ifcopenshell.open(str(path))  # must outlive the iterator, which does not hold it
-    iterator = ifcopenshell.geom.iterator(settings, model, 1)
+    iterator = ifcopenshell.geom.iterator(settings, model, 1, exclude=list(EXCLUDED_CLASSES))
     n = 0
     if iterator.initialize():
         while True:
@@ -181,3 +184,53 @@ def test_an_element_whose_geometry_fails_is_skipped_and_named(settings, conn, tm
     flat = " ".join(out.stdout.split())
     assert "1 elements failed to triangulate and were skipped: IfcBuildingElementProxy 1BrokenGeometry000000" in flat
     assert conn.execute("SELECT count(*) FROM layers.bim_broken").fetchone()[0] == 1
+
+
+def test_bim_api_lists_storeys_and_classes_and_finds_elements(imported, http, conn):
+    models = {m["name"]: m for m in http.get("/bim").json()}
+    assert set(MODELS) <= set(models)
+    info = http.get("/bim/bim_duplex").json()
+    storeys = dict(conn.execute("SELECT coalesce(storey, '(无楼层)'), count(*) FROM layers.bim_duplex GROUP BY 1").fetchall())
+    assert {s["name"]: s["elements"] for s in info["storeys"]} == storeys
+    assert all(s["tileset"] and s["tileset"].startswith("/tilesets/bim_duplex/storeys/") for s in info["storeys"])
+    assert http.get(info["storeys"][0]["tileset"]).json()["asset"]["version"] == "1.1"  # each storey loads alone
+    classes = {c["ifc_class"]: c["elements"] for c in info["classes"]}
+    assert classes["IfcDoor"] == conn.execute(
+        "SELECT count(*) FROM layers.bim_duplex WHERE ifc_class = 'IfcDoor'").fetchone()[0]
+    assert "IfcOpeningElement" not in classes  # voids are not drawn
+    door_gid = conn.execute("SELECT global_id FROM layers.bim_duplex WHERE ifc_class = 'IfcDoor' LIMIT 1").fetchone()[0]
+    exact = http.get("/bim/bim_duplex/search", params={"q": door_gid}).json()
+    assert exact[0]["global_id"] == door_gid and exact[0]["ifc_class"] == "IfcDoor"
+    by_name = http.get("/bim/bim_duplex/search", params={"q": "door", "limit": 50}).json()
+    assert by_name and all("door" in ((r["name"] or "") + r["ifc_class"]).lower() for r in by_name)
+    assert http.get("/bim/streets").status_code == 404  # not an element layer
+    assert http.get("/bim/bim_duplex/search", params={"q": "%_\\"}).json() == []  # LIKE wildcards are literal
+
+
+def test_viewer_hides_a_storey_and_flies_to_a_found_element(imported, server, conn):
+    from tests.browser import browse
+
+    door = conn.execute("SELECT global_id, ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM layers.bim_duplex "
+                        "WHERE ifc_class = 'IfcDoor' ORDER BY fid LIMIT 1").fetchone()
+    report = browse(f"{server}/viewer#view=-87.63935,41.87432,19,55,30&layers=bim_duplex", eval=f"""new Promise((done) => {{
+        const model = document.querySelector('li[data-key="bim_duplex"]');
+        const level2 = model.querySelector('.storeys li[data-storey="Level 2"] input');
+        level2.click();
+        const find = model.querySelector('.find');
+        find.value = '{door[0]}';
+        find.dispatchEvent(new Event('input'));
+        setTimeout(() => {{
+            model.querySelector('.results button').click();
+            setTimeout(() => done({{
+                visible: cimViewer.deck.props.layers.filter((l) => l.props.visible).map((l) => l.id),
+                view: cimViewer.viewState, found: window.__cimResult.found, hash: location.hash,
+                storeys: [...model.querySelectorAll('.storeys li')].map((li) => li.dataset.storey)}}), 2500);
+        }}, 1500);
+    }})""")
+    assert report["consoleErrors"] == [] and report["foreignRequests"] == []
+    e = report["eval"]
+    storeys = e["storeys"]
+    hidden = f"tileset:bim_duplex:storey{storeys.index('Level 2')}"
+    assert hidden not in e["visible"] and f"tileset:bim_duplex:storey{storeys.index('Level 1')}" in e["visible"]
+    assert "hide=" in e["hash"] and "search-highlight" in e["visible"] and e["found"] == door[0]
+    assert abs(e["view"]["longitude"] - door[1]) < 0.0005 and abs(e["view"]["latitude"] - door[2]) < 0.0005

@@ -35,6 +35,16 @@ class TilesetRef:
     name: str
     url: str  # of tileset.json
     layer: str | None = None  # the PostGIS layer of the same features, if any
+    storeys: tuple[tuple[str, str], ...] = ()  # BIM: (storey, URL of its own tileset), switched one by one
+
+    def layer_ids(self) -> list[str]:
+        if self.storeys:
+            return [storey_layer_id(self.name, i) for i in range(len(self.storeys))]
+        return [f"tileset:{self.name}"]
+
+
+def storey_layer_id(model: str, index: int) -> str:
+    return f"tileset:{model}:storey{index}"
 
 
 def initial_view(layers: Iterable[LayerInfo]) -> pdk.ViewState:
@@ -77,9 +87,12 @@ def _pick_layer(layer: LayerInfo, base_url: str) -> pdk.Layer:
     )
 
 
-def _tileset_layer(tileset: TilesetRef) -> pdk.Layer:
-    return pdk.Layer("Tile3DLayer", id=f"tileset:{tileset.name}", data=tileset.url, loader='"@@#Tiles3DLoader"',
-                     load_options={**NO_WORKERS, "tileset": {"maximumScreenSpaceError": 4}}, pickable=False)
+def _tileset_layers(tileset: TilesetRef) -> list[pdk.Layer]:
+    """One Tile3DLayer, or one per storey for a BIM model (so storeys can be hidden)."""
+    urls = [url for _, url in tileset.storeys] or [tileset.url]
+    return [pdk.Layer("Tile3DLayer", id=layer_id, data=url, loader='"@@#Tiles3DLoader"',
+                      load_options={**NO_WORKERS, "tileset": {"maximumScreenSpaceError": 4}}, pickable=False)
+            for layer_id, url in zip(tileset.layer_ids(), urls)]
 
 
 def deck(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
@@ -88,13 +101,16 @@ def deck(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, ba
     Tile3DLayer, and per-building picking where a tileset has its PostGIS layer."""
     layers = list(layers)
     tilesets = list(tilesets)
-    with_tiles = {t.layer for t in tilesets if t.layer}
+    with_tiles = {t.layer: t for t in tilesets if t.layer}
     deck_layers: list[pdk.Layer] = []
     for layer in sorted(layers, key=lambda info: (style_of(info.name, info.geometry_type).order, info.name)):
-        if layer.name in with_tiles:
+        tileset = with_tiles.get(layer.name)
+        if tileset is not None and tileset.storeys:
+            continue  # a BIM model: its elements are drawn by the storeys' tilesets
+        if tileset is not None:
             deck_layers.append(_pick_layer(layer, base_url))
         else:
             deck_layers.append(_mvt_layer(layer, base_url))
-    deck_layers[:0] = [_tileset_layer(t) for t in tilesets]
+    deck_layers[:0] = [layer for t in tilesets for layer in _tileset_layers(t)]
     return pdk.Deck(layers=deck_layers, initial_view_state=view or initial_view(layers), map_style=None,
                     map_provider=None, views=[pdk.View("MapView", controller=True)])

@@ -14,10 +14,12 @@ from viewer.styles import FIELD_LABELS, style_of
 I18N = {
     "zh": {"title": "城市信息模型 · 三维城市", "layers": "图层", "opacity": "透明度", "flyTo": "定位",
            "language": "English", "features": "个要素", "noLayers": "尚无图层：请先导入数据",
-           "tileset": "三维模型"},
+           "tileset": "三维模型", "storeys": "楼层", "classes": "构件类型", "search": "搜索构件（名称或 GlobalId）",
+           "noResults": "没有找到构件"},
     "en": {"title": "City information model · 3D city", "layers": "Layers", "opacity": "Opacity", "flyTo": "Zoom to",
            "language": "中文", "features": "features", "noLayers": "No layers yet: import some data first",
-           "tileset": "3D model"},
+           "tileset": "3D model", "storeys": "Storeys", "classes": "Element classes",
+           "search": "Find an element (name or GlobalId)", "noResults": "No element found"},
 }
 
 
@@ -29,14 +31,21 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef]) -> list[dict]:
     for layer in sorted(layers, key=lambda info: (style_of(info.name, info.geometry_type).order, info.name)):
         style = style_of(layer.name, layer.geometry_type)
         tileset = by_layer.get(layer.name)
-        ids = [layer.name + PICK_SUFFIX, f"tileset:{tileset.name}"] if tileset else [layer.name]
+        if tileset is not None and tileset.storeys:
+            ids = tileset.layer_ids()
+        elif tileset is not None:
+            ids = [layer.name + PICK_SUFFIX, *tileset.layer_ids()]
+        else:
+            ids = [layer.name]
         entries.append({"key": layer.name, "ids": ids, "title": {"zh": layer.title, "en": style.en or layer.name},
                         "geometry": layer.geometry_type, "count": layer.feature_count, "bbox": list(layer.bbox),
                         "visible": style.visible, "color": list(style.line if style.line[3] else style.fill),
-                        "tileset": bool(tileset)})
+                        "tileset": bool(tileset),
+                        "bim": {"storeys": [{"name": name, "id": layer_id} for (name, _), layer_id
+                                            in zip(tileset.storeys, ids)]} if tileset and tileset.storeys else None})
     for t in tilesets:
         if not t.layer:
-            entries.append({"key": f"tileset:{t.name}", "ids": [f"tileset:{t.name}"],
+            entries.append({"key": f"tileset:{t.name}", "ids": t.layer_ids(), "bim": None,
                             "title": {"zh": t.name, "en": t.name}, "geometry": "3D Tiles", "count": None,
                             "bbox": None, "visible": True, "color": [230, 235, 245, 255], "tileset": True})
     return entries

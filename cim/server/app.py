@@ -14,7 +14,7 @@ from cim import __version__
 from cim.config import Settings, get_settings
 from cim.db import database_url
 from cim.server.deps import CatalogueCache
-from cim.server.routes import health, layers, tilesets, viewer
+from cim.server.routes import bim, health, layers, tilesets, viewer
 from viewer.assets import STATIC_DIR
 
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(layers.router)
     app.include_router(viewer.router)
     app.include_router(tilesets.router)
+    app.include_router(bim.router)
     settings.tilesets_dir.mkdir(parents=True, exist_ok=True)
     # tileset.json and GLBs as files; NAME is a link to its current version
     app.mount("/tilesets", StaticFiles(directory=settings.tilesets_dir, follow_symlink=True), name="tilesets")

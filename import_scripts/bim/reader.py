@@ -22,6 +22,8 @@ import numpy as np
 from cim.errors import InputError
 
 SUPPORTED_SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3", "IFC4X3_ADD2")
+#: what the iterator leaves out: openings are voids cut from walls, drawn as solids they would fill every door
+EXCLUDED_CLASSES = ("IfcOpeningElement",)
 DEFAULT_RGBA = (0.8, 0.8, 0.8, 1.0)
 
 
@@ -116,7 +118,8 @@ def read_model(path: Path, jobs: int | None = None) -> Model:
     model = open_model(path)
     settings = ifcopenshell.geom.settings()
     settings.set("use-world-coords", True)
-    iterator = ifcopenshell.geom.iterator(settings, model, jobs or multiprocessing.cpu_count())
+    iterator = ifcopenshell.geom.iterator(settings, model, jobs or multiprocessing.cpu_count(),
+                                          exclude=list(EXCLUDED_CLASSES))
     out = Model(Path(path), model.schema_identifier, model)
     seen: set[str] = set()
     if iterator.initialize():

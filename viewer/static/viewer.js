@@ -19,7 +19,9 @@
                                         : entries.filter((e) => e.visible).map((e) => e.key)),
     opacity: Object.fromEntries((hash.get("opacity") || "").split(",").filter(Boolean)
                                   .map((kv) => kv.split(":")).map(([k, v]) => [k, Number(v)])),
+    hidden: new Set((hash.get("hide") || "").split(",").filter(Boolean)),  // BIM storey layers switched off
   };
+  let highlight = null;  // the footprint of the element found by a search
   let viewState = { ...config.deck.initialViewState };
   if (hash.has("view")) {
     const [longitude, latitude, zoom, pitch, bearing] = hash.get("view").split(",").map(Number);
@@ -35,6 +37,7 @@
     p.set("layers", [...state.visible].join(","));
     const op = Object.entries(state.opacity).filter(([, v]) => v !== 1).map(([k, v]) => `${k}:${v}`);
     if (op.length) p.set("opacity", op.join(","));
+    if (state.hidden.size) p.set("hide", [...state.hidden].join(","));
     p.set("lang", state.lang);
     history.replaceState(null, "", `${location.pathname}${location.search}#${p.toString()}`);
   }
@@ -53,12 +56,17 @@
   for (const e of entries) for (const id of e.ids) entryOf[id] = e;
 
   function currentLayers() {
-    return baseLayers.map((layer) => {
+    const layers = baseLayers.map((layer) => {
       const e = entryOf[layer.id];
-      const visible = e ? state.visible.has(e.key) : layer.props.visible;
+      const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
       const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
       return layer.clone({ visible, opacity });
     });
+    if (highlight) {
+      layers.push(new deck.GeoJsonLayer({ id: "search-highlight", data: highlight, stroked: true, filled: true,
+        getFillColor: [255, 200, 0, 60], getLineColor: [255, 200, 0, 255], lineWidthUnits: "pixels", getLineWidth: 3 }));
+    }
+    return layers;
   }
 
   function tooltip({ object, layer }) {
@@ -161,8 +169,74 @@
       fly.textContent = t("flyTo");
       fly.disabled = !e.bbox;
       fly.addEventListener("click", () => flyTo(e.bbox));
+      if (e.bim) li.append(bimSection(e));
       list.append(li);
     }
+  }
+
+  // --- a BIM model: its storeys (each can be hidden), its classes, element search ---
+  function bimSection(e) {
+    const box = document.createElement("details");
+    box.className = "bim";
+    box.open = true;
+    box.innerHTML = `<summary></summary><ul class="storeys"></ul><div class="classes"></div>
+      <input type="search" class="find"><ul class="results"></ul>`;
+    box.querySelector("summary").textContent = `${t("storeys")} · ${t("classes")}`;
+    const storeyList = box.querySelector(".storeys");
+    for (const s of e.bim.storeys) {
+      const li = document.createElement("li");
+      li.dataset.storey = s.name;
+      li.innerHTML = `<label><input type="checkbox"> <span></span></label> <span class="count"></span>`;
+      li.querySelector("span").textContent = s.name;
+      const box = li.querySelector("input");
+      box.checked = !state.hidden.has(s.id);
+      box.addEventListener("change", () => { box.checked ? state.hidden.delete(s.id) : state.hidden.add(s.id); render(); });
+      storeyList.append(li);
+    }
+    fetch(`/bim/${encodeURIComponent(e.key)}`).then((r) => r.json()).then((info) => {
+      for (const s of info.storeys || []) {
+        const li = storeyList.querySelector(`li[data-storey="${CSS.escape(s.name)}"] .count`);
+        if (li) li.textContent = s.elements;
+      }
+      box.querySelector(".classes").textContent =
+        (info.classes || []).map((c) => `${c.ifc_class} ${c.elements}`).join(" · ");
+    }).catch((err) => result.errors.push(`bim ${e.key}: ${err}`));
+    const find = box.querySelector(".find");
+    const results = box.querySelector(".results");
+    find.placeholder = t("search");
+    let timer = null;
+    find.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => search(e, find.value, results), 250); });
+    return box;
+  }
+
+  async function search(e, text, results) {
+    results.replaceChildren();
+    if (!text.trim()) return;
+    const found = await (await fetch(`/bim/${encodeURIComponent(e.key)}/search?q=${encodeURIComponent(text.trim())}`)).json();
+    if (!found.length) {
+      const li = document.createElement("li");
+      li.textContent = t("noResults");
+      results.append(li);
+    }
+    for (const el of found) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = `${el.name || el.global_id} · ${el.ifc_class} · ${el.storey || ""}`;
+      button.addEventListener("click", () => showElement(e, el));
+      li.append(button);
+      results.append(li);
+    }
+  }
+
+  async function showElement(e, el) {
+    const items = await (await fetch(`/layers/${encodeURIComponent(e.key)}/items?global_id=${encodeURIComponent(el.global_id)}`)).json();
+    highlight = items;
+    const [w, s, east, n] = el.bbox;
+    const pad = Math.max(east - w, n - s, 0.0002);  // at least some 20 m around a small element
+    flyTo([w - pad, s - pad, east + pad, n + pad]);
+    render();
+    result.found = el.global_id;
   }
   document.getElementById("lang").addEventListener("click", () => {
     state.lang = state.lang === "zh" ? "en" : "zh";

@@ -22,9 +22,14 @@ def tileset_refs(settings: Settings, catalogue: dict[str, LayerInfo]) -> list[Ti
     root = settings.tilesets_dir
     refs = []
     for link in sorted(root.iterdir()) if root.is_dir() else []:
-        if not link.name.startswith(".") and (link / "tileset.json").is_file():
-            refs.append(TilesetRef(link.name, f"/tilesets/{link.name}/tileset.json",
-                                   layer=link.name if link.name in catalogue else None))
+        path = link / "tileset.json"
+        if link.name.startswith(".") or not path.is_file():
+            continue
+        extras = json.loads(path.read_text(encoding="utf-8")).get("asset", {}).get("extras", {})
+        storeys = tuple((s["name"], f"/tilesets/{link.name}/{s['url']}") for s in extras.get("storeys", [])
+                        if isinstance(s, dict))  # older tilesets listed names only: drawn whole
+        refs.append(TilesetRef(link.name, f"/tilesets/{link.name}/tileset.json",
+                               layer=link.name if link.name in catalogue else None, storeys=storeys))
     return refs
 
 
