@@ -2,8 +2,9 @@
 -> a 3D Tiles 1.1 tileset with one tile per storey (split when large).
 
 Each element is one feature (EXT_mesh_features) with its properties in an
-EXT_structural_metadata property table. Opaque and translucent triangles
-(glass, spaces) go to separate primitives so the translucent ones can blend.
+EXT_structural_metadata property table. Triangles are grouped by IFC surface
+colour, one primitive (and material) per colour; translucent ones (glass,
+spaces) blend.
 Triangles are unwelded so every face keeps its own normal (flat shading);
 materials are double-sided because IFC exporters do not agree on winding.
 """
@@ -23,9 +24,14 @@ from tiles.glb import Material, Primitive, write_glb
 from tiles.metadata import Column, PropertyTable
 from tiles.tileset import gltf_axes, translation, write_tileset_json
 
-OPAQUE = Material(name="bim", base_color=(1.0, 1.0, 1.0, 1.0), roughness=0.8, double_sided=True)
-TRANSLUCENT = Material(name="bim translucent", base_color=(1.0, 1.0, 1.0, 1.0), roughness=0.2, blend=True,
-                       double_sided=True)
+def _material(rgba: np.ndarray) -> Material:
+    """The material of one IFC surface colour: in the material rather than per
+    vertex, which every client draws (deck.gl ignores COLOR_0 in PBR)."""
+    r, g, b, a = (float(v) for v in rgba)
+    translucent = a < 0.99
+    return Material(name=f"ifc {int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}{int(a * 255):02x}",
+                    base_color=(r, g, b, a), roughness=0.2 if translucent else 0.8, blend=translucent,
+                    double_sided=True)
 MIN_TRIANGLE_M2 = 1e-8
 
 
@@ -67,7 +73,7 @@ def _chunks(model: BimModel, max_triangles: int) -> list[tuple[str, list[int]]]:
 
 def _tile_primitives(model: BimModel, members: list[int], frame: EnuFrame) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """Unwelded triangles of ``members`` (ENU), split opaque/translucent; and their box."""
-    positions, rgba, ids = [], [], []
+    positions, rgba, ids = [], [], []  # per triangle
     for local_id, i in enumerate(members):
         part = model.parts[i]
         enu = frame.to_enu(part.ecef)
@@ -83,28 +89,26 @@ def _tile_primitives(model: BimModel, members: list[int], frame: EnuFrame) -> tu
     tri, rgba, ids, normal = tri[keep], rgba[keep], ids[keep], normal[keep] / area2[keep, None]
     flat = tri.reshape(-1, 3)
     lo, hi = flat.min(axis=0), flat.max(axis=0)
+    rgba = np.clip(np.rint(rgba * 255), 0, 255) / 255.0  # colours that look the same are the same
+    colours, which = np.unique(rgba, axis=0, return_inverse=True)
+    which = which.ravel()
     parts = []
-    for translucent in (False, True):
-        mask = (rgba[:, 3] < 0.99) if translucent else (rgba[:, 3] >= 0.99)
-        if mask.any():
-            parts.append({"tri": tri[mask], "rgba": rgba[mask], "ids": ids[mask], "normal": normal[mask],
-                          "material": TRANSLUCENT if translucent else OPAQUE})
+    for c, colour in enumerate(colours):
+        mask = which == c
+        parts.append({"tri": tri[mask], "ids": ids[mask], "normal": normal[mask], "material": _material(colour)})
     return parts, lo, hi
 
 
-def _welded(positions: np.ndarray, normals: np.ndarray, rgba: np.ndarray, ids: np.ndarray,
-            material: Material) -> Primitive:
-    """One primitive, with the corners that agree in position, normal, colour
-    and element stored once: neighbouring coplanar triangles share them and
-    the shading stays flat (a wall's two triangles need 4 corners, not 6)."""
+def _welded(positions: np.ndarray, normals: np.ndarray, ids: np.ndarray, material: Material) -> Primitive:
+    """One primitive, with the corners that agree in position, normal and
+    element stored once: neighbouring coplanar triangles share them and the
+    shading stays flat (a wall's two triangles need 4 corners, not 6)."""
     pos32 = gltf_axes(positions).astype(np.float32)
     nor32 = gltf_axes(normals).astype(np.float32)
-    rgba8 = np.clip(np.rint(rgba * 255), 0, 255).astype(np.uint8)
-    key = np.concatenate([pos32.view(np.uint32), nor32.view(np.uint32), rgba8.view(np.uint32).reshape(-1, 1),
-                          ids.astype(np.uint32).reshape(-1, 1)], axis=1)
+    key = np.concatenate([pos32.view(np.uint32), nor32.view(np.uint32), ids.astype(np.uint32).reshape(-1, 1)], axis=1)
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     return Primitive(positions=pos32[first], normals=nor32[first], feature_ids=ids[first],
-                     indices=inverse.ravel().astype(np.uint32), material=material, colors=rgba8[first] / 255.0)
+                     indices=inverse.ravel().astype(np.uint32), material=material)
 
 
 def _ecef_box(frame: EnuFrame, lo: np.ndarray, hi: np.ndarray) -> BoundingVolumeBox:
@@ -135,7 +139,7 @@ def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300
         for p in parts:
             n = len(p["tri"])
             primitives.append(_welded(p["tri"].reshape(-1, 3) - centre, np.repeat(p["normal"], 3, axis=0),
-                                      np.repeat(p["rgba"], 3, axis=0), np.repeat(p["ids"], 3), p["material"]))
+                                      np.repeat(p["ids"], 3), p["material"]))
             triangles += n
         table = PropertyTable("element", len(members),
                               [Column(c.name, np.asarray(c.values, dtype=object if c.kind == "STRING" else None)[members],
