@@ -234,3 +234,42 @@ def test_viewer_hides_a_storey_and_flies_to_a_found_element(imported, server, co
     assert hidden not in e["visible"] and f"tileset:bim_duplex:storey{storeys.index('Level 1')}" in e["visible"]
     assert "hide=" in e["hash"] and "search-highlight" in e["visible"] and e["found"] == door[0]
     assert abs(e["view"]["longitude"] - door[1]) < 0.0005 and abs(e["view"]["latitude"] - door[2]) < 0.0005
+
+
+def _rotation(q: np.ndarray) -> np.ndarray:
+    x, y, z, w = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def test_repeated_geometry_is_instanced_and_lands_where_its_elements_are(imported, conn):
+    """duplex repeats furniture, doors and windows: those become EXT_mesh_gpu_instancing
+    instances (a feature each), and every instance, traced back to lon/lat/height,
+    spans exactly its element's height range and footprint (1 cm)."""
+    folder = imported["bim_duplex"]
+    transforms = tile_transforms(json.loads((folder / "tileset.json").read_text()), folder)
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "SELECT fid, z_min, z_max, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM layers.bim_duplex")}
+    to_llh = pyproj.Transformer.from_crs(4978, 4979, always_xy=True)
+    instances, worst = 0, 0.0
+    for uri, glb in _glbs(folder).items():
+        fids = glb.property_table()["fid"]
+        for node in glb.json["nodes"]:
+            ext = node.get("extensions", {}).get("EXT_mesh_gpu_instancing")
+            if not ext:
+                continue
+            assert node["extensions"]["EXT_instance_features"]["featureIds"][0]["propertyTable"] == 0
+            mesh = glb.json["meshes"][node["mesh"]]["primitives"]
+            local = np.concatenate([glb.accessor(p["attributes"]["POSITION"]) for p in mesh]).astype(float)
+            attrs = ext["attributes"]
+            for t, q, f in zip(glb.accessor(attrs["TRANSLATION"]), glb.accessor(attrs["ROTATION"]),
+                               glb.accessor(attrs["_FEATURE_ID_0"])):
+                ecef = to_ecef(local @ _rotation(q.astype(float)).T + t, transforms[uri])
+                lon, lat, h = to_llh.transform(ecef[:, 0], ecef[:, 1], ecef[:, 2])
+                z_min, z_max, west, south, east, north = rows[fids[int(f)]]
+                metres = [abs(h.min() - z_min), abs(h.max() - z_max), abs(lon.min() - west) * 83_000,
+                          abs(lon.max() - east) * 83_000, abs(lat.min() - south) * 111_000, abs(lat.max() - north) * 111_000]
+                worst = max(worst, *metres)
+                instances += 1
+    assert instances > 50 and worst < 0.01, (instances, worst)

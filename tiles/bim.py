@@ -20,7 +20,7 @@ from py3dtiles.tileset import BoundingVolumeBox, Tile
 
 from tiles.buildings import TilesetReport
 from tiles.geodesy import EnuFrame, ecef_to_lonlath
-from tiles.glb import Material, Primitive, write_glb
+from tiles.glb import InstancedMesh, Material, Primitive, write_glb
 from tiles.metadata import Column, PropertyTable
 from tiles.tileset import gltf_axes, translation, write_tileset_json
 
@@ -37,12 +37,72 @@ MIN_TRIANGLE_M2 = 1e-8
 
 @dataclass
 class Part:
-    """One element's geometry: vertices in ECEF, triangles, their RGBA."""
+    """One element's geometry: vertices in ECEF, triangles, their RGBA; and,
+    for repeated geometry, the same vertices in the element's own frame and
+    the key it shares with its repeats."""
 
     ecef: np.ndarray
     faces: np.ndarray
     face_rgba: np.ndarray
     group: str  # the storey (tiles never mix storeys)
+    local: np.ndarray | None = None
+    prototype: str | None = None
+
+
+MIN_INSTANCED_TRIANGLES = 12  # below this, a repeat costs less as plain triangles than as an instance
+MAX_FIT_ERROR_M = 0.005  # an instance must reproduce every vertex to 5 mm, or it is drawn plainly
+
+
+def rigid_fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Rotation R and translation t with dst ~ src @ R.T + t (Kabsch), and the worst residual."""
+    cs, cd = src.mean(axis=0), dst.mean(axis=0)
+    u, _, vt = np.linalg.svd((src - cs).T @ (dst - cd))
+    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
+    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    t = cd - r @ cs
+    return r, t, float(np.linalg.norm(src @ r.T + t - dst, axis=1).max())
+
+
+def quaternion(r: np.ndarray) -> np.ndarray:
+    """x, y, z, w of a rotation matrix."""
+    w = np.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
+    x = np.copysign(np.sqrt(max(0.0, 1 + r[0, 0] - r[1, 1] - r[2, 2])) / 2, r[2, 1] - r[1, 2])
+    y = np.copysign(np.sqrt(max(0.0, 1 - r[0, 0] + r[1, 1] - r[2, 2])) / 2, r[0, 2] - r[2, 0])
+    z = np.copysign(np.sqrt(max(0.0, 1 - r[0, 0] - r[1, 1] + r[2, 2])) / 2, r[1, 0] - r[0, 1])
+    q = np.array([x, y, z, w])
+    return q / np.linalg.norm(q)
+
+
+_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # ENU -> glTF, as gltf_axes
+
+
+def _instanced(model: BimModel, members: list[int], frame: EnuFrame, centre: np.ndarray
+               ) -> tuple[list[InstancedMesh], list[int]]:
+    """Instanced meshes for the repeated geometry among ``members`` (local
+    feature ids are positions in ``members``), and the members left plain."""
+    groups: dict[str, list[int]] = {}
+    for local_id, i in enumerate(members):
+        part = model.parts[i]
+        if part.prototype is not None and part.local is not None and len(part.faces) >= MIN_INSTANCED_TRIANGLES:
+            groups.setdefault(part.prototype, []).append(local_id)
+    meshes, instanced = [], set()
+    for ids in groups.values():
+        if len(ids) < 2:
+            continue
+        fits = [rigid_fit(model.parts[members[k]].local, frame.to_enu(model.parts[members[k]].ecef)) for k in ids]
+        if max(f[2] for f in fits) > MAX_FIT_ERROR_M:
+            continue
+        first = model.parts[members[ids[0]]]
+        parts = _triangles([(0, first.local, first)])
+        primitives = [_welded(p["tri"].reshape(-1, 3), np.repeat(p["normal"], 3, axis=0), None, p["material"],
+                              axes=False) for p in parts]
+        meshes.append(InstancedMesh(
+            primitives=primitives,
+            translations=np.array([_Y_UP @ (t - centre) for _, t, _ in fits]),
+            rotations=np.array([quaternion(_Y_UP @ r) for r, _, _ in fits]),
+            feature_ids=np.array(ids)))
+        instanced.update(ids)
+    return meshes, [i for k, i in enumerate(members) if k not in instanced]
 
 
 @dataclass
@@ -71,13 +131,11 @@ def _chunks(model: BimModel, max_triangles: int) -> list[tuple[str, list[int]]]:
     return out
 
 
-def _tile_primitives(model: BimModel, members: list[int], frame: EnuFrame) -> tuple[list[dict], np.ndarray, np.ndarray]:
-    """Unwelded triangles of ``members`` (ENU), split opaque/translucent; and their box."""
+def _triangles(items: list[tuple[int, np.ndarray, Part]]) -> list[dict]:
+    """Unwelded triangles of (feature id, vertices, part) items, grouped by colour."""
     positions, rgba, ids = [], [], []  # per triangle
-    for local_id, i in enumerate(members):
-        part = model.parts[i]
-        enu = frame.to_enu(part.ecef)
-        positions.append(enu[part.faces].reshape(-1, 3, 3))
+    for local_id, vertices, part in items:
+        positions.append(vertices[part.faces].reshape(-1, 3, 3))
         rgba.append(part.face_rgba)
         ids.append(np.full(len(part.faces), local_id))
     tri = np.concatenate(positions)
@@ -87,8 +145,6 @@ def _tile_primitives(model: BimModel, members: list[int], frame: EnuFrame) -> tu
     area2 = np.linalg.norm(normal, axis=1)
     keep = area2 > 2 * MIN_TRIANGLE_M2
     tri, rgba, ids, normal = tri[keep], rgba[keep], ids[keep], normal[keep] / area2[keep, None]
-    flat = tri.reshape(-1, 3)
-    lo, hi = flat.min(axis=0), flat.max(axis=0)
     rgba = np.clip(np.rint(rgba * 255), 0, 255) / 255.0  # colours that look the same are the same
     colours, which = np.unique(rgba, axis=0, return_inverse=True)
     which = which.ravel()
@@ -96,18 +152,21 @@ def _tile_primitives(model: BimModel, members: list[int], frame: EnuFrame) -> tu
     for c, colour in enumerate(colours):
         mask = which == c
         parts.append({"tri": tri[mask], "ids": ids[mask], "normal": normal[mask], "material": _material(colour)})
-    return parts, lo, hi
+    return parts
 
 
-def _welded(positions: np.ndarray, normals: np.ndarray, ids: np.ndarray, material: Material) -> Primitive:
+def _welded(positions: np.ndarray, normals: np.ndarray, ids: np.ndarray | None, material: Material, *,
+            axes: bool = True) -> Primitive:
     """One primitive, with the corners that agree in position, normal and
     element stored once: neighbouring coplanar triangles share them and the
-    shading stays flat (a wall's two triangles need 4 corners, not 6)."""
-    pos32 = gltf_axes(positions).astype(np.float32)
-    nor32 = gltf_axes(normals).astype(np.float32)
-    key = np.concatenate([pos32.view(np.uint32), nor32.view(np.uint32), ids.astype(np.uint32).reshape(-1, 1)], axis=1)
+    shading stays flat (a wall's two triangles need 4 corners, not 6).
+    ``axes``: turn ENU into glTF's y-up (an instanced mesh's rotation does it instead)."""
+    pos32 = (gltf_axes(positions) if axes else positions).astype(np.float32)
+    nor32 = (gltf_axes(normals) if axes else normals).astype(np.float32)
+    key_ids = np.zeros(len(pos32), np.uint32) if ids is None else ids.astype(np.uint32)
+    key = np.concatenate([pos32.view(np.uint32), nor32.view(np.uint32), key_ids.reshape(-1, 1)], axis=1)
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    return Primitive(positions=pos32[first], normals=nor32[first], feature_ids=ids[first],
+    return Primitive(positions=pos32[first], normals=nor32[first], feature_ids=None if ids is None else ids[first],
                      indices=inverse.ravel().astype(np.uint32), material=material)
 
 
@@ -133,18 +192,23 @@ def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300
     storey_tiles: dict[str, list[tuple[Tile, np.ndarray, np.ndarray]]] = {}
     triangles = size = count = 0
     for k, (group, members) in enumerate(_chunks(model, max_triangles)):
-        parts, lo, hi = _tile_primitives(model, members, frame)
+        enu = [frame.to_enu(model.parts[i].ecef) for i in members]
+        lo = np.min([e.min(axis=0) for e in enu], axis=0)
+        hi = np.max([e.max(axis=0) for e in enu], axis=0)
         centre = (lo + hi) / 2
+        instanced, plain = _instanced(model, members, frame, centre)
+        local_id = {i: n for n, i in enumerate(members)}
         primitives = []
-        for p in parts:
-            n = len(p["tri"])
-            primitives.append(_welded(p["tri"].reshape(-1, 3) - centre, np.repeat(p["normal"], 3, axis=0),
-                                      np.repeat(p["ids"], 3), p["material"]))
-            triangles += n
+        if plain:
+            parts = _triangles([(local_id[i], enu[local_id[i]], model.parts[i]) for i in plain])
+            for p in parts:
+                primitives.append(_welded(p["tri"].reshape(-1, 3) - centre, np.repeat(p["normal"], 3, axis=0),
+                                          np.repeat(p["ids"], 3), p["material"]))
+        triangles += sum(len(model.parts[i].faces) for i in members)
         table = PropertyTable("element", len(members),
                               [Column(c.name, np.asarray(c.values, dtype=object if c.kind == "STRING" else None)[members],
                                       c.kind, c.no_data, c.title) for c in model.columns], class_title=model.class_title)
-        glb = write_glb(primitives, table)
+        glb = write_glb(primitives, table, instanced)
         (folder / "tiles" / f"{k}.glb").write_bytes(glb)
         size += len(glb)
         count += 1

@@ -52,10 +52,21 @@ class Primitive:
 
     positions: np.ndarray  # (n, 3)
     normals: np.ndarray  # (n, 3)
-    feature_ids: np.ndarray  # (n,)
+    feature_ids: np.ndarray | None  # (n,); None in an instanced mesh (its instances carry the ids)
     indices: np.ndarray  # (m,)
     material: Material = Material()
     colors: np.ndarray | None = None  # (n, 4) RGBA in 0..1, multiplied with the material's colour
+
+
+@dataclass
+class InstancedMesh:
+    """One mesh drawn many times (EXT_mesh_gpu_instancing); each instance is
+    a feature of its own (EXT_instance_features)."""
+
+    primitives: list[Primitive]  # in the mesh's own frame, feature_ids None
+    translations: np.ndarray  # (k, 3) glTF coordinates
+    rotations: np.ndarray  # (k, 4) unit quaternions, x y z w
+    feature_ids: np.ndarray  # (k,)
 
 
 class _Builder:
@@ -95,49 +106,60 @@ class _Builder:
         return data + b"\0" * ((-len(data)) % 4)
 
 
-def write_glb(primitives: list[Primitive], table: PropertyTable | None = None) -> bytes:
-    """GLB bytes of one mesh made of ``primitives``; feature ids index ``table``."""
+def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
+              instanced: list[InstancedMesh] = ()) -> bytes:
+    """GLB bytes: a mesh made of ``primitives`` and a node per instanced mesh;
+    feature ids (of vertices or of instances) index ``table``."""
     b = _Builder()
-    gltf_primitives = []
     materials: list[dict] = []
-    feature_count = 0
+    feature_count = table.count if table is not None else 0
     for p in primitives:
-        attributes = {
-            "POSITION": b.accessor(p.positions.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True),
-            "NORMAL": b.accessor(p.normals.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER),
-            # FLOAT, not UNSIGNED_SHORT: vertex attributes must be 4-byte aligned per
-            # element, and floats hold every id exactly up to 2**24
-            "_FEATURE_ID_0": b.accessor(p.feature_ids.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER),
-        }
-        if p.colors is not None:  # RGBA bytes, normalised: a quarter of the floats' size
-            rgba = np.clip(np.rint(p.colors * 255), 0, 255).astype(np.uint8)
-            attributes["COLOR_0"] = b.accessor(rgba, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True)
-        small = len(p.positions) <= 65535
-        index_acc = b.accessor(p.indices.astype(np.uint16 if small else np.uint32),
-                               UNSIGNED_SHORT if small else UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)
-        material = p.material.to_json()
-        if material not in materials:
-            materials.append(material)
-        count = int(p.feature_ids.max()) + 1 if len(p.feature_ids) else 0
-        feature_count = max(feature_count, count)
-        gltf_primitives.append({"attributes": attributes, "indices": index_acc, "mode": 4,
-                                "material": materials.index(material)})
-    if table is not None:
-        feature_count = table.count
-    for prim in gltf_primitives:
+        if p.feature_ids is not None and len(p.feature_ids):
+            feature_count = max(feature_count, int(p.feature_ids.max()) + 1)
+    for mesh in instanced:
+        feature_count = max(feature_count, int(mesh.feature_ids.max()) + 1)
+
+    def feature_ext() -> dict:
         ext: dict = {"featureCount": feature_count, "attribute": 0}
         if table is not None:
             ext["propertyTable"] = 0
-        prim["extensions"] = {"EXT_mesh_features": {"featureIds": [ext]}}
+        return {"featureIds": [ext]}
+
+    def mesh_primitives(prims: list[Primitive]) -> list[dict]:
+        out = []
+        for p in prims:
+            out.append(_primitive(b, p, materials))
+            if p.feature_ids is not None:
+                out[-1]["extensions"] = {"EXT_mesh_features": feature_ext()}
+        return out
+
+    meshes, nodes = [], []
+    if primitives:
+        meshes.append({"primitives": mesh_primitives(primitives)})
+        nodes.append({"mesh": 0})
+    for mesh in instanced:
+        meshes.append({"primitives": mesh_primitives(mesh.primitives)})
+        attributes = {
+            "TRANSLATION": b.accessor(mesh.translations.astype(np.float32), FLOAT, "VEC3", None),
+            "ROTATION": b.accessor(mesh.rotations.astype(np.float32), FLOAT, "VEC4", None),
+            "_FEATURE_ID_0": b.accessor(mesh.feature_ids.astype(np.float32), FLOAT, "SCALAR", None),
+        }
+        nodes.append({"mesh": len(meshes) - 1, "extensions": {"EXT_mesh_gpu_instancing": {"attributes": attributes},
+                                                              "EXT_instance_features": feature_ext()}})
+    used = ["EXT_mesh_features"] if primitives else []
+    if instanced:
+        used += ["EXT_mesh_gpu_instancing", "EXT_instance_features"]
     gltf: dict = {
         "asset": {"version": "2.0", "generator": "cim-twin tiles"},
-        "extensionsUsed": ["EXT_mesh_features"],
+        "extensionsUsed": used,
         "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0}],
-        "meshes": [{"primitives": gltf_primitives}],
+        "scenes": [{"nodes": list(range(len(nodes)))}],
+        "nodes": nodes,
+        "meshes": meshes,
         "materials": materials,
     }
+    if instanced:
+        gltf["extensionsRequired"] = ["EXT_mesh_gpu_instancing"]
     if table is not None:
         gltf["extensionsUsed"].append("EXT_structural_metadata")
         gltf["extensions"] = {"EXT_structural_metadata": {
@@ -154,3 +176,24 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None) -
         struct.pack("<II", len(text), 0x4E4F534A), text,
         struct.pack("<II", len(binary), 0x004E4942), binary,
     ])
+
+
+def _primitive(b: _Builder, p: Primitive, materials: list[dict]) -> dict:
+    attributes = {
+        "POSITION": b.accessor(p.positions.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True),
+        "NORMAL": b.accessor(p.normals.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER),
+    }
+    if p.feature_ids is not None:
+        # FLOAT, not UNSIGNED_SHORT: vertex attributes must be 4-byte aligned per
+        # element, and floats hold every id exactly up to 2**24
+        attributes["_FEATURE_ID_0"] = b.accessor(p.feature_ids.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER)
+    if p.colors is not None:  # RGBA bytes, normalised: a quarter of the floats' size
+        rgba = np.clip(np.rint(p.colors * 255), 0, 255).astype(np.uint8)
+        attributes["COLOR_0"] = b.accessor(rgba, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True)
+    small = len(p.positions) <= 65535
+    index_acc = b.accessor(p.indices.astype(np.uint16 if small else np.uint32),
+                           UNSIGNED_SHORT if small else UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)
+    material = p.material.to_json()
+    if material not in materials:
+        materials.append(material)
+    return {"attributes": attributes, "indices": index_acc, "mode": 4, "material": materials.index(material)}

@@ -8,6 +8,7 @@ tileset written inside its transaction -> commit -> tileset swap -> outline.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,12 @@ def _footprints(model: Model, ecef: list[np.ndarray]) -> tuple[np.ndarray, np.nd
     return np.array(hulls, dtype=object), np.array(z_min), np.array(z_max)
 
 
+def _prototype(element) -> str:
+    """Elements with the same key draw the same triangles in the same colours
+    (ifcopenshell shares the geometry id of a repeated representation)."""
+    return f"{element.geometry_id}:{hashlib.sha1(element.face_rgba.tobytes()).hexdigest()[:12]}"
+
+
 def run(settings: Settings, source: Path, name: str, options: BimOptions = BimOptions(),
         progress: Progress | None = None) -> ImportReport:
     t0 = time.perf_counter()
@@ -94,7 +101,8 @@ def run(settings: Settings, source: Path, name: str, options: BimOptions = BimOp
                Column("type_name", np.array([e.type_name for e in elements], dtype=object), title="类型"),
                Column("material", np.array([e.material for e in elements], dtype=object), title="材质"),
                Column("properties", np.array([properties_json(e) for e in elements], dtype=object), title="属性集")]
-    bim = BimModel([Part(p, e.faces, e.face_rgba, s) for p, e, s in zip(ecef, elements, storeys)], columns)
+    bim = BimModel([Part(p, e.faces, e.face_rgba, s, local=e.local_vertices, prototype=_prototype(e))
+                    for p, e, s in zip(ecef, elements, storeys)], columns)
 
     version = TilesetVersion.create(settings.tilesets_dir, name)
     tiles: list[TilesetReport] = []

@@ -1,8 +1,10 @@
 """IFC files read with ifcopenshell: elements, their triangles, colours,
 storey, type, material and property sets.
 
-Geometry comes from ifcopenshell's geometry iterator in world coordinates
-(metres), on all cores. A product with a body representation that the
+Geometry comes from ifcopenshell's geometry iterator (metres), on all cores,
+in each element's own placement, so that repeated geometry (a door type used
+twenty times) is recognised by its geometry id; world coordinates are the
+placement matrix applied. A product with a body representation that the
 iterator does not yield has failed: it is named and counted, never fatal.
 """
 
@@ -36,9 +38,11 @@ class Element:
     type_name: str | None
     material: str | None
     properties: dict
-    vertices: np.ndarray  # (n, 3) local metres
+    vertices: np.ndarray  # (n, 3) world coordinates of the model, metres
     faces: np.ndarray  # (m, 3) vertex indices
     face_rgba: np.ndarray  # (m, 4) colour of each triangle, 0..1
+    local_vertices: np.ndarray  # (n, 3) in the element's own placement (shared by repeated geometry)
+    geometry_id: str  # equal for elements that share their representation (and styles)
 
 
 @dataclass
@@ -116,8 +120,7 @@ def _has_body(product) -> bool:
 
 def read_model(path: Path, jobs: int | None = None) -> Model:
     model = open_model(path)
-    settings = ifcopenshell.geom.settings()
-    settings.set("use-world-coords", True)
+    settings = ifcopenshell.geom.settings()  # local coordinates: repeated geometry keeps one geometry id
     iterator = ifcopenshell.geom.iterator(settings, model, jobs or multiprocessing.cpu_count(),
                                           exclude=list(EXCLUDED_CLASSES))
     out = Model(Path(path), model.schema_identifier, model)
@@ -140,7 +143,9 @@ def read_model(path: Path, jobs: int | None = None) -> Model:
 
 def _element(model: ifcopenshell.file, shape) -> Element:
     geometry = shape.geometry
-    vertices = ifcopenshell.util.shape.get_vertices(geometry).astype(np.float64)
+    local = ifcopenshell.util.shape.get_vertices(geometry).astype(np.float64)
+    matrix = ifcopenshell.util.shape.get_shape_matrix(shape)
+    vertices = local @ matrix[:3, :3].T + matrix[:3, 3]
     faces = ifcopenshell.util.shape.get_faces(geometry).reshape(-1, 3)
     colours = ifcopenshell.util.shape.get_material_colors(geometry)
     style_of_face = ifcopenshell.util.shape.get_faces_material_style_ids(geometry)
@@ -151,7 +156,8 @@ def _element(model: ifcopenshell.file, shape) -> Element:
     return Element(global_id=shape.guid, ifc_class=product.is_a(), name=product.Name, storey=_storey_of(product),
                    type_name=element_type.Name if element_type is not None else None,
                    material=_material_name(product), properties=_properties(product),
-                   vertices=vertices, faces=faces, face_rgba=face_rgba)
+                   vertices=vertices, faces=faces, face_rgba=face_rgba, local_vertices=local,
+                   geometry_id=str(geometry.id))
 
 
 def properties_json(element: Element) -> str:
