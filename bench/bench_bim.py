@@ -23,7 +23,7 @@ MODELS = [("AC20-FZK-Haus.ifc", []), ("duplex.ifc", []), ("IfcOpenHouse_IFC4.ifc
 FLOOR = """
 import multiprocessing, sys, ifcopenshell, ifcopenshell.geom
 from import_scripts.bim.reader import EXCLUDED_CLASSES
-s = ifcopenshell.geom.settings(); s.set("use-world-coords", True)
+s = ifcopenshell.geom.settings()  # as the importer: local coordinates, repeats triangulated once
 m = ifcopenshell.open(sys.argv[1])
 it = ifcopenshell.geom.iterator(s, m, multiprocessing.cpu_count(), exclude=list(EXCLUDED_CLASSES))
 n = 0
