@@ -24,7 +24,8 @@ from import_scripts.layer import LayerOptions, load, read_features, report
 from import_scripts.report import ImportReport, Progress
 from layers.catalogue import LayerInfo
 from layers.gridjoin import GRID_COLUMNS
-from tiles.buildings import Buildings, TilesetReport, write_buildings_tileset
+from tiles.buildings import Buildings, write_buildings_tileset
+from tiles.tileset import TilesetReport
 from tiles.metadata import Column
 from tiles.output import TilesetVersion
 

@@ -4,9 +4,9 @@
 Each element is one feature (EXT_mesh_features) with its properties in an
 EXT_structural_metadata property table. Triangles are grouped by IFC surface
 colour, one primitive (and material) per colour; translucent ones (glass,
-spaces) blend.
-Triangles are unwelded so every face keeps its own normal (flat shading);
-materials are double-sided because IFC exporters do not agree on winding.
+spaces) blend. Corners are shared only where position, normal and element
+agree, so shading stays flat; materials are double-sided because IFC
+exporters do not agree on winding. Repeated geometry is instanced.
 """
 
 from __future__ import annotations
@@ -18,20 +18,11 @@ from pathlib import Path
 import numpy as np
 from py3dtiles.tileset import BoundingVolumeBox, Tile
 
-from tiles.buildings import TilesetReport
 from tiles.geodesy import EnuFrame, ecef_to_lonlath
 from tiles.glb import InstancedMesh, Material, Primitive, write_glb
 from tiles.metadata import Column, PropertyTable
-from tiles.tileset import gltf_axes, translation, write_tileset_json
+from tiles.tileset import TilesetReport, gltf_axes, translation, write_tileset_json
 
-def _material(rgba: np.ndarray) -> Material:
-    """The material of one IFC surface colour: in the material rather than per
-    vertex, which every client draws (deck.gl ignores COLOR_0 in PBR)."""
-    r, g, b, a = (float(v) for v in rgba)
-    translucent = a < 0.99
-    return Material(name=f"ifc {int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}{int(a * 255):02x}",
-                    base_color=(r, g, b, a), roughness=0.2 if translucent else 0.8, blend=translucent,
-                    double_sided=True)
 MIN_TRIANGLE_M2 = 1e-8
 
 
@@ -49,8 +40,25 @@ class Part:
     prototype: str | None = None
 
 
+@dataclass
+class BimModel:
+    parts: list[Part]
+    columns: list[Column] = field(default_factory=list)
+    class_title: str = "构件"
+
+
 MIN_INSTANCED_TRIANGLES = 12  # below this, a repeat costs less as plain triangles than as an instance
 MAX_FIT_ERROR_M = 0.005  # an instance must reproduce every vertex to 5 mm, or it is drawn plainly
+
+
+def _material(rgba: np.ndarray) -> Material:
+    """The material of one IFC surface colour: in the material rather than per
+    vertex, which every client draws (deck.gl ignores COLOR_0 in PBR)."""
+    r, g, b, a = (float(v) for v in rgba)
+    translucent = a < 0.99
+    return Material(name=f"ifc {int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}{int(a * 255):02x}",
+                    base_color=(r, g, b, a), roughness=0.2 if translucent else 0.8, blend=translucent,
+                    double_sided=True)
 
 
 def rigid_fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -103,13 +111,6 @@ def _instanced(model: BimModel, members: list[int], frame: EnuFrame, centre: np.
             feature_ids=np.array(ids)))
         instanced.update(ids)
     return meshes, [i for k, i in enumerate(members) if k not in instanced]
-
-
-@dataclass
-class BimModel:
-    parts: list[Part]
-    columns: list[Column] = field(default_factory=list)
-    class_title: str = "构件"
 
 
 def _chunks(model: BimModel, max_triangles: int) -> list[tuple[str, list[int]]]:

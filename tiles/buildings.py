@@ -30,7 +30,7 @@ from tiles.geodesy import EnuFrame, lonlath_to_ecef
 from tiles.glb import Primitive, write_glb
 from tiles.metadata import Column, PropertyTable
 from tiles.quadtree import Node, QuadtreeOptions, build_quadtree
-from tiles.tileset import gltf_axes, translation, write_tileset_json
+from tiles.tileset import TilesetReport, gltf_axes, translation, write_tileset_json
 
 #: called with (done, total) buildings
 Progress = Callable[[int, int], None]
@@ -49,18 +49,6 @@ class Buildings:
 
     def __len__(self) -> int:
         return len(self.footprints)
-
-
-@dataclass
-class TilesetReport:
-    path: Path
-    buildings: int
-    tiles: int
-    depth: int
-    triangles: int
-    bytes: int
-    seconds: float
-    origin: tuple[float, float]
 
 
 def _sizes_m(footprints: np.ndarray, height: np.ndarray) -> np.ndarray:

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from py3dtiles.constants import SpecVersion
 from py3dtiles.tileset import Tile, TileSet
+
+
+@dataclass
+class TilesetReport:
+    """What a tiler wrote (``buildings`` counts the features: buildings or elements)."""
+
+    path: Path
+    buildings: int
+    tiles: int
+    depth: int
+    triangles: int
+    bytes: int
+    seconds: float
+    origin: tuple[float, float]
 
 
 def gltf_axes(enu: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from import_scripts.report import ImportReport, Progress
 from layers.load import FeatureTable, load_layer
 from layers.schema import LAYER_SCHEMA, validate_layer_name
 from tiles.bim import BimModel, Part, write_bim_tileset
-from tiles.buildings import TilesetReport
+from tiles.tileset import TilesetReport
 from tiles.geodesy import ecef_to_lonlath
 from tiles.metadata import Column
 from tiles.output import TilesetVersion
