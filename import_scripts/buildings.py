@@ -107,7 +107,8 @@ def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], 
     floors = _find(columns, None, FLOORS_NAMES, "floors", "")
     if floors:
         values = _numbers(table, floors)
-        out.append(Column("floors", np.where(np.isfinite(values), values, -1).astype(np.int64), "INT16",
+        plausible = np.isfinite(values) & (values >= 0) & (values <= 300)  # INT16; the tallest tower has 163
+        out.append(Column("floors", np.where(plausible, values, -1).astype(np.int64), "INT16",
                           no_data=-1, title="层数"))
     text(USE_NAMES, "use", "用途")
     for column, title in zip(GRID_COLUMNS, ("街道", "社区", "网格")):

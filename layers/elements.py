@@ -9,6 +9,7 @@ from psycopg import sql
 from layers.catalogue import LayerInfo
 
 ELEMENT_COLUMNS = {"global_id", "ifc_class", "storey", "z_min", "z_max"}
+NO_STOREY = "(无楼层)"  # what elements outside any storey are listed under
 SEARCH_LIMIT = 50
 
 

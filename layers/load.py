@@ -181,16 +181,21 @@ def _copy_rows(cur: psycopg.Cursor, stage: sql.Identifier, attrs: pa.Table, type
 def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, title: str | None = None,
                source: str, source_crs: str | None = None, repaired: int = 0, skipped: int = 0,
                grid_layer: str | None = None, progress: Progress | None = None,
-               before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None) -> LoadResult:
+               before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None,
+               within_transaction: bool = False) -> LoadResult:
     """Load ``features`` as layer ``name`` (replacing any previous version
     atomically) and register it in the catalogue. With ``grid_layer``, every
     feature is placed in its street, community and grid.
 
     ``before_commit(conn, layer)`` runs inside the transaction, after the swap:
     it sees the new table, and if it raises, nothing of this load remains
-    (how an importer keeps a tileset and its layer in step)."""
+    (how an importer keeps a tileset and its layer in step).
+
+    ``within_transaction``: ``conn`` is inside a transaction the caller commits
+    (a second layer loaded by a ``before_commit`` of the first, so both land
+    or neither); otherwise the load is its own transaction."""
     t0 = time.perf_counter()
-    if not conn.autocommit:
+    if not conn.autocommit and not within_transaction:
         raise ValueError("load_layer needs an autocommit connection: the load is its own transaction")
     ensure_schema(conn)
     placement: GridPlacement | None = grid_placement(conn, grid_layer) if grid_layer and grid_layer != name else None

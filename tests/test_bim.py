@@ -273,3 +273,26 @@ def test_repeated_geometry_is_instanced_and_lands_where_its_elements_are(importe
                 worst = max(worst, *metres)
                 instances += 1
     assert instances > 50 and worst < 0.01, (instances, worst)
+
+
+def test_quaternions_of_half_turns_keep_their_signs():
+    from tiles.bim import quaternion
+
+    for axis in ((1, -1, 0), (0, 0, 1), (1, 0, 0), (0, 1, 1)):
+        a = np.array(axis, float) / np.linalg.norm(axis)
+        k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+        for angle in (math.pi, math.pi / 2, 0.3):
+            r = np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+            assert np.abs(_rotation(quaternion(r)) - r).max() < 1e-12
+
+
+def test_feature_counts_per_primitive_and_spaces_keep_their_storey(imported, conn):
+    for glb in _glbs(imported["bim_duplex"]).values():
+        for mesh in glb.json["meshes"]:
+            for prim in mesh["primitives"]:
+                ext = prim.get("extensions", {}).get("EXT_mesh_features")
+                if ext:
+                    ids = glb.accessor(prim["attributes"]["_FEATURE_ID_0"])
+                    assert ext["featureIds"][0]["featureCount"] == len(np.unique(ids))
+    spaces = conn.execute("SELECT count(*), count(storey) FROM layers.bim_duplex WHERE ifc_class = 'IfcSpace'").fetchone()
+    assert spaces[0] > 10 and spaces[1] == spaces[0]  # aggregated by their storey, not contained

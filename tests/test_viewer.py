@@ -113,3 +113,15 @@ def test_the_same_deck_for_jupyter(sample, conn):
     assert types.count("Tile3DLayer") == 1 and types.count("MVTLayer") == len(layers)
     assert "@@=pixels" not in d.to_json() and "@@=circle" not in d.to_json()  # literal strings stay literal
     assert all(layer.get("loadOptions") for layer in spec["layers"])  # no loader may fetch its worker from a CDN
+
+
+def test_a_hostile_title_cannot_break_the_page_script():
+    from layers.catalogue import LayerInfo
+    from viewer.page import viewer_config, viewer_page
+
+    layer = LayerInfo(name="x", title="<!--<script></script>&", table_schema="layers", table_name="x",
+                      geometry_type="MultiPolygon", srid=4326, feature_count=1, bbox=(114.0, 22.5, 114.1, 22.6))
+    page = viewer_page(viewer_config([layer]))
+    block = page.split('<script id="cim-config" type="application/json">')[1].split("</script>")[0]
+    assert "<" not in block and ">" not in block and "&" not in block
+    assert json.loads(block)["entries"][0]["title"]["zh"] == "<!--<script></script>&"

@@ -72,12 +72,23 @@ def rigid_fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 def quaternion(r: np.ndarray) -> np.ndarray:
-    """x, y, z, w of a rotation matrix."""
-    w = np.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
-    x = np.copysign(np.sqrt(max(0.0, 1 + r[0, 0] - r[1, 1] - r[2, 2])) / 2, r[2, 1] - r[1, 2])
-    y = np.copysign(np.sqrt(max(0.0, 1 - r[0, 0] + r[1, 1] - r[2, 2])) / 2, r[0, 2] - r[2, 0])
-    z = np.copysign(np.sqrt(max(0.0, 1 - r[0, 0] - r[1, 1] + r[2, 2])) / 2, r[1, 0] - r[0, 1])
-    q = np.array([x, y, z, w])
+    """x, y, z, w of a rotation matrix (Shepperd: from its largest component,
+    so that half turns, where w is 0, keep their signs)."""
+    trace = r[0, 0] + r[1, 1] + r[2, 2]
+    k = int(np.argmax([trace, r[0, 0], r[1, 1], r[2, 2]]))
+    if k == 0:
+        w = np.sqrt(1 + trace) / 2
+        q = [(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w), w]
+    elif k == 1:
+        x = np.sqrt(1 + r[0, 0] - r[1, 1] - r[2, 2]) / 2
+        q = [x, (r[0, 1] + r[1, 0]) / (4 * x), (r[0, 2] + r[2, 0]) / (4 * x), (r[2, 1] - r[1, 2]) / (4 * x)]
+    elif k == 2:
+        y = np.sqrt(1 - r[0, 0] + r[1, 1] - r[2, 2]) / 2
+        q = [(r[0, 1] + r[1, 0]) / (4 * y), y, (r[1, 2] + r[2, 1]) / (4 * y), (r[0, 2] - r[2, 0]) / (4 * y)]
+    else:
+        z = np.sqrt(1 - r[0, 0] - r[1, 1] + r[2, 2]) / 2
+        q = [(r[0, 2] + r[2, 0]) / (4 * z), (r[1, 2] + r[2, 1]) / (4 * z), z, (r[1, 0] - r[0, 1]) / (4 * z)]
+    q = np.array(q)
     return q / np.linalg.norm(q)
 
 

@@ -83,6 +83,8 @@ def write_buildings_tileset(data: Buildings, folder: Path, *, options: QuadtreeO
         if len(node.members) == 0:
             continue
         mesh = extrude(data.footprints[node.members], data.base[node.members], top[node.members], frame)
+        if mesh.triangle_count == 0:
+            continue  # footprints under a millimetre: nothing to draw
         glb, mins_maxs, centre = _tile_glb(mesh, node, data)
         (folder / "tiles" / f"{node.name}.glb").write_bytes(glb)
         boxes[node.name], own[node.name] = mins_maxs, centre

@@ -19,7 +19,6 @@ from tiles.metadata import PropertyTable
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
 FLOAT = 5126
-UNSIGNED_BYTE = 5121
 UNSIGNED_SHORT = 5123
 UNSIGNED_INT = 5125
 _ALIGN = 8  # EXT_structural_metadata wants 8-byte aligned buffer views; it suits everything else too
@@ -55,7 +54,6 @@ class Primitive:
     feature_ids: np.ndarray | None  # (n,); None in an instanced mesh (its instances carry the ids)
     indices: np.ndarray  # (m,)
     material: Material = Material()
-    colors: np.ndarray | None = None  # (n, 4) RGBA in 0..1, multiplied with the material's colour
 
 
 @dataclass
@@ -90,11 +88,9 @@ class _Builder:
         return len(self.buffer_views) - 1
 
     def accessor(self, array: np.ndarray, component: int, kind: str, target: int | None, *,
-                 bounds: bool = False, normalized: bool = False) -> int:
+                 bounds: bool = False) -> int:
         view = self.buffer_view(np.ascontiguousarray(array).tobytes(), target)
         acc = {"bufferView": view, "componentType": component, "count": int(array.shape[0]), "type": kind}
-        if normalized:
-            acc["normalized"] = True
         if bounds:
             acc["min"] = array.min(axis=0).astype(float).tolist()
             acc["max"] = array.max(axis=0).astype(float).tolist()
@@ -112,15 +108,9 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
     feature ids (of vertices or of instances) index ``table``."""
     b = _Builder()
     materials: list[dict] = []
-    feature_count = table.count if table is not None else 0
-    for p in primitives:
-        if p.feature_ids is not None and len(p.feature_ids):
-            feature_count = max(feature_count, int(p.feature_ids.max()) + 1)
-    for mesh in instanced:
-        feature_count = max(feature_count, int(mesh.feature_ids.max()) + 1)
-
-    def feature_ext() -> dict:
-        ext: dict = {"featureCount": feature_count, "attribute": 0}
+    def feature_ext(ids: np.ndarray) -> dict:
+        # featureCount: the distinct features this attribute holds (a subset of the table in a colour's primitive)
+        ext: dict = {"featureCount": int(len(np.unique(ids))), "attribute": 0}
         if table is not None:
             ext["propertyTable"] = 0
         return {"featureIds": [ext]}
@@ -130,7 +120,7 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
         for p in prims:
             out.append(_primitive(b, p, materials))
             if p.feature_ids is not None:
-                out[-1]["extensions"] = {"EXT_mesh_features": feature_ext()}
+                out[-1]["extensions"] = {"EXT_mesh_features": feature_ext(p.feature_ids)}
         return out
 
     meshes, nodes = [], []
@@ -145,8 +135,8 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
             "_FEATURE_ID_0": b.accessor(mesh.feature_ids.astype(np.float32), FLOAT, "SCALAR", None),
         }
         nodes.append({"mesh": len(meshes) - 1, "extensions": {"EXT_mesh_gpu_instancing": {"attributes": attributes},
-                                                              "EXT_instance_features": feature_ext()}})
-    used = ["EXT_mesh_features"] if primitives else []
+                                                              "EXT_instance_features": feature_ext(mesh.feature_ids)}})
+    used = ["EXT_mesh_features"] if any(p.feature_ids is not None for p in primitives) else []
     if instanced:
         used += ["EXT_mesh_gpu_instancing", "EXT_instance_features"]
     gltf: dict = {
@@ -187,9 +177,6 @@ def _primitive(b: _Builder, p: Primitive, materials: list[dict]) -> dict:
         # FLOAT, not UNSIGNED_SHORT: vertex attributes must be 4-byte aligned per
         # element, and floats hold every id exactly up to 2**24
         attributes["_FEATURE_ID_0"] = b.accessor(p.feature_ids.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER)
-    if p.colors is not None:  # RGBA bytes, normalised: a quarter of the floats' size
-        rgba = np.clip(np.rint(p.colors * 255), 0, 255).astype(np.uint8)
-        attributes["COLOR_0"] = b.accessor(rgba, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True)
     small = len(p.positions) <= 65535
     index_acc = b.accessor(p.indices.astype(np.uint16 if small else np.uint32),
                            UNSIGNED_SHORT if small else UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)

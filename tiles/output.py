@@ -5,16 +5,21 @@ A new version is written beside the old one and the link is swapped with
 one rename, so readers see the old tileset or the new one, never half of
 one; a discarded version leaves nothing behind. The previous version is kept
 until the next swap, so that a viewer that opened it just before can still
-fetch its tiles.
+fetch its tiles. One import of a name at a time: a version holds the name's
+lock from ``create`` to ``commit`` or ``discard``, so two imports cannot
+delete or overtake each other's folder.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 
 @dataclass
@@ -22,21 +27,30 @@ class TilesetVersion:
     root: Path  # the tilesets folder
     name: str
     folder: Path  # where this version is written
+    _lock: IO | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, root: Path, name: str) -> "TilesetVersion":
         versions = root / ".versions"
         versions.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{name}.lock", "a+")
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another import of this name finishes first
         folder = versions / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         folder.mkdir()
-        return cls(root, name, folder)
+        return cls(root, name, folder, lock)
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def commit(self) -> Path:
         """Make this version current; returns the path of its tileset.json."""
         link = self.root / self.name
         versions = self.root / ".versions"
-        if link.exists() and not link.is_symlink():  # a plain folder from elsewhere: keep it aside
-            link.rename(versions / f"{self.name}-replaced-{time.strftime('%Y%m%dT%H%M%S')}")
+        if link.exists() and not link.is_symlink():  # a plain folder from elsewhere: kept aside, never deleted
+            link.rename(versions / f".replaced-{self.name}-{time.strftime('%Y%m%dT%H%M%S')}")
         tmp = self.root / f".{self.name}.link-{os.getpid()}"
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(self.folder.relative_to(self.root))
@@ -45,7 +59,26 @@ class TilesetVersion:
         for old in versions.glob(f"{self.name}-*"):
             if old.resolve() not in (self.folder.resolve(), previous):
                 shutil.rmtree(old, ignore_errors=True)
+        self._release()
         return link / "tileset.json"
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        self._release()
+
+
+def current_tilesets(root: Path) -> dict[str, dict]:
+    """The current tilesets under ``root``: name -> the ``asset.extras`` of its tileset.json."""
+    out: dict[str, dict] = {}
+    for link in sorted(root.iterdir()) if root.is_dir() else []:
+        path = link / "tileset.json"
+        if link.name.startswith(".") or not path.is_file():
+            continue
+        with open(path, encoding="utf-8") as fh:
+            out[link.name] = json.load(fh).get("asset", {}).get("extras", {})
+    return out
+
+
+def storey_tilesets(extras: dict) -> list[dict]:
+    """A BIM tileset's storeys: [{"name", "url"}] (url relative to the tileset's folder)."""
+    return [s for s in extras.get("storeys", []) if isinstance(s, dict)]  # older tilesets listed names only

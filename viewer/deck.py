@@ -27,6 +27,8 @@ NO_WORKERS = {"worker": False}
 
 def mvt_load_options(base_url: str) -> dict:
     return {"mvt": {"workerUrl": f"{base_url}/viewer/vendor/mvt-worker.js"}}
+
+
 PICK_SUFFIX = "__pick"  # the extruded-footprint layer that makes single buildings pickable
 
 

@@ -62,7 +62,9 @@ def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = 
 
 
 def viewer_page(config: dict) -> str:
-    data = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+    # inside <script>, no "<", ">" or "&" may appear as such: a title like "<!--<script>" would
+    # otherwise keep the block from closing and blank the page
+    data = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f"""<!doctype html>
 <html lang="zh-CN">
 <head>

@@ -24,6 +24,7 @@ from import_scripts.bim.georef import Anchor, georeference
 from import_scripts.bim.reader import Model, properties_json, read_model
 from import_scripts.layer import database_errors
 from import_scripts.report import ImportReport, Progress
+from layers.elements import NO_STOREY
 from layers.load import FeatureTable, load_layer
 from layers.schema import LAYER_SCHEMA, validate_layer_name
 from tiles.bim import BimModel, Part, write_bim_tileset
@@ -34,7 +35,6 @@ from tiles.output import TilesetVersion
 
 _NAMED = 20
 _MIN_SIZE_DEG = 1e-7  # about a centimetre: a flat element's footprint gets at least this width
-NO_STOREY = "(无楼层)"
 
 
 @dataclass(frozen=True)
@@ -104,23 +104,26 @@ def run(settings: Settings, source: Path, name: str, options: BimOptions = BimOp
     bim = BimModel([Part(p, e.faces, e.face_rgba, s, local=e.local_vertices, prototype=_prototype(e))
                     for p, e, s in zip(ecef, elements, storeys)], columns)
 
+    outline = shapely.union_all(shapely.make_valid(footprints))
+    title = options.title or (model.file.by_type("IfcProject")[0].Name if model.file.by_type("IfcProject") else name)
+    outline_table = FeatureTable(pa.table({"name": [title], "elements": [len(elements)], "schema": [model.schema]}),
+                                 np.array([outline if isinstance(outline, shapely.MultiPolygon)
+                                           else shapely.MultiPolygon([outline])], dtype=object), "MultiPolygon")
+    grid_layer = settings.grid_layer if options.grid_join else None
     version = TilesetVersion.create(settings.tilesets_dir, name)
     tiles: list[TilesetReport] = []
+
+    def before_commit(conn, layer) -> None:
+        """The tiles and the outline land with the elements, or nothing does."""
+        tiles.append(write_bim_tileset(bim, version.folder))
+        load_layer(conn, outline_name, outline_table, title=f"{title} 轮廓", source=str(Path(source).resolve()),
+                   source_crs=georef.method, grid_layer=grid_layer, within_transaction=True)
+
     try:
         with database_errors(source, name), connect(settings, autocommit=True) as conn:
-            result = load_layer(conn, name, features, title=options.title or (model.file.by_type("IfcProject")[0].Name
-                                                                              if model.file.by_type("IfcProject") else name),
-                                source=str(Path(source).resolve()), source_crs=georef.method,
-                                grid_layer=settings.grid_layer if options.grid_join else None, progress=progress,
-                                before_commit=lambda conn, layer: tiles.append(write_bim_tileset(bim, version.folder)))
-            outline = shapely.union_all(shapely.make_valid(footprints))
-            outline_table = FeatureTable(pa.table({"name": [result.layer.title], "elements": [len(elements)],
-                                                   "schema": [model.schema]}),
-                                         np.array([outline if isinstance(outline, shapely.MultiPolygon)
-                                                   else shapely.MultiPolygon([outline])], dtype=object), "MultiPolygon")
-            load_layer(conn, outline_name, outline_table, title=f"{result.layer.title} 轮廓",
-                       source=str(Path(source).resolve()), source_crs=georef.method,
-                       grid_layer=settings.grid_layer if options.grid_join else None)
+            result = load_layer(conn, name, features, title=title, source=str(Path(source).resolve()),
+                                source_crs=georef.method, grid_layer=grid_layer, progress=progress,
+                                before_commit=before_commit)
     except BaseException:
         version.discard()
         raise

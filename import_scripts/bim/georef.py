@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import ifcopenshell
 import ifcopenshell.util.geolocation
+import ifcopenshell.util.placement
 import ifcopenshell.util.unit
 import numpy as np
 import pyproj
@@ -40,7 +41,8 @@ class Anchor:
             values = [float(v) for v in text.split(",")]
         except ValueError:
             values = []
-        if len(values) not in (2, 3, 4) or not (-180 <= values[0] <= 180 and -90 <= values[1] <= 90):
+        if (len(values) not in (2, 3, 4) or not all(math.isfinite(v) for v in values)
+                or not (-180 <= values[0] <= 180 and -90 <= values[1] <= 90)):
             raise InputError("--anchor", f"{text!r} is not LON,LAT[,HEIGHT[,ROTATION_DEG]]")
         return cls(*values)
 
@@ -151,15 +153,32 @@ def _true_north_angle(model: ifcopenshell.file) -> float:
     return 0.0
 
 
+def _degrees(compound) -> float:
+    """An IfcCompoundPlaneAngleMeasure in degrees; its parts share the sign of the
+    first non-zero one (some exporters sign only the degrees)."""
+    parts = list(compound) + [0] * (4 - len(compound))
+    sign = -1.0 if any(p < 0 for p in parts) else 1.0
+    return sign * ifcopenshell.util.geolocation.dms2dd(*(abs(int(p)) for p in parts[:4]))
+
+
 def from_site(model: ifcopenshell.file) -> Georeference | None:
+    """LoGeoRef 20: the site's latitude, longitude and elevation are those of
+    the origin of the site's own placement, turned by TrueNorth."""
     for site in model.by_type("IfcSite"):
         if site.RefLatitude and site.RefLongitude:
-            lat = ifcopenshell.util.geolocation.dms2dd(*site.RefLatitude)
-            lon = ifcopenshell.util.geolocation.dms2dd(*site.RefLongitude)
-            height = float(site.RefElevation or 0.0) * ifcopenshell.util.unit.calculate_unit_scale(model)
+            lat, lon = _degrees(site.RefLatitude), _degrees(site.RefLongitude)
+            unit = ifcopenshell.util.unit.calculate_unit_scale(model)
+            height = float(site.RefElevation or 0.0) * unit
             angle = _true_north_angle(model)
+            placement = np.eye(4)
+            if site.ObjectPlacement is not None:
+                placement = np.array(ifcopenshell.util.placement.get_local_placement(site.ObjectPlacement), float)
+                placement[:3, 3] *= unit  # model units -> metres, as the geometry
+            to_site = np.linalg.inv(placement)
+            place = _enu_placement(lon, lat, height, angle)
             return Georeference(f"IfcSite {lat:.6f}, {lon:.6f} (true north {math.degrees(angle):.1f}°)",
-                                (lon, lat, height), _enu_placement(lon, lat, height, angle))
+                                (lon, lat, height),
+                                lambda local: place(local @ to_site[:3, :3].T + to_site[:3, 3]))
     return None
 
 

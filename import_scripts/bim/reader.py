@@ -76,10 +76,12 @@ def open_model(path: Path) -> ifcopenshell.file:
 
 
 def _storey_of(product) -> str | None:
-    container = ifcopenshell.util.element.get_container(product)
-    while container is not None and not container.is_a("IfcBuildingStorey"):
-        container = ifcopenshell.util.element.get_aggregate(container) or ifcopenshell.util.element.get_container(container)
-    return container.Name if container is not None else None
+    """The storey an element is contained in or aggregated by (spaces, roof
+    slabs and curtain-wall plates are aggregated, walls contained)."""
+    node = product
+    while node is not None and not node.is_a("IfcBuildingStorey"):
+        node = ifcopenshell.util.element.get_container(node) or ifcopenshell.util.element.get_aggregate(node)
+    return node.Name if node is not None else None
 
 
 def _material_name(product) -> str | None:
@@ -128,8 +130,10 @@ def read_model(path: Path, jobs: int | None = None) -> Model:
     if iterator.initialize():
         while True:
             shape = iterator.get()
-            out.elements.append(_element(model, shape))
-            seen.add(shape.guid)
+            element = _element(model, shape)
+            if len(element.faces) and len(element.vertices):
+                out.elements.append(element)
+                seen.add(shape.guid)  # an element without triangles is reported as failed below
             if not iterator.next():
                 break
     for product in model.by_type("IfcProduct"):

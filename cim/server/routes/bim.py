@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, HTTPException, Query
 from psycopg_pool import AsyncConnectionPool
 
 from cim.config import Settings
 from cim.server.deps import get_catalogue, get_layer, get_pool, get_settings_dep
 from layers.catalogue import LayerInfo
-from layers.elements import classes_query, is_element_layer, search_query, storeys_query
+from tiles.output import current_tilesets, storey_tilesets
+from layers.elements import NO_STOREY, classes_query, is_element_layer, search_query, storeys_query
 
 router = APIRouter(prefix="/bim", tags=["bim"])
 
 
 def _storey_urls(settings: Settings, name: str) -> dict[str, str]:
-    """Storey name -> URL of its own tileset, from the model's tileset.json."""
-    path = settings.tilesets_dir / name / "tileset.json"
-    if not path.is_file():
-        return {}
-    extras = json.loads(path.read_text(encoding="utf-8")).get("asset", {}).get("extras", {})
-    return {s["name"]: f"/tilesets/{name}/{s['url']}" for s in extras.get("storeys", []) if isinstance(s, dict)}
+    """Storey name -> URL of its own tileset."""
+    extras = current_tilesets(settings.tilesets_dir).get(name, {})
+    return {st["name"]: f"/tilesets/{name}/{st['url']}" for st in storey_tilesets(extras)}
 
 
 def _element_layer(layer: LayerInfo = Depends(get_layer)) -> LayerInfo:
@@ -46,9 +42,8 @@ async def model(layer: LayerInfo = Depends(_element_layer), pool: AsyncConnectio
     async with pool.connection() as conn:
         storeys = await (await conn.execute(storeys_query(layer))).fetchall()
         classes = await (await conn.execute(classes_query(layer))).fetchall()
-    no_storey = "(无楼层)"  # the importer's name for elements outside any storey
     return {"name": layer.name, "title": layer.title, "elements": layer.feature_count, "bbox": list(layer.bbox),
-            "storeys": [{"name": s or no_storey, "elements": n, "z_min": lo, "z_max": hi, "tileset": urls.get(s or no_storey)}
+            "storeys": [{"name": s or NO_STOREY, "elements": n, "z_min": lo, "z_max": hi, "tileset": urls.get(s or NO_STOREY)}
                         for s, n, lo, hi in storeys],
             "classes": [{"ifc_class": c, "elements": n} for c, n in classes]}
 
