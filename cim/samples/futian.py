@@ -245,6 +245,22 @@ def reading_order(geoms: np.ndarray) -> np.ndarray:
     return np.lexsort((xy[:, 0], row))
 
 
+def subdivide(parents: np.ndarray, total: int, rng: np.random.Generator, *, lloyd_steps: int
+              ) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """One level down: ``total`` pieces shared among ``parents`` by area (at
+    least 3 each), each parent partitioned exactly. Returns the pieces in
+    reading order within each parent, each piece's parent, and the counts."""
+    counts = apportion(total, shapely.area(parents), 3)
+    pieces_all: list[shapely.Geometry] = []
+    parent_of: list[int] = []
+    for p, (geom, n) in enumerate(zip(parents, counts)):
+        pieces = partition(geom, int(n), rng, lloyd_steps=lloyd_steps)
+        pieces = pieces[reading_order(pieces)]
+        pieces_all.extend(pieces)
+        parent_of.extend([p] * len(pieces))
+    return np.array(pieces_all, dtype=object), parent_of, counts
+
+
 def node_coverage(cells: np.ndarray) -> np.ndarray:
     """Rebuild near-coverage cells as an exact coverage.
 
@@ -341,26 +357,10 @@ def build_admin(boundary: shapely.Geometry, seed: int) -> Admin:
     street_seeds = _nearest_inside(boundary, street_seeds)
     street_geoms = partition(boundary, len(street_seeds), rng, seeds=street_seeds, lloyd_steps=1)
 
-    n_comm = apportion(COMMUNITY_COUNT, shapely.area(street_geoms), 3)
-    comm_geoms: list[shapely.Geometry] = []
-    comm_street: list[int] = []
-    for s, (geom, n) in enumerate(zip(street_geoms, n_comm)):
-        pieces = partition(geom, int(n), rng, lloyd_steps=6)
-        pieces = pieces[reading_order(pieces)]
-        comm_geoms.extend(pieces)
-        comm_street.extend([s] * len(pieces))
-    comm_geoms_arr = np.array(comm_geoms, dtype=object)
+    comm_geoms_arr, comm_street, n_comm = subdivide(street_geoms, COMMUNITY_COUNT, rng, lloyd_steps=6)
+    grid_geoms, grid_comm, _ = subdivide(comm_geoms_arr, GRID_COUNT, rng, lloyd_steps=5)
 
-    n_grid = apportion(GRID_COUNT, shapely.area(comm_geoms_arr), 3)
-    grid_geoms: list[shapely.Geometry] = []
-    grid_comm: list[int] = []
-    for c, (geom, n) in enumerate(zip(comm_geoms_arr, n_grid)):
-        pieces = partition(geom, int(n), rng, lloyd_steps=5)
-        pieces = pieces[reading_order(pieces)]
-        grid_geoms.extend(pieces)
-        grid_comm.extend([c] * len(pieces))
-
-    grids = node_coverage(np.array(grid_geoms, dtype=object))
+    grids = node_coverage(grid_geoms)
     grid_comm_arr = np.array(grid_comm)
     comm_street_arr = np.array(comm_street)
     communities = union_groups(grids, grid_comm_arr, len(comm_geoms_arr))
