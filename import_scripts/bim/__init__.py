@@ -86,21 +86,19 @@ def run(settings: Settings, source: Path, name: str, options: BimOptions = BimOp
     ecef = [georef.to_ecef(e.vertices) for e in elements]
     footprints, z_min, z_max = _footprints(model, ecef)
     storeys = [e.storey or NO_STOREY for e in elements]
-    attributes = pa.table({
+    values = {  # each element's attributes, once: for its row in PostGIS and its feature in the tiles
         "global_id": [e.global_id for e in elements], "ifc_class": [e.ifc_class for e in elements],
         "name": [e.name for e in elements], "storey": [e.storey for e in elements],
         "type_name": [e.type_name for e in elements], "material": [e.material for e in elements],
-        "z_min": z_min, "z_max": z_max, "properties": [properties_json(e) for e in elements],
-    })
+        "properties": [properties_json(e) for e in elements],
+    }
+    attributes = pa.table({**values, "z_min": z_min, "z_max": z_max})
     features = FeatureTable(attributes, footprints, "MultiPolygon", column_types={"properties": "jsonb"})
+    titles = {"global_id": "GlobalId", "ifc_class": "IFC 类型", "name": "名称", "storey": "楼层", "type_name": "类型",
+              "material": "材质", "properties": "属性集"}
     columns = [Column("fid", np.arange(1, len(elements) + 1), "UINT32", title="要素号"),
-               Column("global_id", np.array([e.global_id for e in elements], dtype=object), title="GlobalId"),
-               Column("ifc_class", np.array([e.ifc_class for e in elements], dtype=object), title="IFC 类型"),
-               Column("name", np.array([e.name for e in elements], dtype=object), title="名称"),
-               Column("storey", np.array(storeys, dtype=object), title="楼层"),
-               Column("type_name", np.array([e.type_name for e in elements], dtype=object), title="类型"),
-               Column("material", np.array([e.material for e in elements], dtype=object), title="材质"),
-               Column("properties", np.array([properties_json(e) for e in elements], dtype=object), title="属性集")]
+               *(Column(key, np.array(storeys if key == "storey" else values[key], dtype=object), title=title)
+                 for key, title in titles.items())]
     bim = BimModel([Part(p, e.faces, e.face_rgba, s, local=e.local_vertices, prototype=_prototype(e))
                     for p, e, s in zip(ecef, elements, storeys)], columns)
 
