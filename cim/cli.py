@@ -287,6 +287,29 @@ def import_bim(
     _run_import(bim.run, source, name, options)
 
 
+@import_app.command("oblique")
+@friendly_errors
+def import_oblique(
+    source: Path = typer.Argument(..., help="a production folder (metadata.xml + Data/Tile_*/Tile_*.osgb, or .obj "
+                                            "tiles), or one tile file"),
+    name: str = _NAME, title: Optional[str] = _TITLE,
+    srs: Optional[str] = typer.Option(None, help="the production's SRS when metadata.xml has none or is wrong: "
+                                                 "EPSG code, WKT, .prj file, or ENU:LAT,LON"),
+    origin: Optional[str] = typer.Option(None, help="X,Y,Z: the SRS origin the vertices are offsets from "
+                                                    "(default: metadata.xml's SRSOrigin, else 0,0,0)"),
+    jobs: Optional[int] = typer.Option(None, help="worker processes (default: all cores)"),
+    grid_join: bool = _GRID_JOIN,
+) -> None:
+    """Import oblique photography (OSGB/OBJ) into 3D Tiles, keeping its LOD pyramid; its footprints into a layer.
+    An interrupted import resumes where it stopped when run again."""
+    from import_scripts import oblique
+    from import_scripts.oblique.production import parse_origin
+
+    options = oblique.ObliqueOptions(srs=srs, origin=parse_origin(origin, "--origin") if origin else None,
+                                     jobs=jobs, title=title, grid_join=grid_join)
+    _run_import(oblique.run, source, name, options)
+
+
 # --- serve / demo -------------------------------------------------------------------------
 
 

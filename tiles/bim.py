@@ -21,7 +21,7 @@ from py3dtiles.tileset import BoundingVolumeBox, Tile
 from tiles.geodesy import EnuFrame, ecef_to_lonlath
 from tiles.glb import InstancedMesh, Material, Primitive, write_glb
 from tiles.metadata import Column, PropertyTable
-from tiles.tileset import TilesetReport, gltf_axes, translation, write_tileset_json
+from tiles.tileset import TilesetReport, ecef_box, gltf_axes, translation, write_tileset_json
 
 MIN_TRIANGLE_M2 = 1e-8
 
@@ -182,14 +182,6 @@ def _welded(positions: np.ndarray, normals: np.ndarray, ids: np.ndarray | None, 
                      indices=inverse.ravel().astype(np.uint32), material=material)
 
 
-def _ecef_box(frame: EnuFrame, lo: np.ndarray, hi: np.ndarray) -> BoundingVolumeBox:
-    """An ENU-aligned box, written as an oriented box in ECEF (for tiles without a transform)."""
-    centre = frame.to_ecef(((lo + hi) / 2)[None, :])[0]
-    half = (hi - lo) / 2
-    axes = frame.rotation * half[:, None]  # rows: east, north, up, each scaled by its half-size
-    return BoundingVolumeBox.from_list(np.concatenate([centre, axes.ravel()]))
-
-
 def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300_000) -> TilesetReport:
     """Write the tileset into the empty ``folder``: ``tileset.json`` refers to
     one external tileset per storey (``storeys/<k>.json``, each usable on its
@@ -239,7 +231,7 @@ def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300
         root.children.extend(t[0] for t in tiles)  # not add_child: see tiles/buildings.py
         storey_folder = folder / "storeys"
         write_tileset_json(storey_folder, root, diagonal, {"storey": group}, filename=f"{s}.json")
-        ref = Tile(geometric_error=diagonal, bounding_volume=_ecef_box(frame, lo, hi), refine_mode="ADD",
+        ref = Tile(geometric_error=diagonal, bounding_volume=ecef_box(frame, lo, hi), refine_mode="ADD",
                    content_uri=f"storeys/{s}.json")
         ref.extras = {"storey": group}
         storeys.append({"name": group, "url": f"storeys/{s}.json"})
@@ -248,7 +240,7 @@ def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300
     lo = np.min([b[0] for b in extents], axis=0)
     hi = np.max([b[1] for b in extents], axis=0)
     diagonal = float(np.linalg.norm(hi - lo))
-    root = Tile(geometric_error=diagonal, bounding_volume=_ecef_box(frame, lo, hi), refine_mode="ADD")
+    root = Tile(geometric_error=diagonal, bounding_volume=ecef_box(frame, lo, hi), refine_mode="ADD")
     root.children.extend(refs)
     write_tileset_json(folder, root, diagonal, {"elements": len(model.parts), "storeys": storeys,
                                                 "origin": {"lon": float(lon), "lat": float(lat)}})

@@ -32,11 +32,17 @@ class Material:
     roughness: float = 0.85
     blend: bool = False  # alphaMode BLEND (glass) instead of OPAQUE
     double_sided: bool = False  # for geometry whose winding cannot be trusted (BIM)
+    texture: int | None = None  # index of the Image drawn with TEXCOORD_0 (base colour)
+    unlit: bool = False  # KHR_materials_unlit: photographs carry their own light (oblique photography)
 
     def to_json(self) -> dict:
         out = {"name": self.name, "pbrMetallicRoughness": {
             "baseColorFactor": list(self.base_color), "metallicFactor": self.metallic,
             "roughnessFactor": self.roughness}}
+        if self.texture is not None:
+            out["pbrMetallicRoughness"]["baseColorTexture"] = {"index": self.texture}
+        if self.unlit:
+            out["extensions"] = {"KHR_materials_unlit": {}}
         if self.blend:
             out["alphaMode"] = "BLEND"
         if self.double_sided:
@@ -50,10 +56,19 @@ class Primitive:
     float32-exact already (small offsets from the tile's origin)."""
 
     positions: np.ndarray  # (n, 3)
-    normals: np.ndarray  # (n, 3)
+    normals: np.ndarray | None  # (n, 3); None for unlit surfaces
     feature_ids: np.ndarray | None  # (n,); None in an instanced mesh (its instances carry the ids)
     indices: np.ndarray  # (m,)
     material: Material = Material()
+    texcoords: np.ndarray | None = None  # (n, 2) glTF convention: (0, 0) is the image's top-left corner
+
+
+@dataclass(frozen=True)
+class Image:
+    """An encoded image stored in the GLB as it is (a JPEG is never re-encoded)."""
+
+    data: bytes
+    mime: str  # image/jpeg or image/png
 
 
 @dataclass
@@ -103,9 +118,10 @@ class _Builder:
 
 
 def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
-              instanced: list[InstancedMesh] = ()) -> bytes:
+              instanced: list[InstancedMesh] = (), images: list[Image] = ()) -> bytes:
     """GLB bytes: a mesh made of ``primitives`` and a node per instanced mesh;
-    feature ids (of vertices or of instances) index ``table``."""
+    feature ids (of vertices or of instances) index ``table``; materials'
+    ``texture`` index ``images``."""
     b = _Builder()
     materials: list[dict] = []
     def feature_ext(ids: np.ndarray) -> dict:
@@ -150,6 +166,12 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
     }
     if instanced:
         gltf["extensionsRequired"] = ["EXT_mesh_gpu_instancing"]
+    if any("KHR_materials_unlit" in m.get("extensions", {}) for m in materials):
+        gltf["extensionsUsed"].append("KHR_materials_unlit")
+    if images:
+        gltf["images"] = [{"bufferView": b.buffer_view(image.data), "mimeType": image.mime} for image in images]
+        gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]  # linear, mipmaps, clamp
+        gltf["textures"] = [{"sampler": 0, "source": i} for i in range(len(images))]
     if table is not None:
         gltf["extensionsUsed"].append("EXT_structural_metadata")
         gltf["extensions"] = {"EXT_structural_metadata": {
@@ -169,10 +191,11 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
 
 
 def _primitive(b: _Builder, p: Primitive, materials: list[dict]) -> dict:
-    attributes = {
-        "POSITION": b.accessor(p.positions.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True),
-        "NORMAL": b.accessor(p.normals.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER),
-    }
+    attributes = {"POSITION": b.accessor(p.positions.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True)}
+    if p.normals is not None:
+        attributes["NORMAL"] = b.accessor(p.normals.astype(np.float32), FLOAT, "VEC3", ARRAY_BUFFER)
+    if p.texcoords is not None:
+        attributes["TEXCOORD_0"] = b.accessor(p.texcoords.astype(np.float32), FLOAT, "VEC2", ARRAY_BUFFER)
     if p.feature_ids is not None:
         # FLOAT, not UNSIGNED_SHORT: vertex attributes must be 4-byte aligned per
         # element, and floats hold every id exactly up to 2**24

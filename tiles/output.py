@@ -39,6 +39,29 @@ class TilesetVersion:
         folder.mkdir()
         return cls(root, name, folder, lock)
 
+    @classmethod
+    def resume(cls, root: Path, name: str, key: str) -> "TilesetVersion":
+        """A version that survives an interrupted import: ``.versions/NAME-partial``,
+        reused by the next import of the same ``key`` (same source, same
+        options), which then skips what is already written; started afresh
+        for another key."""
+        versions = root / ".versions"
+        versions.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{name}.lock", "a+")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder = versions / f"{name}-partial"
+        marker = folder / ".resume-key"
+        if folder.exists() and (not marker.is_file() or marker.read_text() != key):
+            shutil.rmtree(folder)
+        if not folder.exists():
+            folder.mkdir()
+            marker.write_text(key)
+        return cls(root, name, folder, lock)
+
+    @property
+    def resumed(self) -> bool:
+        return any(p.name != ".resume-key" for p in self.folder.iterdir())
+
     def _release(self) -> None:
         if self._lock is not None:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -49,6 +72,11 @@ class TilesetVersion:
         """Make this version current; returns the path of its tileset.json."""
         link = self.root / self.name
         versions = self.root / ".versions"
+        if self.folder.name.endswith("-partial"):  # a resumable version gets its stamp when it is complete
+            final = versions / f"{self.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+            (self.folder / ".resume-key").unlink(missing_ok=True)
+            self.folder.rename(final)
+            self.folder = final
         if link.exists() and not link.is_symlink():  # a plain folder from elsewhere: kept aside, never deleted
             link.rename(versions / f".replaced-{self.name}-{time.strftime('%Y%m%dT%H%M%S')}")
         tmp = self.root / f".{self.name}.link-{os.getpid()}"
@@ -64,6 +92,10 @@ class TilesetVersion:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        self._release()
+
+    def keep_for_resume(self) -> None:
+        """Leave a resumable version as it is (an interrupted import's work), and let go of the name."""
         self._release()
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 from py3dtiles.constants import SpecVersion
-from py3dtiles.tileset import Tile, TileSet
+from py3dtiles.tileset import BoundingVolumeBox, Tile, TileSet
+
+from tiles.geodesy import EnuFrame
 
 
 @dataclass
@@ -34,6 +36,14 @@ def translation(offset: np.ndarray) -> np.ndarray:
     m = np.eye(4)
     m[:3, 3] = offset
     return m
+
+
+def ecef_box(frame: EnuFrame, lo: np.ndarray, hi: np.ndarray) -> BoundingVolumeBox:
+    """An ENU-aligned box, written as an oriented box in ECEF (for tiles without a transform)."""
+    centre = frame.to_ecef(((lo + hi) / 2)[None, :])[0]
+    half = (hi - lo) / 2
+    axes = frame.rotation * half[:, None]  # rows: east, north, up, each scaled by its half-size
+    return BoundingVolumeBox.from_list(np.concatenate([centre, axes.ravel()]))
 
 
 def write_tileset_json(folder: Path, root: Tile, geometric_error: float, extras: dict,
