@@ -10,7 +10,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 packages=(postgresql-15 postgresql-15-postgis-3 postgresql-contrib python3 python3-venv python3-pip ca-certificates
-          chromium fonts-noto-cjk)  # headless Chromium drives the browser tests; CJK fonts draw the viewer's Chinese
+          chromium fonts-noto-cjk  # headless Chromium drives the browser tests; CJK fonts draw the viewer's Chinese
+          openscenegraph libopenscenegraph-dev g++)  # OpenSceneGraph reads OSGB (oblique photography); g++ builds its reader
 # Node.js and npm run the Khronos glTF validator and bring the viewer's JS (no CDN at run time)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
@@ -41,6 +42,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   echo "$want" > "$stamp"
 fi
+
+# the OpenSceneGraph reader of `cim import oblique` (built once per version of its source)
+.venv/bin/python -m import_scripts.oblique.osgb >/dev/null
 
 # the JavaScript the project uses (package-lock.json pins it)
 if [ ! -f node_modules/.cim-installed ] || [ "$(cat node_modules/.cim-installed)" != "$want" ]; then

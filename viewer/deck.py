@@ -38,6 +38,14 @@ class TilesetRef:
     url: str  # of tileset.json
     layer: str | None = None  # the PostGIS layer of the same features, if any
     storeys: tuple[tuple[str, str], ...] = ()  # BIM: (storey, URL of its own tileset), switched one by one
+    kind: str = ""  # what the importer made it from ("oblique", ...), from the tileset's asset.extras
+
+    @property
+    def has_pick_layer(self) -> bool:
+        """Buildings are picked one by one through their extruded footprints;
+        a BIM model's elements are drawn by its storeys; an oblique
+        production's layer (its extent and folder footprints) is drawn as it is."""
+        return bool(self.layer) and not self.storeys and self.kind != "oblique"
 
     def layer_ids(self) -> list[str]:
         if self.storeys:
@@ -63,8 +71,8 @@ def initial_view(layers: Iterable[LayerInfo]) -> pdk.ViewState:
     return pdk.ViewState(longitude=view.longitude, latitude=view.latitude, zoom=view.zoom + 0.3, pitch=45, bearing=0)
 
 
-def _mvt_layer(layer: LayerInfo, base_url: str) -> pdk.Layer:
-    style = style_of(layer.name, layer.geometry_type)
+def _mvt_layer(layer: LayerInfo, base_url: str, kind: str = "") -> pdk.Layer:
+    style = style_of(layer.name, layer.geometry_type, kind)
     points = "Point" in layer.geometry_type
     return pdk.Layer(
         "MVTLayer", id=layer.name, data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
@@ -109,10 +117,10 @@ def deck(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, ba
         tileset = with_tiles.get(layer.name)
         if tileset is not None and tileset.storeys:
             continue  # a BIM model: its elements are drawn by the storeys' tilesets
-        if tileset is not None:
+        if tileset is not None and tileset.has_pick_layer:
             deck_layers.append(_pick_layer(layer, base_url))
         else:
-            deck_layers.append(_mvt_layer(layer, base_url))
+            deck_layers.append(_mvt_layer(layer, base_url, tileset.kind if tileset else ""))
     deck_layers[:0] = [layer for t in tilesets for layer in _tileset_layers(t)]
     return pdk.Deck(layers=deck_layers, initial_view_state=view or initial_view(layers), map_style=None,
                     map_provider=None, views=[pdk.View("MapView", controller=True)])

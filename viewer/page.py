@@ -29,12 +29,12 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef]) -> list[dict]:
     entries = []
     # the panel lists what is drawn on top last: 3D and planning layers first, live points at the end
     for layer in sorted(layers, key=lambda info: (style_of(info.name, info.geometry_type).order, info.name)):
-        style = style_of(layer.name, layer.geometry_type)
         tileset = by_layer.get(layer.name)
+        style = style_of(layer.name, layer.geometry_type, tileset.kind if tileset else "")
         if tileset is not None and tileset.storeys:
             ids = tileset.layer_ids()
         elif tileset is not None:
-            ids = [layer.name + PICK_SUFFIX, *tileset.layer_ids()]
+            ids = [layer.name + PICK_SUFFIX if tileset.has_pick_layer else layer.name, *tileset.layer_ids()]
         else:
             ids = [layer.name]
         entries.append({"key": layer.name, "ids": ids, "title": {"zh": layer.title, "en": style.en or layer.name},

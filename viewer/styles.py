@@ -53,7 +53,14 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {  # in the order tooltips list them
 }
 
 
-def style_of(name: str, geometry_type: str) -> Style:
+#: an oblique production's layer: its extent and folder footprints, outlined over the photographs
+OBLIQUE_FOOTPRINTS = Style(fill=(0, 0, 0, 0), line=(255, 190, 60, 200), line_width_px=1.2, order=12, en="Oblique photography")
+
+
+def style_of(name: str, geometry_type: str, kind: str = "") -> Style:
+    """A layer's style; ``kind`` is that of the layer's tileset, if it has one."""
+    if kind == "oblique":
+        return OBLIQUE_FOOTPRINTS
     if name in STYLES:
         return STYLES[name]
     polygons = "Polygon" in geometry_type

@@ -201,6 +201,8 @@ def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = O
     version = TilesetVersion.resume(settings.tilesets_dir, name, _key(production))
     try:
         out = version.folder
+        for stray in out.rglob("*.tmp"):  # what a killed run was writing
+            stray.unlink()
         jobs = []
         for folder in production.folders:
             (out / "tiles" / folder.name).mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ router = APIRouter(tags=["viewer"])
 def tileset_refs(settings: Settings, catalogue: dict[str, LayerInfo]) -> list[TilesetRef]:
     """The current tilesets; a tileset named like a layer belongs to it (the importers make both)."""
     return [TilesetRef(name, f"/tilesets/{name}/tileset.json", layer=name if name in catalogue else None,
-                       storeys=tuple((st["name"], f"/tilesets/{name}/{st['url']}") for st in storey_tilesets(extras)))
+                       storeys=tuple((st["name"], f"/tilesets/{name}/{st['url']}") for st in storey_tilesets(extras)),
+                       kind=str(extras.get("kind", "")))
             for name, extras in current_tilesets(settings.tilesets_dir).items()]
 
 
