@@ -164,7 +164,7 @@ def write_root_tileset(folder: Path, refs: list[tuple[Tile, np.ndarray, np.ndarr
     """``folder/tileset.json`` over the folders' tilesets (``refs``: tile, ENU box)."""
     lo = np.min([r[1] for r in refs], axis=0)
     hi = np.max([r[2] for r in refs], axis=0)
-    diagonal = float(np.linalg.norm(hi - lo))
+    diagonal = max([float(np.linalg.norm(hi - lo)), *(r[0].geometric_error for r in refs)])
     root = Tile(geometric_error=diagonal, bounding_volume=ecef_box(frame, lo, hi), refine_mode="REPLACE")
     root.children.extend(r[0] for r in refs)  # not add_child: see tiles/buildings.py
     write_tileset_json(folder, root, diagonal, extras)

@@ -56,6 +56,7 @@ class FolderTree:
 
     folder: TileFolder
     root: TreeTile | None
+    root_error: str | None = None  # why the folder's root tile could not be read
     levels: int = 0
     tiles: int = 0
     triangles: int = 0
@@ -96,6 +97,8 @@ def build_tree(folder: TileFolder, out: Path) -> FolderTree:
         record = json.loads(_record_path(out, folder, folder.root.parent / name).read_text())
         if record["error"]:
             tree.unreadable.append(f"{folder.name}/{name}: {record['error']}")
+            if depth == 1:
+                tree.root_error = record["error"]
             return []
         tree.triangles += record["triangles"]
         tree.textures += record["textures"]
@@ -223,11 +226,10 @@ def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = O
                     refs.append((ref, tree.root.lo, tree.root.hi))
             if progress:
                 progress("tileset", i + 1, len(production.folders))
-        broken_roots = [t for t in trees if t.root is None and t.unreadable
-                        and t.unreadable[0].startswith(f"{t.folder.name}/{t.folder.root.name}:")]
+        broken_roots = [t for t in trees if t.root_error]
         if broken_roots:
             first = broken_roots[0]
-            raise InputError(str(first.folder.root), first.unreadable[0].split(": ", 1)[1],
+            raise InputError(str(first.folder.root), first.root_error,
                              hint=f"{len(broken_roots)} folder(s) have an unreadable root tile; the rest is converted "
                                   "and kept: fix or remove the file and run the same command again to finish; "
                                   f"the previous tileset {name!r} is still served")

@@ -114,7 +114,7 @@ def convert(job: Job) -> dict:
         stem = out.name[: -len(".json")]
 
         def write(key: str, meshes: list[TexturedMesh]) -> dict | None:
-            content = write_mesh_tile(meshes, [i for i in images], out.with_name(f"{stem}_{key}.glb"),
+            content = write_mesh_tile(meshes, images, out.with_name(f"{stem}_{key}.glb"),
                                       f"{stem}_{key}.glb")
             if content is None:
                 return None

@@ -179,8 +179,12 @@ def open_production(source: Path, srs: str | None = None, origin: tuple[float, f
     if source.is_file():
         if source.suffix.lower() not in TILE_SUFFIXES:
             raise InputError(str(source), "is not an .osgb or .obj tile or a production folder")
-        base, kind = source.parent, source.suffix.lower()[1:]
-        folders = [TileFolder(source.stem, source, [source])]
+        # one tile file: it is the root, its folder holds its children
+        kind = source.suffix.lower()[1:]
+        siblings = sorted(p for p in source.parent.iterdir() if p.suffix.lower() == source.suffix.lower())
+        folders = [TileFolder(source.parent.name, source, siblings)]
+        base = next((p for p in (source.parent, source.parent.parent, source.parent.parent.parent)
+                     if (p / "metadata.xml").is_file()), source.parent)
     else:
         base = source
         data = source / "Data" if (source / "Data").is_dir() else source
