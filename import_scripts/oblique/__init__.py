@@ -38,7 +38,7 @@ from tiles.oblique import TileContent, TreeTile, write_root_tileset, write_tree_
 from tiles.output import TilesetVersion
 
 _NAMED = 20
-_FORMAT = 1  # bump when what a record holds changes: older partial work is then redone
+_FORMAT = 2  # bump when what a record holds changes: older partial work is then redone
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,8 @@ def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = O
         jobs = []
         for folder in production.folders:
             (out / "tiles" / folder.name).mkdir(parents=True, exist_ok=True)
-            jobs += [Job(str(f), str(_record_path(out, folder, f)), georef, frame_lonlat) for f in folder.files]
+            jobs += [Job(str(f), str(_record_path(out, folder, f)), georef, frame_lonlat, root=f == folder.root)
+                     for f in folder.files]
         workers = max(1, options.jobs or os.cpu_count() or 1)
         converted, reused = _convert_all(jobs, workers, progress)
         if progress:

@@ -31,6 +31,7 @@ class Job:
     record: str  # where its JSON record goes; GLBs go beside it
     georef: Georef
     frame: tuple[float, float]  # lon, lat of the tileset's ENU frame
+    root: bool = False  # a folder's root tile: its footprint is the folder's
 
 
 def stamp(path: Path) -> list[int]:
@@ -127,7 +128,8 @@ def convert(job: Job) -> dict:
                                                                            node.pixel_mode)})
         if -1 in by_node:  # geometry outside any PagedLOD (an OBJ tile, a plain OSGB)
             record["loose"] = write("all", by_node[-1])
-        record["footprint"] = _footprint(file, placement)
+        if job.root:
+            record["footprint"] = _footprint(file, placement)
     tmp = Path(job.record + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record))
     tmp.replace(job.record)
