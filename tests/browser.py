@@ -25,3 +25,15 @@ def browse(url: str, *, timeout_ms: int = 90_000, screenshot: Path | None = None
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report.get("error") is None, report
     return report
+
+
+def load_in_cesium(tileset_folder: Path) -> dict:
+    """Load ``tileset_folder/tileset.json`` in CesiumJS (served locally with the
+    folder) through tests/pages/cesium_tileset.html; returns the browse report
+    (``report["result"]``: loaded, failed, features, sample, error)."""
+    from tests.static_server import serve
+
+    mounts = {"/cesium": REPO / "node_modules" / "cesium" / "Build" / "Cesium",
+              "/page.html": REPO / "tests" / "pages" / "cesium_tileset.html", "/tileset": tileset_folder.resolve()}
+    with serve(mounts) as base:
+        return browse(f"{base}/page.html?tileset=/tileset/tileset.json")

@@ -16,7 +16,7 @@ import numpy as np
 import pyproj
 import pytest
 
-from tests.conftest import REPO, SHARED, run_cim
+from tests.conftest import SHARED, run_cim
 from tests.gltf_read import Glb, tile_transforms, to_ecef
 from tests.test_buildings_tiles import validate
 
@@ -138,13 +138,9 @@ def test_element_rows_carry_storey_class_and_properties(imported, conn):
 
 
 def test_cesiumjs_loads_a_bim_tileset(imported):
-    from tests.browser import browse
-    from tests.static_server import serve
+    from tests.browser import load_in_cesium
 
-    mounts = {"/cesium": REPO / "node_modules" / "cesium" / "Build" / "Cesium",
-              "/page.html": REPO / "tests" / "pages" / "cesium_tileset.html", "/tileset": imported["bim_duplex"]}
-    with serve(mounts) as base:
-        report = browse(f"{base}/page.html?tileset=/tileset/tileset.json")
+    report = load_in_cesium(imported["bim_duplex"])
     result = report["result"]
     assert result["error"] is None and result["failed"] == [] and report["consoleErrors"] == [], report
     assert report["foreignRequests"] == [] and result["features"] == iterator_count(IFC / "duplex.ifc")

@@ -180,14 +180,9 @@ def test_a_failed_import_leaves_layer_and_tileset_as_they_were(settings, conn, t
 
 
 def test_cesiumjs_loads_the_tileset_in_headless_chromium(tileset_dir, conn):
-    from tests.browser import browse
-    from tests.static_server import serve
+    from tests.browser import load_in_cesium
 
-    mounts = {"/cesium": REPO / "node_modules" / "cesium" / "Build" / "Cesium",
-              "/page.html": REPO / "tests" / "pages" / "cesium_tileset.html",
-              "/tileset": tileset_dir.resolve()}
-    with serve(mounts) as base:
-        report = browse(f"{base}/page.html?tileset=/tileset/tileset.json")
+    report = load_in_cesium(tileset_dir.resolve())
     result = report["result"]
     assert report.get("error") is None and result["error"] is None, report
     assert result["failed"] == [] and report["pageErrors"] == [] and report["consoleErrors"] == [], report

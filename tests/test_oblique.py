@@ -23,7 +23,7 @@ import pyproj
 import pytest
 from PIL import Image
 
-from tests.conftest import CIM, REPO, SHARED, cli_env, run_cim
+from tests.conftest import CIM, SHARED, cli_env, run_cim
 from tests.gltf_read import Glb, tile_transforms, to_ecef
 from tests.test_buildings_tiles import validate
 
@@ -198,13 +198,9 @@ def test_footprints_and_extent_in_the_catalogue(imported, conn):
 
 
 def test_cesiumjs_loads_the_oblique_tileset(imported):
-    from tests.browser import browse
-    from tests.static_server import serve
+    from tests.browser import load_in_cesium
 
-    mounts = {"/cesium": REPO / "node_modules" / "cesium" / "Build" / "Cesium",
-              "/page.html": REPO / "tests" / "pages" / "cesium_tileset.html", "/tileset": imported["folder"]}
-    with serve(mounts) as base:
-        report = browse(f"{base}/page.html?tileset=/tileset/tileset.json")
+    report = load_in_cesium(imported["folder"])
     result = report["result"]
     assert result["error"] is None and result["failed"] == [] and report["consoleErrors"] == [], report
     assert report["foreignRequests"] == [] and result["loaded"] >= 5
@@ -219,7 +215,9 @@ def test_the_viewer_draws_the_oblique_tileset(imported, server, tmp_path):
     view = "view=113.38047,22.50688,18.3,40,0"
     on = browse(f"{server}/viewer#{view}&layers=oblique_sample", screenshot=tmp_path / "on.png")
     off = browse(f"{server}/viewer#{view}&layers=streets", screenshot=tmp_path / "off.png")
-    assert on["result"]["errors"] == [] and on["consoleErrors"] == [] and on["foreignRequests"] == []
+    for report in (on, off):
+        assert report["result"]["errors"] == [] and report["consoleErrors"] == [] and report["foreignRequests"] == []
+    assert "tileset:oblique_sample" in on["result"]["layers"] and "tileset:oblique_sample" not in off["result"]["layers"]
 
     def coloured(path: Path) -> int:
         img = np.asarray(Image.open(path).convert("RGB")).astype(int)[:, 340:]

@@ -58,10 +58,6 @@ class TilesetVersion:
             marker.write_text(key)
         return cls(root, name, folder, lock)
 
-    @property
-    def resumed(self) -> bool:
-        return any(p.name != ".resume-key" for p in self.folder.iterdir())
-
     def _release(self) -> None:
         if self._lock is not None:
             fcntl.flock(self._lock, fcntl.LOCK_UN)

@@ -33,7 +33,7 @@ from import_scripts.oblique.production import Production, TileFolder, open_produ
 from import_scripts.report import ImportReport, Progress
 from layers.load import FeatureTable, load_layer
 from layers.schema import LAYER_SCHEMA, validate_layer_name
-from tiles.geodesy import EnuFrame, ecef_to_lonlath
+from tiles.geodesy import EnuFrame
 from tiles.oblique import TileContent, TreeTile, write_root_tileset, write_tree_tileset
 from tiles.output import TilesetVersion
 
@@ -192,6 +192,8 @@ def _layer_table(production: Production, trees: list[FolderTree], levels: int) -
 
 def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = ObliqueOptions(),
         progress: Progress | None = None) -> ImportReport:
+    """Import the production. Workers are spawned processes: a script that
+    calls this must do so under ``if __name__ == "__main__":``."""
     t0 = time.perf_counter()
     validate_layer_name(name)
     if progress:
