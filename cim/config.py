@@ -27,6 +27,14 @@ class Settings:
     mvt_feature_limit: int = 50_000
     #: pool size of the HTTP server's database connections
     db_pool_size: int = 8
+    #: the MQTT broker of live readings (mqtt://host:port); None: `cim serve` runs a local mosquitto
+    mqtt_url: str | None = None
+    #: days of readings kept (older daily partitions are dropped)
+    live_retention_days: int = 90
+    #: the 10-30-24 rule of citizen tickets: minutes to acknowledge, minutes to contact, hours to resolve
+    sla_acknowledge_minutes: int = 10
+    sla_contact_minutes: int = 30
+    sla_resolve_hours: int = 24
 
     @property
     def cluster_dir(self) -> Path:
@@ -56,6 +64,11 @@ class Settings:
             kwargs["grid_layer"] = env["CIM_GRID_LAYER"]
         if env.get("CIM_MVT_FEATURE_LIMIT"):
             kwargs["mvt_feature_limit"] = _int(env, "CIM_MVT_FEATURE_LIMIT")
+        if env.get("CIM_MQTT_URL"):
+            kwargs["mqtt_url"] = env["CIM_MQTT_URL"]
+        for name in ("live_retention_days", "sla_acknowledge_minutes", "sla_contact_minutes", "sla_resolve_hours"):
+            if env.get(f"CIM_{name.upper()}"):
+                kwargs[name] = _int(env, f"CIM_{name.upper()}")
         return cls(**kwargs)
 
 

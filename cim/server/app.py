@@ -6,6 +6,7 @@ import mimetypes
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
@@ -14,7 +15,8 @@ from cim import __version__
 from cim.config import Settings, get_settings
 from cim.db import database_url
 from cim.server.deps import CatalogueCache
-from cim.server.routes import bim, health, layers, tilesets, viewer
+from cim.live.hub import LiveHub
+from cim.server.routes import bim, health, layers, live, tilesets, viewer
 from viewer.assets import STATIC_DIR
 
 
@@ -30,13 +32,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                    open=False, kwargs={"autocommit": True})
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
+        hub = LiveHub(settings)
+        await run_in_threadpool(hub.start)
+        app.state.hub = hub
         try:
             yield
         finally:
+            await run_in_threadpool(hub.stop)
             await pool.close()
 
     app = FastAPI(title="CIM twin", version=__version__, lifespan=lifespan,
-                  description="3D Tiles, PostGIS layers (catalogue, vector tiles, GeoJSON) and the viewer.")
+                  description="3D Tiles, PostGIS layers (catalogue, vector tiles, GeoJSON), live sensors and "
+                              "tickets, and the viewer.")
     app.state.settings = settings
     app.state.catalogue = CatalogueCache()
     app.include_router(health.router)
@@ -44,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(viewer.router)
     app.include_router(tilesets.router)
     app.include_router(bim.router)
+    app.include_router(live.router)
     settings.tilesets_dir.mkdir(parents=True, exist_ok=True)
     # tileset.json and GLBs as files; NAME is a link to its current version
     app.mount("/tilesets", StaticFiles(directory=settings.tilesets_dir, follow_symlink=True), name="tilesets")

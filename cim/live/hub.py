@@ -1,0 +1,261 @@
+"""The live hub: readings in from MQTT (QoS 1, acknowledged only once stored)
+and HTTP, stored in PostGIS in batches by one writer thread; tickets stored
+as they come.
+
+MQTT topic ``cim/sensors/{sensor_id}/reading``, JSON ``{"ts", "value",
+"status"}``. The hub's MQTT session is persistent (a fixed client id, clean
+session off): readings published while it is away are queued by the broker
+and delivered when it is back; a reading is acknowledged to the broker only
+after the transaction that stores it has committed, so a crash between the
+two means a redelivery (stored once: (sensor_id, ts) is the key), never a
+loss. A malformed message is counted, logged and acknowledged; it never stops
+the hub.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+from cim.config import Settings
+from cim.db import database_url
+from cim.live import records
+from cim.live.broker import LocalBroker, MqttAddress
+from cim.live.sla import SlaRule
+from layers.gridjoin import grid_placement
+from layers.live import Partitions, Reading, Ticket, ensure_live_schema, sensor_ids, store_readings, sync_registries, \
+    upsert_ticket
+
+log = logging.getLogger("cim.live")
+
+TOPIC = "cim/sensors/+/reading"
+BATCH_MAX = 5_000  # readings per transaction
+BATCH_WAIT_S = 0.05  # how long a batch waits to fill
+_REGISTRY_REFRESH_S = 60.0
+_RETENTION_EVERY_S = 3600.0
+
+
+@dataclass
+class Counters:
+    received: int = 0  # MQTT messages
+    stored: int = 0  # new rows
+    duplicates: int = 0
+    malformed: int = 0  # MQTT messages refused (counted and logged)
+    rejected: int = 0  # HTTP records refused
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Item:
+    readings: list[Reading]
+    mid: int | None = None  # an MQTT message to acknowledge once stored
+    future: Future | None = None  # an HTTP request waiting for the answer
+    new: int = field(default=0)
+
+
+class LiveHub:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.counters = Counters()
+        self.sla = SlaRule(dt.timedelta(minutes=settings.sla_acknowledge_minutes),
+                           dt.timedelta(minutes=settings.sla_contact_minutes),
+                           dt.timedelta(hours=settings.sla_resolve_hours))
+        self.partitions = Partitions(settings.live_retention_days)
+        self.address: MqttAddress | None = None
+        self.broker: LocalBroker | None = None
+        self.connected = False
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=200_000)
+        self._stop = threading.Event()
+        self._known: set[str] = set()
+        self._ticket_lock = threading.Lock()
+        self._client: mqtt.Client | None = None
+        self._writer: threading.Thread | None = None
+        self._warned = 0
+
+    # --- life -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        url = database_url(self.settings)
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._ticket_conn = psycopg.connect(url, autocommit=True)
+        ensure_live_schema(self._conn)
+        counts = sync_registries(self._conn)
+        self._known = sensor_ids(self._conn)
+        self._placement = grid_placement(self._ticket_conn, self.settings.grid_layer)
+        log.info("live registries: %s", counts)
+        if self.settings.mqtt_url:
+            self.address = MqttAddress.parse(self.settings.mqtt_url)
+        else:
+            self.broker = LocalBroker(self.settings.data_dir)
+            self.address = self.broker.start()
+        self._writer = threading.Thread(target=self._write_loop, name="cim-live-writer", daemon=True)
+        self._writer.start()
+        client_id = "cim-hub-" + hashlib.sha1(str(self.settings.data_dir).encode()).hexdigest()[:10]
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                             manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        client.max_inflight_messages_set(1000)
+        client.connect_async(self.address.host, self.address.port, keepalive=30)
+        client.loop_start()
+        self._client = client
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+        for conn in (getattr(self, "_conn", None), getattr(self, "_ticket_conn", None)):
+            if conn is not None:
+                conn.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def status(self) -> dict:
+        return {"mqtt": {"url": self.address.url if self.address else None, "connected": self.connected,
+                         "topic": TOPIC, "local_broker": self.broker is not None},
+                "sensors": len(self._known), "queued": self._queue.qsize(), "counters": self.counters.to_json()}
+
+    # --- MQTT ---------------------------------------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker %s refused the hub: %s", self.address.url, reason_code)
+            return
+        self.connected = True
+        client.subscribe(TOPIC, qos=1)  # again after every reconnection (a restarted broker may have lost it)
+        log.info("MQTT connected to %s, subscribed to %s", self.address.url, TOPIC)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected = False
+        if not self._stop.is_set():
+            log.warning("MQTT connection to %s lost (%s); reconnecting", self.address.url, reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        self.counters.received += 1
+        parts = message.topic.split("/")
+        try:
+            if len(parts) != 4:
+                raise records.RecordError(f"topic {message.topic!r} is not cim/sensors/<sensor_id>/reading")
+            try:
+                payload = json.loads(message.payload)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise records.RecordError(f"payload is not JSON ({exc})") from None
+            now = dt.datetime.now(dt.timezone.utc)
+            reading = records.reading(payload, parts[2], now=now, oldest=self.partitions.oldest_kept(now),
+                                      known=self._known)
+        except records.RecordError as exc:
+            self.counters.malformed += 1
+            if self._warned < 20 or self.counters.malformed % 1000 == 0:
+                self._warned += 1
+                log.warning("refused MQTT message on %s (%d refused so far): %s", message.topic,
+                            self.counters.malformed, exc)
+            client.ack(message.mid, message.qos)
+            return
+        self._queue.put(_Item([reading], mid=message.mid if message.qos else None))
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+
+    def check_readings(self, body) -> records.Checked:
+        now = dt.datetime.now(dt.timezone.utc)
+        checked = records.readings(body, now=now, oldest=self.partitions.oldest_kept(now), known=self._known)
+        self.counters.rejected += len(checked.rejected)
+        return checked
+
+    def submit(self, readings: list[Reading]) -> Future:
+        """Store ``readings``; the future's result is how many were new."""
+        future: Future = Future()
+        if not readings:
+            future.set_result(0)
+        else:
+            self._queue.put(_Item(readings, future=future))
+        return future
+
+    def store_ticket(self, ticket: Ticket) -> tuple[bool, Ticket]:
+        with self._ticket_lock:
+            placement = self._placement.place_point(self._ticket_conn, ticket.lon, ticket.lat) if self._placement else {}
+            return upsert_ticket(self._ticket_conn, ticket, placement)
+
+    # --- the writer ---------------------------------------------------------------------------------
+
+    def _next_batch(self) -> list[_Item]:
+        try:
+            items = [self._queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        count = len(items[0].readings)
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while count < BATCH_MAX:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            items.append(item)
+            count += len(item.readings)
+        return items
+
+    def _store(self, items: list[_Item]) -> None:
+        readings = [r for item in items for r in item.readings]
+        while True:
+            try:
+                new = store_readings(self._conn, readings, self.partitions)
+                break
+            except psycopg.OperationalError as exc:  # the database went away: keep the batch, try again
+                log.error("storing %d readings failed (%s); retrying in 1 s", len(readings), exc)
+                time.sleep(1.0)
+                try:
+                    self._conn.close()
+                    self._conn = psycopg.connect(database_url(self.settings), autocommit=True)
+                except psycopg.OperationalError:
+                    pass
+        self.counters.stored += len(new)
+        self.counters.duplicates += len(readings) - len(new)
+        unclaimed = set(new)  # a reading sent twice in one batch is new once
+        for item in items:
+            if item.mid is not None and self._client is not None:
+                self._client.ack(item.mid, 1)  # stored: the broker may forget it now
+            fresh = 0
+            for r in item.readings:
+                if (r.sensor_id, r.ts) in unclaimed:
+                    unclaimed.discard((r.sensor_id, r.ts))
+                    fresh += 1
+            if item.future is not None:
+                item.future.set_result(fresh)
+
+    def _write_loop(self) -> None:
+        last_refresh = last_retention = time.monotonic()
+        while not (self._stop.is_set() and self._queue.empty()):
+            items = self._next_batch()
+            if items:
+                try:
+                    self._store(items)
+                except Exception as exc:  # a bug must not stop the hub: answer the waiting requests, go on
+                    log.exception("storing a batch failed")
+                    for item in items:
+                        if item.future is not None and not item.future.done():
+                            item.future.set_exception(exc)
+            now = time.monotonic()
+            if now - last_refresh > _REGISTRY_REFRESH_S:
+                self._known = sensor_ids(self._conn)
+                last_refresh = now
+            if now - last_retention > _RETENTION_EVERY_S:
+                dropped = self.partitions.drop_expired(self._conn, dt.datetime.now(dt.timezone.utc))
+                if dropped:
+                    log.info("retention: dropped %s", ", ".join(dropped))
+                last_retention = now

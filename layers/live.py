@@ -1,0 +1,247 @@
+"""Live data in PostGIS: the ``live`` schema and how records are stored.
+
+- ``live.sensors``, ``live.cameras``: the registries (id, category or view,
+  location, street/community/grid), filled from the layers of the same name.
+- ``live.readings``: the time series, partitioned by day on ``ts`` (a
+  partition per UTC day, made when the first reading of that day arrives;
+  retention drops whole partitions, so a billion rows cost no DELETE), primary
+  key (sensor_id, ts) so a reading sent twice is stored once.
+- ``live.sensor_state``: each sensor's latest reading (what a map paints).
+- ``live.tickets``: citizen tickets (民意速办), one row per id, updated in place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import psycopg
+
+from layers.schema import LAYER_SCHEMA
+
+LIVE_SCHEMA = "live"
+
+_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {LIVE_SCHEMA};
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.sensors (
+    id            text PRIMARY KEY,
+    category      text NOT NULL,
+    category_name text,
+    vendor        text,
+    install_date  date,
+    street        text,
+    community     text,
+    grid          text,
+    geom          geometry(Point, 4326) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.cameras (
+    id          text PRIMARY KEY,
+    name        text,
+    heading     double precision,
+    fov         double precision,
+    range_m     double precision,
+    stream_url  text,
+    status      text,
+    street      text,
+    community   text,
+    grid        text,
+    geom        geometry(Point, 4326) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.readings (
+    sensor_id   text NOT NULL,
+    ts          timestamptz NOT NULL,
+    value       double precision NOT NULL,
+    status      text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (sensor_id, ts)
+) PARTITION BY RANGE (ts);
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.sensor_state (
+    sensor_id   text PRIMARY KEY,
+    ts          timestamptz NOT NULL,
+    value       double precision NOT NULL,
+    status      text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.tickets (
+    id              text PRIMARY KEY,
+    channel         text NOT NULL,
+    category        text NOT NULL,
+    address         text,
+    department      text,
+    status          text,
+    created_at      timestamptz NOT NULL,
+    acknowledged_at timestamptz,
+    contacted_at    timestamptz,
+    resolved_at     timestamptz,
+    street          text,
+    community       text,
+    grid            text,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    geom            geometry(Point, 4326) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_geom ON {LIVE_SCHEMA}.tickets USING gist (geom);
+CREATE INDEX IF NOT EXISTS sensors_geom ON {LIVE_SCHEMA}.sensors USING gist (geom);
+"""
+
+
+@dataclass(frozen=True)
+class Reading:
+    sensor_id: str
+    ts: dt.datetime  # aware
+    value: float
+    status: str  # normal | alarm | fault | offline
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: str
+    channel: str
+    category: str
+    lon: float
+    lat: float
+    created_at: dt.datetime
+    acknowledged_at: dt.datetime | None = None
+    contacted_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = None
+    address: str | None = None
+    department: str | None = None
+    status: str | None = None
+
+
+def ensure_live_schema(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.live.schema'))")
+        conn.execute(_DDL)
+
+
+def _has_layer(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{LAYER_SCHEMA}.{name}",)).fetchone()[0]
+
+
+def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
+    """Sensors, cameras and tickets from the layers of those names (imported
+    with ``cim import layer`` or by ``cim demo``) into the live tables; rows
+    already there are updated, readings are kept. Returns the counts."""
+    counts = {}
+    with conn.transaction():
+        if _has_layer(conn, "sensors"):
+            conn.execute(f"""
+                INSERT INTO {LIVE_SCHEMA}.sensors (id, category, category_name, vendor, install_date, street,
+                                                   community, grid, geom)
+                SELECT id, coalesce(category, ''), category_name, vendor, install_date, street, community, grid, geom
+                FROM {LAYER_SCHEMA}.sensors WHERE id IS NOT NULL
+                ON CONFLICT (id) DO UPDATE SET category = excluded.category, category_name = excluded.category_name,
+                    vendor = excluded.vendor, install_date = excluded.install_date, street = excluded.street,
+                    community = excluded.community, grid = excluded.grid, geom = excluded.geom""")
+        if _has_layer(conn, "cameras"):
+            conn.execute(f"""
+                INSERT INTO {LIVE_SCHEMA}.cameras (id, name, heading, fov, range_m, stream_url, status, street,
+                                                   community, grid, geom)
+                SELECT id, name, heading, fov, range_m, stream_url, status, street, community, grid, geom
+                FROM {LAYER_SCHEMA}.cameras WHERE id IS NOT NULL
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, heading = excluded.heading, fov = excluded.fov,
+                    range_m = excluded.range_m, stream_url = excluded.stream_url, status = excluded.status,
+                    street = excluded.street, community = excluded.community, grid = excluded.grid,
+                    geom = excluded.geom""")
+        if _has_layer(conn, "tickets"):
+            conn.execute(f"""
+                INSERT INTO {LIVE_SCHEMA}.tickets (id, channel, category, address, department, status, created_at,
+                    acknowledged_at, contacted_at, resolved_at, street, community, grid, geom)
+                SELECT id, coalesce(channel, ''), coalesce(category, ''), address, department, status, created_at,
+                       acknowledged_at, contacted_at, resolved_at, street, community, grid, geom
+                FROM {LAYER_SCHEMA}.tickets WHERE id IS NOT NULL AND created_at IS NOT NULL
+                ON CONFLICT (id) DO NOTHING""")  # a ticket updated live is newer than the layer's copy
+        for table in ("sensors", "cameras", "tickets"):
+            counts[table] = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.{table}").fetchone()[0]
+    return counts
+
+
+def sensor_ids(conn: psycopg.Connection) -> set[str]:
+    return {r[0] for r in conn.execute(f"SELECT id FROM {LIVE_SCHEMA}.sensors")}
+
+
+class Partitions:
+    """Daily partitions of ``live.readings``, made on demand and dropped after ``retention_days``."""
+
+    def __init__(self, retention_days: int) -> None:
+        self.retention_days = retention_days
+        self.known: set[dt.date] = set()
+
+    def ensure(self, conn: psycopg.Connection, days: set[dt.date]) -> None:
+        for day in sorted(days - self.known):
+            name = f"readings_{day:%Y%m%d}"
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.{name} PARTITION OF {LIVE_SCHEMA}.readings "
+                         f"FOR VALUES FROM ('{day:%Y-%m-%d} 00:00+00') TO ('{day + dt.timedelta(days=1):%Y-%m-%d} 00:00+00')")
+            self.known.add(day)
+
+    def oldest_kept(self, now: dt.datetime) -> dt.datetime:
+        day = (now - dt.timedelta(days=self.retention_days)).date()
+        return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+
+    def drop_expired(self, conn: psycopg.Connection, now: dt.datetime) -> list[str]:
+        """Drop the partitions wholly older than the retention; returns their names."""
+        limit = self.oldest_kept(now).date()
+        rows = conn.execute("""
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace
+            WHERE n.nspname = %s AND p.relname = 'readings'""", (LIVE_SCHEMA,)).fetchall()
+        dropped = []
+        for (name,) in rows:
+            day = dt.datetime.strptime(name[-8:], "%Y%m%d").date()
+            if day < limit:
+                conn.execute(f"DROP TABLE {LIVE_SCHEMA}.{name}")
+                self.known.discard(day)
+                dropped.append(name)
+        return dropped
+
+
+def store_readings(conn: psycopg.Connection, readings: list[Reading], partitions: Partitions
+                   ) -> set[tuple[str, dt.datetime]]:
+    """Insert in one transaction (a duplicate (sensor_id, ts) is skipped) and
+    move each sensor's latest state forward; returns the (sensor_id, ts) that were new."""
+    if not readings:
+        return set()
+    with conn.transaction():
+        partitions.ensure(conn, {r.ts.astimezone(dt.timezone.utc).date() for r in readings})
+        # unnest of arrays: one statement and one round trip for the whole batch
+        rows = conn.execute(f"""
+            INSERT INTO {LIVE_SCHEMA}.readings (sensor_id, ts, value, status)
+            SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::float8[], %s::text[])
+            ON CONFLICT DO NOTHING RETURNING sensor_id, ts""",
+            ([r.sensor_id for r in readings], [r.ts for r in readings], [r.value for r in readings],
+             [r.status for r in readings])).fetchall()
+        conn.execute(f"""
+            INSERT INTO {LIVE_SCHEMA}.sensor_state AS s (sensor_id, ts, value, status)
+            SELECT DISTINCT ON (sensor_id) sensor_id, ts, value, status
+            FROM unnest(%s::text[], %s::timestamptz[], %s::float8[], %s::text[]) AS b(sensor_id, ts, value, status)
+            ORDER BY sensor_id, ts DESC
+            ON CONFLICT (sensor_id) DO UPDATE SET ts = excluded.ts, value = excluded.value, status = excluded.status
+            WHERE excluded.ts > s.ts""",
+            ([r.sensor_id for r in readings], [r.ts for r in readings], [r.value for r in readings],
+             [r.status for r in readings]))
+    return {(sensor_id, ts) for sensor_id, ts in rows}
+
+
+def upsert_ticket(conn: psycopg.Connection, t: Ticket, placement: dict[str, str | None] | None = None
+                  ) -> tuple[bool, Ticket]:
+    """Create or update one ticket (a stage time already stored is kept when
+    an update leaves it out); returns whether it was new, and the ticket as stored."""
+    placement = placement or {}
+    row = conn.execute(f"""
+        INSERT INTO {LIVE_SCHEMA}.tickets AS t (id, channel, category, address, department, status, created_at,
+            acknowledged_at, contacted_at, resolved_at, street, community, grid, geom)
+        VALUES (%(id)s, %(channel)s, %(category)s, %(address)s, %(department)s, %(status)s, %(created_at)s,
+                %(acknowledged_at)s, %(contacted_at)s, %(resolved_at)s, %(street)s, %(community)s, %(grid)s,
+                ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))
+        ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, category = excluded.category,
+            address = coalesce(excluded.address, t.address), department = coalesce(excluded.department, t.department),
+            status = coalesce(excluded.status, t.status), created_at = excluded.created_at,
+            acknowledged_at = coalesce(excluded.acknowledged_at, t.acknowledged_at),
+            contacted_at = coalesce(excluded.contacted_at, t.contacted_at),
+            resolved_at = coalesce(excluded.resolved_at, t.resolved_at),
+            street = excluded.street, community = excluded.community, grid = excluded.grid,
+            geom = excluded.geom, updated_at = now()
+        RETURNING (xmax = 0), created_at, acknowledged_at, contacted_at, resolved_at, address, department, status""",
+        {**t.__dict__, "street": placement.get("street"), "community": placement.get("community"),
+         "grid": placement.get("grid")}).fetchone()
+    stored = Ticket(t.id, t.channel, t.category, t.lon, t.lat, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+    return bool(row[0]), stored
