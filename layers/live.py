@@ -79,6 +79,38 @@ CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.tickets (
     geom            geometry(Point, 4326) NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tickets_geom ON {LIVE_SCHEMA}.tickets USING gist (geom);
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.rules (
+    id          serial PRIMARY KEY,
+    category    text NOT NULL,          -- a sensor category, or * for every sensor
+    kind        text NOT NULL CHECK (kind IN ('status', 'below', 'above', 'offline')),
+    threshold   double precision,       -- below / above
+    minutes     integer,                -- offline: no reading for this long
+    severity    text NOT NULL DEFAULT 'warning',
+    message     text NOT NULL           -- shown to people (Chinese)
+);
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.alarms (
+    id          bigserial PRIMARY KEY,
+    sensor_id   text NOT NULL,
+    rule_id     integer NOT NULL REFERENCES {LIVE_SCHEMA}.rules (id) ON DELETE CASCADE,
+    kind        text NOT NULL,
+    severity    text NOT NULL,
+    message     text NOT NULL,
+    value       double precision,
+    raised_at   timestamptz NOT NULL,
+    cleared_at  timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alarms_open ON {LIVE_SCHEMA}.alarms (sensor_id, rule_id) WHERE cleared_at IS NULL;
+CREATE INDEX IF NOT EXISTS alarms_raised ON {LIVE_SCHEMA}.alarms USING brin (raised_at);
+-- whether a rule fires on a sensor's latest state (offline: measured against the transaction's time)
+CREATE OR REPLACE FUNCTION {LIVE_SCHEMA}.rule_fires(kind text, threshold double precision, minutes integer,
+                                                    status text, value double precision, ts timestamptz)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT CASE kind WHEN 'status' THEN status = 'alarm'
+                     WHEN 'below' THEN value < threshold
+                     WHEN 'above' THEN value > threshold
+                     WHEN 'offline' THEN ts < now() - make_interval(mins => minutes)
+                     ELSE false END
+$$;
 CREATE INDEX IF NOT EXISTS sensors_geom ON {LIVE_SCHEMA}.sensors USING gist (geom);
 """
 
@@ -107,10 +139,68 @@ class Ticket:
     status: str | None = None
 
 
+#: the rules a new installation starts with (category, kind, threshold, minutes, severity, message);
+#: they are rows of live.rules, to be edited there
+DEFAULT_RULES = (
+    ("*", "status", None, None, "critical", "设备报警"),
+    ("hydrant_pressure", "below", 0.15, None, "critical", "消防栓水压低于 0.15 MPa"),
+    ("water_level", "above", 3.0, None, "critical", "水位超过警戒线 3.0 米"),
+    ("*", "offline", None, 15, "warning", "超过 15 分钟没有数据"),
+)
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    id: int
+    sensor_id: str
+    kind: str
+    severity: str
+    message: str
+    value: float | None
+    raised_at: dt.datetime
+    cleared_at: dt.datetime | None  # set: the alarm ended
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "sensor_id": self.sensor_id, "kind": self.kind, "severity": self.severity,
+                "message": self.message, "value": self.value, "raised_at": self.raised_at.isoformat(),
+                "cleared_at": self.cleared_at.isoformat() if self.cleared_at else None}
+
+
 def ensure_live_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.live.schema'))")
         conn.execute(_DDL)
+        if conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.rules").fetchone()[0] == 0:
+            conn.cursor().executemany(f"INSERT INTO {LIVE_SCHEMA}.rules (category, kind, threshold, minutes, severity, "
+                                      "message) VALUES (%s, %s, %s, %s, %s, %s)", DEFAULT_RULES)
+
+
+_ALARM_COLUMNS = "id, sensor_id, kind, severity, message, value, raised_at, cleared_at"
+
+
+def evaluate_rules(conn: psycopg.Connection, sensors: list[str] | None) -> list[AlarmEvent]:
+    """Raise the alarms that fire on these sensors' latest state and clear
+    those that no longer do (``None``: every sensor, for offline rules as time
+    passes). Returns the alarms raised and cleared."""
+    scope = "st.sensor_id = ANY(%(ids)s)" if sensors is not None else "r.kind = 'offline'"
+    with conn.transaction():
+        raised = conn.execute(f"""
+            INSERT INTO {LIVE_SCHEMA}.alarms (sensor_id, rule_id, kind, severity, message, value, raised_at)
+            SELECT st.sensor_id, r.id, r.kind, r.severity, r.message, st.value,
+                   CASE WHEN r.kind = 'offline' THEN now() ELSE st.ts END
+            FROM {LIVE_SCHEMA}.sensor_state st
+            JOIN {LIVE_SCHEMA}.sensors s ON s.id = st.sensor_id
+            JOIN {LIVE_SCHEMA}.rules r ON r.category IN (s.category, '*')
+            WHERE {scope} AND {LIVE_SCHEMA}.rule_fires(r.kind, r.threshold, r.minutes, st.status, st.value, st.ts)
+            ON CONFLICT (sensor_id, rule_id) WHERE cleared_at IS NULL DO NOTHING
+            RETURNING {_ALARM_COLUMNS}""", {"ids": sensors}).fetchall()
+        cleared = conn.execute(f"""
+            UPDATE {LIVE_SCHEMA}.alarms a SET cleared_at = greatest(st.ts, a.raised_at)
+            FROM {LIVE_SCHEMA}.sensor_state st, {LIVE_SCHEMA}.rules r
+            WHERE a.cleared_at IS NULL AND a.sensor_id = st.sensor_id AND a.rule_id = r.id AND {scope}
+              AND NOT {LIVE_SCHEMA}.rule_fires(r.kind, r.threshold, r.minutes, st.status, st.value, st.ts)
+            RETURNING {", ".join("a." + c for c in _ALARM_COLUMNS.split(", "))}""", {"ids": sensors}).fetchall()
+    return [AlarmEvent(*row) for row in raised + cleared]
 
 
 def _has_layer(conn: psycopg.Connection, name: str) -> bool:

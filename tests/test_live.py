@@ -6,6 +6,7 @@ at their boundaries, old daily partitions are dropped whole."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import time
 
@@ -177,3 +178,179 @@ def test_retention_drops_whole_old_partitions(conn, server):
     assert f"readings_{old:%Y%m%d}" in dropped and f"readings_{now:%Y%m%d}" not in dropped
     rows = conn.execute("SELECT ts FROM live.readings WHERE sensor_id = 'retention-test'").fetchall()
     assert rows == [(now,)]
+
+
+# --- push, alarms, snapshot -------------------------------------------------------------------------
+
+def _snapshot(http, **params) -> tuple[dict, dict]:
+    import struct
+
+    import numpy as np
+
+    body = http.get("/live/snapshot/sensors", params=params).content
+    (n,) = struct.unpack_from("<I", body)
+    header = json.loads(body[4:4 + n])
+    data = body[4 + n:]
+
+    def col(name, dtype):
+        offset, size = header["columns"][name]
+        return np.frombuffer(data[offset:offset + size], dtype)
+
+    ids = data[slice(*[header["columns"]["ids"][0], sum(header["columns"]["ids"])])].decode().split("\n")
+    w, s, e, n_ = header["extent"]
+    return header, {"ids": ids, "lon": w + col("lon", "<u2") / 65535 * (e - w), "lat": s + col("lat", "<u2") / 65535 * (n_ - s),
+                    "value": col("value", "<f4"), "code": col("code", "u1"), "category": col("category", "u1"),
+                    "bytes": len(body), "gzip": len(gzip.compress(body, 5))}
+
+
+def test_the_sensor_snapshot_is_binary_columnar_and_small(http, conn):
+    header, cols = _snapshot(http)
+    rows = conn.execute("SELECT id, ST_X(geom), ST_Y(geom), category FROM live.sensors ORDER BY id").fetchall()
+    assert header["count"] == len(rows) == len(cols["ids"]) == 5_000
+    assert cols["ids"] == [r[0] for r in rows]
+    lon = [r[1] for r in rows]
+    lat = [r[2] for r in rows]
+    # 16-bit positions over the district: within a metre
+    assert max(abs(a - b) for a, b in zip(cols["lon"], lon)) * 102_000 < 1.0
+    assert max(abs(a - b) for a, b in zip(cols["lat"], lat)) * 111_000 < 1.0
+    assert [header["categories"][c] for c in cols["category"]] == [r[3] for r in rows]
+    # the raw block is ~21 bytes a sensor, ids included; what crosses the network (gzip) under 8: 270,000 in ~2 MB
+    assert cols["bytes"] / 5_000 < 22 and cols["gzip"] / 5_000 < 8
+
+
+def _ws(server: str):
+    from websockets.sync.client import connect
+
+    return connect(server.replace("http://", "ws://") + "/live/stream", open_timeout=10)
+
+
+def _next(ws, predicate, timeout: float = 10.0) -> dict:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        except TimeoutError:
+            raise AssertionError(f"no such message; got {seen}") from None
+        seen.append(message)
+        if predicate(message):
+            return message
+
+
+def test_a_published_alarm_reaches_a_subscribed_viewer_and_clears(server, http, conn, publisher):
+    sid, lon, lat = conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = "
+                                 "'smoke_detector' ORDER BY id OFFSET 10 LIMIT 1").fetchone()
+    far = conn.execute("SELECT id FROM live.sensors WHERE ST_Distance(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) > 0.02 "
+                       "ORDER BY id LIMIT 1", (lon, lat)).fetchone()[0]
+    index = _snapshot(http)[1]["ids"].index(sid)
+    with _ws(server) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "hello"
+        ws.send(json.dumps({"subscribe": {"layers": ["sensors", "alarms"],
+                                          "bbox": [lon - 0.005, lat - 0.005, lon + 0.005, lat + 0.005]}}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "subscribed"
+        ts = dt.datetime.now(UTC).replace(microsecond=0)
+        for sensor in (far, sid):
+            publisher.publish(f"cim/sensors/{sensor}/reading",
+                              json.dumps({"ts": _iso(ts), "value": 1, "status": "alarm"}), qos=1)
+        delta = _next(ws, lambda m: m.get("alarms"))
+        assert delta["sensors"]["i"] == [index] and delta["sensors"]["code"] == [2 | 0x80]  # alarm, alarm open
+        assert [a["sensor_id"] for a in delta["alarms"]] == [sid] and delta["alarms"][0]["cleared_at"] is None
+        publisher.publish(f"cim/sensors/{sid}/reading",
+                          json.dumps({"ts": _iso(ts + dt.timedelta(seconds=1)), "value": 0, "status": "normal"}), qos=1)
+        cleared = _next(ws, lambda m: m.get("alarms"))
+        assert cleared["alarms"][0]["cleared_at"] and cleared["sensors"]["code"] == [1]
+    assert http.get("/live/alarms").json()["count"] >= 1  # the far sensor's alarm is open
+    assert any(a["sensor_id"] == sid for a in http.get("/live/alarms", params={"since": _iso(ts)}).json()["alarms"])
+
+
+def test_threshold_and_offline_rules_raise_and_clear(http, conn):
+    hydrant = conn.execute("SELECT id, street FROM live.sensors WHERE category = 'hydrant_pressure' ORDER BY id "
+                           "LIMIT 1").fetchone()
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+
+    def open_kinds() -> set[str]:
+        return {a["kind"] for a in http.get("/live/alarms").json()["alarms"] if a["sensor_id"] == hydrant[0]}
+
+    http.post("/live/sensors/readings", json=[{"sensor_id": hydrant[0], "ts": _iso(now - dt.timedelta(minutes=20)),
+                                               "value": 0.10, "status": "normal"}])
+    assert open_kinds() == {"below", "offline"}  # pressure under 0.15 MPa, and nothing for 20 minutes
+    counts = {a["area"]: a for a in http.get("/live/counts", params={"level": "street"}).json()["areas"]}
+    assert counts[hydrant[1]]["alarms"] >= 1 and counts[hydrant[1]]["offline"] >= 1
+    http.post("/live/sensors/readings", json=[{"sensor_id": hydrant[0], "ts": _iso(now), "value": 0.30,
+                                               "status": "normal"}])
+    assert open_kinds() == set()
+
+
+# --- faults --------------------------------------------------------------------------------------------
+
+def _stored(conn, sensor: str, since: dt.datetime) -> int:
+    return conn.execute("SELECT count(*) FROM live.readings WHERE sensor_id = %s AND ts >= %s",
+                        (sensor, since)).fetchone()[0]
+
+
+def test_a_restarted_broker_is_reconnected_and_queued_readings_arrive(settings, http, conn, publisher):
+    import signal
+    import subprocess
+
+    sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'noise' ORDER BY id LIMIT 1").fetchone()[0]
+    start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
+    conf = settings.data_dir / "mqtt" / "mosquitto.conf"
+    pid = int(subprocess.run(["pgrep", "-f", f"mosquitto -c {conf}"], capture_output=True, text=True).stdout.split()[0])
+    for k in range(20):
+        publisher.publish(f"cim/sensors/{sensor}/reading", json.dumps(
+            {"ts": _iso(start + dt.timedelta(seconds=k)), "value": k, "status": "normal"}), qos=1)
+        if k == 9:
+            os_kill(pid, signal.SIGTERM)  # the broker goes away mid-stream; the hub starts it again
+    _wait_for(lambda: _stored(conn, sensor, start) == 20, timeout=60)
+    status = _wait_for(lambda: (s := http.get("/live/status").json())["mqtt"]["connected"] and s)
+    assert status["mqtt"]["connected"]
+
+
+def os_kill(pid: int, sig) -> None:
+    import os
+
+    os.kill(pid, sig)
+
+
+def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
+    """A second `cim serve` on the same database with its own broker: stopped
+    while a device keeps publishing, started again; every reading is stored once."""
+    import subprocess
+
+    from cim.net import free_port, wait_until_healthy
+    from tests.conftest import CIM, cli_env
+
+    env = {**cli_env(settings), "CIM_DATA_DIR": str(tmp_path / "second"), "CIM_DATABASE_URL": db_url}
+    port = free_port()
+
+    def start_server() -> subprocess.Popen:
+        proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        return proc
+
+    proc = start_server()
+    import httpx
+
+    broker = httpx.get(f"http://127.0.0.1:{port}/live/status").json()["mqtt"]["url"]
+    host, mqtt_port = broker.removeprefix("mqtt://").split(":")
+    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-device", clean_session=False)
+    device.reconnect_delay_set(0.1, 1)
+    device.connect(host, int(mqtt_port))
+    device.loop_start()
+    sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'air_quality' ORDER BY id LIMIT 1").fetchone()[0]
+    start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
+    try:
+        for k in range(40):
+            device.publish(f"cim/sensors/{sensor}/reading", json.dumps(
+                {"ts": _iso(start + dt.timedelta(seconds=k)), "value": k, "status": "normal"}), qos=1)
+            if k == 19:
+                proc.terminate()
+                proc.wait(timeout=30)
+        proc = start_server()
+        _wait_for(lambda: _stored(conn, sensor, start) == 40, timeout=60)
+    finally:
+        device.loop_stop()
+        device.disconnect()
+        proc.terminate()
+        proc.wait(timeout=30)

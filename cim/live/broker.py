@@ -74,6 +74,9 @@ class LocalBroker:
                 time.sleep(0.05)
         raise ConfigError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s")
 
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)  # mosquitto saves its state on the way out

@@ -31,10 +31,12 @@ from cim.config import Settings
 from cim.db import database_url
 from cim.live import records
 from cim.live.broker import LocalBroker, MqttAddress
-from cim.live.sla import SlaRule
+from cim.live.sla import SlaRule, sla_of
+from cim.live.state import LiveState, epoch, load_registry
 from layers.gridjoin import grid_placement
-from layers.live import Partitions, Reading, Ticket, ensure_live_schema, sensor_ids, store_readings, sync_registries, \
-    upsert_ticket
+from layers.schema import ensure_schema
+from layers.live import LIVE_SCHEMA, AlarmEvent, Partitions, Reading, Ticket, ensure_live_schema, evaluate_rules, \
+    store_readings, sync_registries, upsert_ticket
 
 log = logging.getLogger("cim.live")
 
@@ -43,6 +45,7 @@ BATCH_MAX = 5_000  # readings per transaction
 BATCH_WAIT_S = 0.05  # how long a batch waits to fill
 _REGISTRY_REFRESH_S = 60.0
 _RETENTION_EVERY_S = 3600.0
+_OFFLINE_EVERY_S = 30.0
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Counters:
     duplicates: int = 0
     malformed: int = 0  # MQTT messages refused (counted and logged)
     rejected: int = 0  # HTTP records refused
+    alarms: int = 0  # alarms raised
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -90,9 +94,15 @@ class LiveHub:
         url = database_url(self.settings)
         self._conn = psycopg.connect(url, autocommit=True)
         self._ticket_conn = psycopg.connect(url, autocommit=True)
+        ensure_schema(self._conn)  # a new database: the catalogue, so that the grid layer can be looked up
         ensure_live_schema(self._conn)
         counts = sync_registries(self._conn)
-        self._known = sensor_ids(self._conn)
+        reported = [r[0] for r in self._conn.execute(f"SELECT sensor_id FROM {LIVE_SCHEMA}.sensor_state")]
+        evaluate_rules(self._conn, reported)  # rules added or changed while the hub was away
+        evaluate_rules(self._conn, None)
+        self.state = LiveState(load_registry(self._conn, version=1))
+        self.state.load(self._conn)
+        self._known = set(self.state.registry.ids)
         self._placement = grid_placement(self._ticket_conn, self.settings.grid_layer)
         log.info("live registries: %s", counts)
         if self.settings.mqtt_url:
@@ -130,7 +140,8 @@ class LiveHub:
     def status(self) -> dict:
         return {"mqtt": {"url": self.address.url if self.address else None, "connected": self.connected,
                          "topic": TOPIC, "local_broker": self.broker is not None},
-                "sensors": len(self._known), "queued": self._queue.qsize(), "counters": self.counters.to_json()}
+                "sensors": len(self._known), "registry_version": self.state.registry.version,
+                "queued": self._queue.qsize(), "counters": self.counters.to_json()}
 
     # --- MQTT ---------------------------------------------------------------------------------------
 
@@ -190,7 +201,12 @@ class LiveHub:
     def store_ticket(self, ticket: Ticket) -> tuple[bool, Ticket]:
         with self._ticket_lock:
             placement = self._placement.place_point(self._ticket_conn, ticket.lon, ticket.lat) if self._placement else {}
-            return upsert_ticket(self._ticket_conn, ticket, placement)
+            created, stored = upsert_ticket(self._ticket_conn, ticket, placement)
+        sla = sla_of(stored, dt.datetime.now(dt.timezone.utc), self.sla)
+        self.state.add_ticket({"id": stored.id, "lon": stored.lon, "lat": stored.lat, "stage": sla.stage,
+                               "due_at": epoch(sla.due_at), "overdue": sla.overdue, "channel": stored.channel,
+                               "category": stored.category})
+        return created, stored
 
     # --- the writer ---------------------------------------------------------------------------------
 
@@ -226,20 +242,47 @@ class LiveHub:
                     pass
         self.counters.stored += len(new)
         self.counters.duplicates += len(readings) - len(new)
-        unclaimed = set(new)  # a reading sent twice in one batch is new once
+        self.state.apply_readings(readings)
         for item in items:
             if item.mid is not None and self._client is not None:
                 self._client.ack(item.mid, 1)  # stored: the broker may forget it now
+        try:  # the readings are stored and acknowledged: an alarm evaluation that fails is logged, not fatal
+            self._alarms(evaluate_rules(self._conn, sorted({r.sensor_id for r in readings})))
+        except Exception:
+            log.exception("evaluating alarm rules failed")
+        unclaimed = set(new)  # a reading sent twice in one batch is new once
+        for item in items:
             fresh = 0
             for r in item.readings:
                 if (r.sensor_id, r.ts) in unclaimed:
                     unclaimed.discard((r.sensor_id, r.ts))
                     fresh += 1
-            if item.future is not None:
+            if item.future is not None:  # answered once its alarms are raised or cleared too
                 item.future.set_result(fresh)
 
+    def _alarms(self, events: list[AlarmEvent]) -> None:
+        if not events:
+            return
+        sensors = sorted({e.sensor_id for e in events})
+        still_open = {r[0] for r in self._conn.execute(
+            f"SELECT DISTINCT sensor_id FROM {LIVE_SCHEMA}.alarms WHERE cleared_at IS NULL AND sensor_id = ANY(%s)",
+            (sensors,))}
+        self.state.apply_alarms(events, still_open)
+        self.counters.alarms += sum(e.cleared_at is None for e in events)
+
+    def _refresh_registry(self) -> None:
+        """Sensors added or removed (a new import of the sensors layer): a new registry version."""
+        sync_registries(self._conn)
+        registry = load_registry(self._conn, self.state.registry.version)
+        if registry.ids != self.state.registry.ids:
+            registry.version += 1
+            state = LiveState(registry)
+            state.load(self._conn)
+            self.state = state
+            self._known = set(registry.ids)
+
     def _write_loop(self) -> None:
-        last_refresh = last_retention = time.monotonic()
+        last_refresh = last_retention = last_offline = time.monotonic()
         while not (self._stop.is_set() and self._queue.empty()):
             items = self._next_batch()
             if items:
@@ -251,11 +294,24 @@ class LiveHub:
                         if item.future is not None and not item.future.done():
                             item.future.set_exception(exc)
             now = time.monotonic()
-            if now - last_refresh > _REGISTRY_REFRESH_S:
-                self._known = sensor_ids(self._conn)
-                last_refresh = now
-            if now - last_retention > _RETENTION_EVERY_S:
-                dropped = self.partitions.drop_expired(self._conn, dt.datetime.now(dt.timezone.utc))
-                if dropped:
-                    log.info("retention: dropped %s", ", ".join(dropped))
-                last_retention = now
+            if self.broker is not None and not self._stop.is_set() and self.broker.exited():
+                log.warning("the local MQTT broker stopped; starting it again on the same port")
+                try:
+                    self.broker.start()
+                except Exception:
+                    log.exception("restarting the local MQTT broker failed; trying again")
+                    time.sleep(1.0)
+            try:
+                if now - last_offline > _OFFLINE_EVERY_S:
+                    self._alarms(evaluate_rules(self._conn, None))
+                    last_offline = now
+                if now - last_refresh > _REGISTRY_REFRESH_S:
+                    self._refresh_registry()
+                    last_refresh = now
+                if now - last_retention > _RETENTION_EVERY_S:
+                    dropped = self.partitions.drop_expired(self._conn, dt.datetime.now(dt.timezone.utc))
+                    if dropped:
+                        log.info("retention: dropped %s", ", ".join(dropped))
+                    last_retention = now
+            except psycopg.Error:
+                log.exception("live housekeeping failed; trying again later")

@@ -16,6 +16,7 @@ from cim.config import Settings, get_settings
 from cim.db import database_url
 from cim.server.deps import CatalogueCache
 from cim.live.hub import LiveHub
+from cim.live.stream import Broadcaster
 from cim.server.routes import bim, health, layers, live, tilesets, viewer
 from viewer.assets import STATIC_DIR
 
@@ -35,9 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = LiveHub(settings)
         await run_in_threadpool(hub.start)
         app.state.hub = hub
+        app.state.broadcaster = Broadcaster(hub)
+        app.state.broadcaster.start()
         try:
             yield
         finally:
+            await app.state.broadcaster.stop()
             await run_in_threadpool(hub.stop)
             await pool.close()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
+import json
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -14,6 +16,8 @@ from psycopg_pool import AsyncConnectionPool
 from cim.live import records
 from cim.live.hub import LiveHub
 from cim.live.sla import sla_of
+from cim.live.state import sensor_snapshot
+from cim.live.stream import Subscriber
 from cim.server.deps import get_pool
 from layers.live import LIVE_SCHEMA, Ticket
 
@@ -23,6 +27,16 @@ HISTORY_LIMIT = 100_000
 
 def get_hub(request: Request) -> LiveHub:
     return request.app.state.hub
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        w, s, e, n = (float(v) for v in value.split(","))
+    except ValueError:
+        raise HTTPException(400, detail=f"bbox {value!r} is not west,south,east,north") from None
+    return (w, s, e, n)
 
 
 def _time(value: str | None, name: str) -> dt.datetime | None:
@@ -104,3 +118,132 @@ async def ticket(ticket_id: str, pool: AsyncConnectionPool = Depends(get_pool), 
     t = Ticket(row["id"], row["channel"], row["category"], row["lon"], row["lat"], row["created_at"],
                row["acknowledged_at"], row["contacted_at"], row["resolved_at"])
     return {**row, "sla": sla_of(t, dt.datetime.now(dt.timezone.utc), hub.sla).to_json()}
+
+
+_LEVELS = {"street": "street", "community": "community", "grid": "grid"}
+
+
+@router.get("/snapshot/sensors", summary="Every sensor's latest state, binary and columnar (the first paint)",
+            response_class=Response)
+async def sensor_snapshot_route(request: Request, bbox: str | None = Query(None, description="west,south,east,north"),
+                                hub: LiveHub = Depends(get_hub)) -> Response:
+    """Layout in ``cim.live.state.sensor_snapshot``: a JSON header (column
+    offsets, categories, status codes, the registry version), then ids, 16-bit
+    positions, float32 values and byte codes. Gzip when the client takes it."""
+    body = await run_in_threadpool(sensor_snapshot, hub.state, _bbox(bbox))
+    headers = {"Cache-Control": "no-store", "X-Registry-Version": str(hub.state.registry.version)}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        body = await run_in_threadpool(gzip.compress, body, 5)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type="application/octet-stream", headers=headers)
+
+
+async def _columns(pool: AsyncConnectionPool, query: str, params: tuple = ()) -> dict[str, list]:
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+        names = [d.name for d in cur.description]
+    return {"count": len(rows), **{name: [r[i] for r in rows] for i, name in enumerate(names)}}
+
+
+@router.get("/snapshot/cameras", summary="Cameras as columns: id, lon, lat, heading, fov, range_m, status, stream_url")
+async def camera_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool)) -> dict:
+    box = _bbox(bbox) or (-180, -90, 180, 90)
+    return await _columns(pool, f"""
+        SELECT id, name, round(ST_X(geom)::numeric, 7)::float8 AS lon, round(ST_Y(geom)::numeric, 7)::float8 AS lat,
+               heading, fov, range_m, status, stream_url
+        FROM {LIVE_SCHEMA}.cameras WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) ORDER BY id""", box)
+
+
+@router.get("/snapshot/tickets", summary="Open tickets and those closed in the last 24 hours, as columns with SLA")
+async def ticket_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool),
+                          hub: LiveHub = Depends(get_hub)) -> dict:
+    box = _bbox(bbox) or (-180, -90, 180, 90)
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.execute(f"""
+            SELECT id, channel, category, ST_X(geom), ST_Y(geom), created_at, acknowledged_at, contacted_at, resolved_at
+            FROM {LIVE_SCHEMA}.tickets
+            WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)
+              AND (resolved_at IS NULL OR resolved_at > now() - interval '24 hours')
+            ORDER BY created_at""", box)
+        rows = await cur.fetchall()
+    now = dt.datetime.now(dt.timezone.utc)
+    out: dict[str, list] = {k: [] for k in ("id", "channel", "category", "lon", "lat", "stage", "due_at", "overdue")}
+    for tid, channel, category, lon, lat, *times in rows:
+        sla = sla_of(Ticket(tid, channel, category, lon, lat, *times), now, hub.sla)
+        for key, value in zip(out, (tid, channel, category, round(lon, 7), round(lat, 7), sla.stage,
+                                    sla.due_at.timestamp(), sla.overdue)):
+            out[key].append(value)
+    return {"count": len(rows), **out}
+
+
+@router.get("/alarms", summary="Open alarms (or all since a time), newest first")
+async def alarms(since: str | None = Query(None, description="ISO-8601: also the cleared ones raised since"),
+                 limit: int = Query(1000, ge=1, le=100_000), pool: AsyncConnectionPool = Depends(get_pool)) -> dict:
+    start = _time(since, "since")
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"""
+            SELECT a.id, a.sensor_id, s.category, a.kind, a.severity, a.message, a.value, a.raised_at, a.cleared_at,
+                   ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.street, s.community, s.grid
+            FROM {LIVE_SCHEMA}.alarms a JOIN {LIVE_SCHEMA}.sensors s ON s.id = a.sensor_id
+            WHERE (%s::timestamptz IS NULL AND a.cleared_at IS NULL) OR a.raised_at >= %s
+            ORDER BY a.raised_at DESC LIMIT %s""", (start, start, limit))
+        rows = await cur.fetchall()
+    return {"count": len(rows), "alarms": rows}
+
+
+@router.get("/counts", summary="Per street, community or grid: sensors, open alarms, offline, open and overdue tickets")
+async def counts(level: str = Query("street", description="street, community or grid"),
+                 pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)) -> dict:
+    column = _LEVELS.get(level)
+    if column is None:
+        raise HTTPException(400, detail="level must be street, community or grid")
+    overdue_sql = """CASE WHEN resolved_at IS NOT NULL THEN false
+                          WHEN contacted_at IS NOT NULL THEN now() > created_at + %(resolve)s
+                          WHEN acknowledged_at IS NOT NULL THEN now() > created_at + %(contact)s
+                          ELSE now() > created_at + %(ack)s END"""
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.execute(f"""
+            WITH s AS (
+                SELECT s.{column} AS area, count(*) AS sensors,
+                       count(*) FILTER (WHERE st.status = 'offline' OR EXISTS (
+                           SELECT 1 FROM {LIVE_SCHEMA}.alarms a WHERE a.sensor_id = s.id AND a.cleared_at IS NULL
+                           AND a.kind = 'offline')) AS offline,
+                       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {LIVE_SCHEMA}.alarms a WHERE a.sensor_id = s.id
+                                                      AND a.cleared_at IS NULL AND a.kind <> 'offline')) AS alarms
+                FROM {LIVE_SCHEMA}.sensors s LEFT JOIN {LIVE_SCHEMA}.sensor_state st ON st.sensor_id = s.id
+                GROUP BY 1),
+            t AS (
+                SELECT {column} AS area, count(*) FILTER (WHERE resolved_at IS NULL) AS open_tickets,
+                       count(*) FILTER (WHERE {overdue_sql}) AS overdue_tickets
+                FROM {LIVE_SCHEMA}.tickets GROUP BY 1)
+            SELECT coalesce(s.area, t.area), coalesce(sensors, 0), coalesce(alarms, 0), coalesce(offline, 0),
+                   coalesce(open_tickets, 0), coalesce(overdue_tickets, 0)
+            FROM s FULL JOIN t ON t.area = s.area ORDER BY 1""",
+            {"ack": hub.sla.acknowledge, "contact": hub.sla.contact, "resolve": hub.sla.resolve})
+        rows = await cur.fetchall()
+    keys = ("area", "sensors", "alarms", "offline", "open_tickets", "overdue_tickets")
+    return {"level": level, "areas": [dict(zip(keys, r)) for r in rows]}
+
+
+@router.websocket("/stream")
+async def stream(ws: WebSocket) -> None:
+    """Live deltas (see cim.live.stream); send {"subscribe": {...}} at any time to change layers or box."""
+    await ws.accept()
+    broadcaster = ws.app.state.broadcaster
+    sub = Subscriber(ws)
+    broadcaster.subscribers.add(sub)
+    await ws.send_text(json.dumps({"type": "hello", "version": ws.app.state.hub.state.registry.version,
+                                   "every_s": 0.25}))
+    try:
+        while True:
+            message = await ws.receive_text()
+            try:
+                sub.update(json.loads(message))
+                await ws.send_text(json.dumps({"type": "subscribed", "layers": sorted(sub.layers), "bbox": sub.bbox}))
+            except (ValueError, TypeError) as exc:
+                await ws.send_text(json.dumps({"type": "error", "message": str(exc)}))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        broadcaster.subscribers.discard(sub)
