@@ -45,6 +45,11 @@ class Settings:
         return self.data_dir / "tilesets"
 
     @property
+    def streams_dir(self) -> Path:
+        """Camera streams served as /live/cameras/<id>/index.m3u8 (HLS), for cameras without a video platform URL."""
+        return self.data_dir / "streams"
+
+    @property
     def uses_local_cluster(self) -> bool:
         return self.database_url is None
 

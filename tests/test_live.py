@@ -354,3 +354,125 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
         device.disconnect()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --- the viewer -------------------------------------------------------------------------------------------
+
+def _publish_until(stop, publisher, sensor: str, status: str = "alarm") -> None:
+    """A device that keeps reporting (a new reading every 0.3 s) until told to stop."""
+    k = 0
+    while not stop.is_set():
+        ts = dt.datetime.now(UTC) + dt.timedelta(microseconds=k)
+        publisher.publish(f"cim/sensors/{sensor}/reading", json.dumps({"ts": _iso(ts), "value": 9.5, "status": status}),
+                          qos=1)
+        k += 1
+        stop.wait(0.3)
+
+
+_WAIT_LIVE = """(async () => {
+  const until = async (f, ms) => { const end = Date.now() + ms; while (Date.now() < end) { if (f()) return true;
+    await new Promise((r) => setTimeout(r, 100)); } return false; };
+  await until(() => window.__cimLive.ready && window.__cimLive.connected, 30000);
+  %s
+})()"""
+
+
+def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publisher):
+    import threading
+
+    from tests.browser import browse
+
+    sid, lon, lat = conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = 'gas_detector' "
+                                 "ORDER BY id LIMIT 1").fetchone()
+    stop = threading.Event()
+    device = threading.Thread(target=_publish_until, args=(stop, publisher, sid), daemon=True)
+    check = _WAIT_LIVE % f"""
+      const seen = await until(() => window.__cimLive.alarmIds.includes({json.dumps(sid)}), 30000);
+      const layers = window.cimViewer.deck.props.layers.filter((l) => l.props.visible).map((l) => l.id);
+      const alarms = window.cimViewer.deck.props.layers.find((l) => l.id === "live-alarms");
+      return {{ seen, layers, alarmCount: alarms ? alarms.props.data.length : 0, live: window.__cimLive,
+               status: document.getElementById("live-status").textContent,
+               counts: document.querySelectorAll("#counts tbody tr").length }};"""
+    device.start()
+    try:
+        report = browse(f"{server}/viewer#view={lon:.6f},{lat:.6f},16,0,0&layers=sensors,cameras,tickets",
+                        eval=check)
+    finally:
+        stop.set()
+        device.join()
+    assert report["consoleErrors"] == [] and report["pageErrors"] == [] and report["foreignRequests"] == []
+    result = report["eval"]
+    assert result["seen"], result["live"]
+    assert result["live"]["deltas"] >= 1 and result["live"]["sensors"] == 5_000 and result["live"]["cameras"] == 500
+    assert {"live-sensors", "live-alarms", "live-camera-cones", "live-tickets"} <= set(result["layers"])
+    assert result["alarmCount"] >= 1 and result["status"] == "实时连接正常" and result["counts"] == 10  # ten streets
+
+
+def test_a_camera_click_plays_its_hls_stream(server, settings):
+    """An HLS stream made by Debian's ffmpeg, served for the sample's first camera, played through hls.js."""
+    import subprocess
+
+    from tests.browser import browse
+
+    folder = settings.streams_dir / "CAM000001"
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "6",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "15", "-f", "hls", "-hls_time", "2",
+                    "-hls_list_size", "0", "-hls_playlist_type", "vod", str(folder / "index.m3u8")], check=True,
+                   timeout=120)
+    play = _WAIT_LIVE % """
+      window.cimLive.openCamera("CAM000001");
+      const video = document.getElementById("camera-video");
+      await until(() => video.currentTime > 1, 20000);
+      return { time: video.currentTime, width: video.videoWidth, height: video.videoHeight,
+               panel: !document.getElementById("camera").hidden, title: document.getElementById("camera-title").textContent,
+               playing: window.__cimLive.playing };"""
+    report = browse(f"{server}/viewer#layers=cameras", eval=play)
+    result = report["eval"]
+    assert report["consoleErrors"] == [] and report["foreignRequests"] == []
+    assert result["time"] > 1 and (result["width"], result["height"]) == (320, 240) and result["panel"]
+    assert result["playing"] == {"id": "CAM000001", "url": "/live/cameras/CAM000001/index.m3u8"}
+
+
+def test_the_viewer_reconnects_after_a_server_restart(settings, db_url, tmp_path):
+    import subprocess
+    import threading
+
+    from cim.net import free_port, wait_until_healthy
+    from tests.browser import browse
+    from tests.conftest import CIM, cli_env
+
+    env = {**cli_env(settings), "CIM_DATA_DIR": str(tmp_path / "third"), "CIM_DATABASE_URL": db_url}
+    port = free_port()
+    log = tmp_path / "serve.log"
+    procs = []
+
+    def start_server() -> None:
+        proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=env, stdout=open(log, "a"),
+                                stderr=subprocess.STDOUT)
+        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        procs.append(proc)
+
+    def restart_once_a_viewer_is_attached() -> None:
+        _wait_for(lambda: "WebSocket /live/stream" in log.read_text(), timeout=60)
+        time.sleep(0.5)
+        procs[-1].terminate()
+        procs[-1].wait(timeout=30)
+        start_server()
+
+    start_server()
+    restarter = threading.Thread(target=restart_once_a_viewer_is_attached, daemon=True)
+    restarter.start()
+    check = _WAIT_LIVE % """
+      const back = await until(() => window.__cimLive.reconnects >= 1 && window.__cimLive.connected, 60000);
+      return { back, live: window.__cimLive, status: document.getElementById("live-status").textContent };"""
+    try:
+        report = browse(f"http://127.0.0.1:{port}/viewer#layers=sensors", eval=check, timeout_ms=120_000)
+    finally:
+        restarter.join(timeout=60)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert report["eval"]["back"], report["eval"]
+    assert report["eval"]["status"] == "实时连接正常" and report["eval"]["live"]["sensors"] == 5_000
+    assert report["pageErrors"] == []

@@ -15,11 +15,25 @@ I18N = {
     "zh": {"title": "城市信息模型 · 三维城市", "layers": "图层", "opacity": "透明度", "flyTo": "定位",
            "language": "English", "features": "个要素", "noLayers": "尚无图层：请先导入数据",
            "tileset": "三维模型", "storeys": "楼层", "classes": "构件类型", "search": "搜索构件（名称或 GlobalId）",
-           "noResults": "没有找到构件"},
+           "noResults": "没有找到构件",
+           "live": "实时监测", "liveConnected": "实时连接正常", "liveReconnecting": "实时连接中断，正在重连…",
+           "counts": "分区统计", "street": "街道", "community": "社区", "grid": "网格", "area": "区域",
+           "sensors": "设备", "alarms": "报警", "offline": "离线", "openTickets": "在办工单", "overdue": "超时",
+           "camera": "视频监控", "noStream": "该摄像头没有可播放的视频流", "close": "关闭",
+           "stage_acknowledge": "待签收", "stage_contact": "待联系", "stage_resolve": "办理中", "stage_closed": "已办结",
+           "status_none": "无数据", "status_normal": "正常", "status_alarm": "报警", "status_fault": "故障",
+           "status_offline": "离线", "value": "读数", "time": "时间", "due": "时限"},
     "en": {"title": "City information model · 3D city", "layers": "Layers", "opacity": "Opacity", "flyTo": "Zoom to",
            "language": "中文", "features": "features", "noLayers": "No layers yet: import some data first",
            "tileset": "3D model", "storeys": "Storeys", "classes": "Element classes",
-           "search": "Find an element (name or GlobalId)", "noResults": "No element found"},
+           "search": "Find an element (name or GlobalId)", "noResults": "No element found",
+           "live": "Live", "liveConnected": "Live connection up", "liveReconnecting": "Live connection lost, reconnecting…",
+           "counts": "Counts by area", "street": "Street", "community": "Community", "grid": "Grid", "area": "Area",
+           "sensors": "Sensors", "alarms": "Alarms", "offline": "Offline", "openTickets": "Open tickets",
+           "overdue": "Overdue", "camera": "Camera", "noStream": "This camera has no playable stream", "close": "Close",
+           "stage_acknowledge": "To acknowledge", "stage_contact": "To contact", "stage_resolve": "Being resolved",
+           "stage_closed": "Closed", "status_none": "No data", "status_normal": "Normal", "status_alarm": "Alarm",
+           "status_fault": "Fault", "status_offline": "Offline", "value": "Value", "time": "Time", "due": "Due"},
 }
 
 
@@ -51,9 +65,15 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef]) -> list[dict]:
     return entries
 
 
-def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "") -> dict:
+#: layers the live hub draws itself (latest state, pushed) instead of their vector tiles
+LIVE_LAYERS = ("sensors", "cameras", "tickets")
+
+
+def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
+                  live: bool = True) -> dict:
     layers, tilesets = list(layers), list(tilesets)
     return {
+        "live": [layer.name for layer in layers if layer.name in LIVE_LAYERS] if live else [],
         "deck": json.loads(deck(layers, tilesets, base_url=base_url).to_json()),
         "entries": _entries(layers, tilesets),
         "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in FIELD_LABELS.items()},
@@ -77,13 +97,20 @@ def viewer_page(config: dict) -> str:
 <body>
 <div id="map"></div>
 <aside id="panel"><header><h1 id="title"></h1><button id="lang" type="button"></button></header>
-<h2 id="layers-title"></h2><ul id="layer-list"></ul></aside>
+<h2 id="layers-title"></h2><ul id="layer-list"></ul>
+<section id="live" hidden><h2 id="live-title"></h2><div id="live-status"></div>
+<label id="counts-label"></label> <select id="counts-level"></select>
+<table id="counts"><thead></thead><tbody></tbody></table></section></aside>
+<aside id="camera" hidden><header><h1 id="camera-title"></h1><button id="camera-close" type="button"></button></header>
+<video id="camera-video" muted playsinline controls></video><p id="camera-note"></p></aside>
 <script id="cim-config" type="application/json">{data}</script>
 <script src="/viewer/vendor/deck.gl.js"></script>
 <script>window.__deckCore = window.deck;</script>
 <script src="/viewer/vendor/deck-json.js"></script>
 <script>window.deck = Object.assign({{}}, window.__deckCore, window.deck);</script>
 <script src="/viewer/vendor/loaders-3d-tiles.js"></script>
+<script src="/viewer/vendor/hls.js"></script>
 <script src="/viewer/static/viewer.js"></script>
+<script src="/viewer/static/live.js"></script>
 </body>
 </html>"""

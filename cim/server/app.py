@@ -22,6 +22,7 @@ from viewer.assets import STATIC_DIR
 
 
 mimetypes.add_type("model/gltf-binary", ".glb")
+mimetypes.add_type("video/mp2t", ".ts")  # HLS segments (not Qt translations)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # tileset.json and GLBs as files; NAME is a link to its current version
     app.mount("/tilesets", StaticFiles(directory=settings.tilesets_dir, follow_symlink=True), name="tilesets")
     app.mount("/viewer/static", StaticFiles(directory=STATIC_DIR), name="viewer-static")
+    settings.streams_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/live/cameras", StaticFiles(directory=settings.streams_dir), name="camera-streams")
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

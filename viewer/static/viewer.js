@@ -22,6 +22,8 @@
     hidden: new Set((hash.get("hide") || "").split(",").filter(Boolean)),  // BIM storey layers switched off
   };
   let highlight = null;  // the footprint of the element found by a search
+  const overlays = {};  // entry key -> deck layers drawn by live.js instead of the entry's vector tiles
+  const liveKeys = new Set(config.live || []);
   let viewState = { ...config.deck.initialViewState };
   if (hash.has("view")) {
     const [longitude, latitude, zoom, pitch, bearing] = hash.get("view").split(",").map(Number);
@@ -56,12 +58,17 @@
   for (const e of entries) for (const id of e.ids) entryOf[id] = e;
 
   function currentLayers() {
-    const layers = baseLayers.map((layer) => {
-      const e = entryOf[layer.id];
-      const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
-      const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
-      return layer.clone({ visible, opacity });
-    });
+    const layers = baseLayers.filter((layer) => !(entryOf[layer.id] && liveKeys.has(entryOf[layer.id].key)))
+      .map((layer) => {
+        const e = entryOf[layer.id];
+        const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
+        const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
+        return layer.clone({ visible, opacity });
+      });
+    for (const [key, extra] of Object.entries(overlays)) {
+      const opacity = state.opacity[key] !== undefined ? state.opacity[key] : 1;
+      for (const layer of extra) layers.push(layer.clone({ visible: state.visible.has(key), opacity }));
+    }
     if (highlight) {
       layers.push(new deck.GeoJsonLayer({ id: "search-highlight", data: highlight, stroked: true, filled: true,
         getFillColor: [255, 200, 0, 60], getLineColor: [255, 200, 0, 255], lineWidthUnits: "pixels", getLineWidth: 3 }));
@@ -242,6 +249,7 @@
     state.lang = state.lang === "zh" ? "en" : "zh";
     buildPanel();
     writeUrl();
+    for (const f of window.cimViewer.onLanguage) f();
   });
 
   // --- embedding: the big-screen dashboard drives the viewer through postMessage ---
@@ -251,8 +259,15 @@
   const api = {
     flyTo,
     setLayerVisible(key, visible) { visible ? state.visible.add(key) : state.visible.delete(key); buildPanel(); render(); },
-    setLanguage(lang) { state.lang = lang === "en" ? "en" : "zh"; buildPanel(); writeUrl(); },
+    setLanguage(lang) { state.lang = lang === "en" ? "en" : "zh"; buildPanel(); writeUrl(); for (const f of api.onLanguage) f(); },
     get viewState() { return { ...viewState }; },
+    get lang() { return state.lang; },
+    isVisible: (key) => state.visible.has(key),
+    setOverlay(key, layers) { overlays[key] = layers; deckgl.setProps({ layers: currentLayers() }); },
+    tooltip,
+    t,
+    escapeHtml,
+    onLanguage: [],  // live.js redraws its text when the language changes
     deck: deckgl,
   };
   window.cimViewer = api;
