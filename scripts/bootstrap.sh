@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(postgresql-15 postgresql-15-postgis-3 postgresql-contrib python3 python3-venv python3-pip ca-certificates
           chromium fonts-noto-cjk  # headless Chromium drives the browser tests; CJK fonts draw the viewer's Chinese
           openscenegraph libopenscenegraph-dev g++  # OpenSceneGraph reads OSGB (oblique photography); g++ builds its reader
-          mosquitto)  # the MQTT broker of live readings
+          mosquitto  # the MQTT broker of live readings
+          ffmpeg)  # makes the HLS camera stream the viewer test plays
 # Node.js and npm run the Khronos glTF validator and bring the viewer's JS (no CDN at run time)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
