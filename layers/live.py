@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from layers.schema import LAYER_SCHEMA
+from layers.schema import LAYER_SCHEMA, META_SCHEMA
 
 LIVE_SCHEMA = "live"
 
@@ -221,7 +221,11 @@ def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
                 FROM {LAYER_SCHEMA}.sensors WHERE id IS NOT NULL
                 ON CONFLICT (id) DO UPDATE SET category = excluded.category, category_name = excluded.category_name,
                     vendor = excluded.vendor, install_date = excluded.install_date, street = excluded.street,
-                    community = excluded.community, grid = excluded.grid, geom = excluded.geom""")
+                    community = excluded.community, grid = excluded.grid, geom = excluded.geom
+                WHERE (sensors.category, sensors.category_name, sensors.vendor, sensors.install_date, sensors.street,
+                       sensors.community, sensors.grid, sensors.geom)
+                      IS DISTINCT FROM (excluded.category, excluded.category_name, excluded.vendor,
+                       excluded.install_date, excluded.street, excluded.community, excluded.grid, excluded.geom)""")
         if _has_layer(conn, "cameras"):
             conn.execute(f"""
                 INSERT INTO {LIVE_SCHEMA}.cameras (id, name, heading, fov, range_m, stream_url, status, street,
@@ -231,7 +235,12 @@ def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, heading = excluded.heading, fov = excluded.fov,
                     range_m = excluded.range_m, stream_url = excluded.stream_url, status = excluded.status,
                     street = excluded.street, community = excluded.community, grid = excluded.grid,
-                    geom = excluded.geom""")
+                    geom = excluded.geom
+                WHERE (cameras.name, cameras.heading, cameras.fov, cameras.range_m, cameras.stream_url, cameras.status,
+                       cameras.street, cameras.community, cameras.grid, cameras.geom)
+                      IS DISTINCT FROM (excluded.name, excluded.heading, excluded.fov, excluded.range_m,
+                       excluded.stream_url, excluded.status, excluded.street, excluded.community, excluded.grid,
+                       excluded.geom)""")
         if _has_layer(conn, "tickets"):
             conn.execute(f"""
                 INSERT INTO {LIVE_SCHEMA}.tickets (id, channel, category, address, department, status, created_at,
@@ -245,8 +254,10 @@ def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
     return counts
 
 
-def sensor_ids(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute(f"SELECT id FROM {LIVE_SCHEMA}.sensors")}
+def registry_layers_version(conn: psycopg.Connection) -> tuple:
+    """What the registries were last synced from: the catalogue versions of the three layers."""
+    return tuple(conn.execute(f"SELECT name, version, imported_at FROM {META_SCHEMA}.layers "
+                              "WHERE name IN ('sensors', 'cameras', 'tickets') ORDER BY name").fetchall())
 
 
 class Partitions:

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -36,7 +36,7 @@ from cim.live.state import LiveState, epoch, load_registry
 from layers.gridjoin import grid_placement
 from layers.schema import ensure_schema
 from layers.live import LIVE_SCHEMA, AlarmEvent, Partitions, Reading, Ticket, ensure_live_schema, evaluate_rules, \
-    store_readings, sync_registries, upsert_ticket
+    registry_layers_version, store_readings, sync_registries, upsert_ticket
 
 log = logging.getLogger("cim.live")
 
@@ -66,7 +66,6 @@ class _Item:
     readings: list[Reading]
     mid: int | None = None  # an MQTT message to acknowledge once stored
     future: Future | None = None  # an HTTP request waiting for the answer
-    new: int = field(default=0)
 
 
 class LiveHub:
@@ -87,6 +86,8 @@ class LiveHub:
         self._client: mqtt.Client | None = None
         self._writer: threading.Thread | None = None
         self._warned = 0
+        self._clock_second = -1
+        self._clock_value: tuple[dt.datetime, dt.datetime] | None = None
 
     # --- life -------------------------------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class LiveHub:
         ensure_schema(self._conn)  # a new database: the catalogue, so that the grid layer can be looked up
         ensure_live_schema(self._conn)
         counts = sync_registries(self._conn)
+        self._synced_from = registry_layers_version(self._conn)
         reported = [r[0] for r in self._conn.execute(f"SELECT sensor_id FROM {LIVE_SCHEMA}.sensor_state")]
         evaluate_rules(self._conn, reported)  # rules added or changed while the hub was away
         evaluate_rules(self._conn, None)
@@ -168,9 +170,8 @@ class LiveHub:
                 payload = json.loads(message.payload)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise records.RecordError(f"payload is not JSON ({exc})") from None
-            now = dt.datetime.now(dt.timezone.utc)
-            reading = records.reading(payload, parts[2], now=now, oldest=self.partitions.oldest_kept(now),
-                                      known=self._known)
+            now, oldest = self._clock()
+            reading = records.reading(payload, parts[2], now=now, oldest=oldest, known=self._known)
         except records.RecordError as exc:
             self.counters.malformed += 1
             if self._warned < 20 or self.counters.malformed % 1000 == 0:
@@ -180,6 +181,14 @@ class LiveHub:
             client.ack(message.mid, message.qos)
             return
         self._queue.put(_Item([reading], mid=message.mid if message.qos else None))
+
+    def _clock(self) -> tuple[dt.datetime, dt.datetime]:
+        """Now and the oldest time kept, to the second (once a second, not once a message)."""
+        second = int(time.time())
+        if second != self._clock_second:
+            now = dt.datetime.now(dt.timezone.utc)
+            self._clock_second, self._clock_value = second, (now, self.partitions.oldest_kept(now))
+        return self._clock_value
 
     # --- HTTP ---------------------------------------------------------------------------------------
 
@@ -271,8 +280,13 @@ class LiveHub:
         self.counters.alarms += sum(e.cleared_at is None for e in events)
 
     def _refresh_registry(self) -> None:
-        """Sensors added or removed (a new import of the sensors layer): a new registry version."""
+        """Sensors added or removed (a new import of the sensors layer): a new registry version.
+        Nothing is read or written unless one of the three layers was imported again."""
+        version = registry_layers_version(self._conn)
+        if version == self._synced_from:
+            return
         sync_registries(self._conn)
+        self._synced_from = version
         registry = load_registry(self._conn, self.state.registry.version)
         if registry.ids != self.state.registry.ids:
             registry.version += 1

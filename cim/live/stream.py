@@ -106,14 +106,18 @@ class Broadcaster:
         lon, lat = reg.lon[idx], reg.lat[idx]
         value, code = state.value[idx], state.code[idx]
 
+        values = np.round(value.astype(float), 4)
+        has_nan = bool(np.isnan(values).any())
+
         def message(sub: Subscriber) -> dict | None:
             out: dict = {"type": "delta", "version": reg.version, "t": round(time.time(), 3)}
             if "sensors" in sub.layers and len(idx):
                 keep = sub.inside(lon, lat)
                 if keep.any():
-                    out["sensors"] = {"i": idx[keep].tolist(),
-                                      "value": [None if np.isnan(v) else round(float(v), 4) for v in value[keep]],
-                                      "code": code[keep].tolist()}
+                    kept = values[keep]
+                    out["sensors"] = {"i": idx[keep].tolist(), "code": code[keep].tolist(),
+                                      "value": [None if np.isnan(v) else v for v in kept.tolist()] if has_nan
+                                      else kept.tolist()}
             if "alarms" in sub.layers:
                 alarms = [a for a in changes.alarms if sub.inside(reg.lon[a["i"]], reg.lat[a["i"]])]
                 if alarms:
@@ -127,12 +131,18 @@ class Broadcaster:
         await self._send_all(message)
 
     async def _send_all(self, message_for) -> None:
+        encoded: dict[tuple, str | None] = {}  # viewers with the same subscription share one message, encoded once
+
         async def send(sub: Subscriber) -> None:
-            message = message_for(sub)
-            if message is None:
+            key = (frozenset(sub.layers), sub.bbox)
+            if key not in encoded:
+                message = message_for(sub)
+                encoded[key] = None if message is None else json.dumps(message, separators=(",", ":"))
+            text = encoded[key]
+            if text is None:
                 return
             try:
-                await asyncio.wait_for(sub.ws.send_text(json.dumps(message, separators=(",", ":"))), SEND_TIMEOUT_S)
+                await asyncio.wait_for(sub.ws.send_text(text), SEND_TIMEOUT_S)
                 self.sent += 1
             except Exception:  # gone or too slow: it reconnects and repaints from the snapshot
                 self.subscribers.discard(sub)
