@@ -171,9 +171,9 @@ def test_retention_drops_whole_old_partitions(conn, server):
     partitions = Partitions(retention_days=90)
     now = dt.datetime(2026, 11, 22, 12, tzinfo=UTC)
     old = now - dt.timedelta(days=120)
-    kept = store_readings(conn, [Reading("retention-test", old, 1.0, "normal"),
-                                 Reading("retention-test", now, 2.0, "normal")], partitions)
-    assert len(kept) == 2
+    count, kept = store_readings(conn, [Reading("retention-test", old, 1.0, "normal"),
+                                        Reading("retention-test", now, 2.0, "normal")], partitions)
+    assert count == len(kept) == 2
     dropped = partitions.drop_expired(conn, now)
     assert f"readings_{old:%Y%m%d}" in dropped and f"readings_{now:%Y%m%d}" not in dropped
     rows = conn.execute("SELECT ts FROM live.readings WHERE sensor_id = 'retention-test'").fetchall()

@@ -239,7 +239,9 @@ class LiveHub:
         readings = [r for item in items for r in item.readings]
         while True:
             try:
-                new = store_readings(self._conn, readings, self.partitions)
+                # the new (sensor_id, ts) are only needed to answer HTTP requests
+                count, new = store_readings(self._conn, readings, self.partitions,
+                                            keys=any(item.future is not None for item in items))
                 break
             except psycopg.OperationalError as exc:  # the database went away: keep the batch, try again
                 log.error("storing %d readings failed (%s); retrying in 1 s", len(readings), exc)
@@ -249,8 +251,8 @@ class LiveHub:
                     self._conn = psycopg.connect(database_url(self.settings), autocommit=True)
                 except psycopg.OperationalError:
                     pass
-        self.counters.stored += len(new)
-        self.counters.duplicates += len(readings) - len(new)
+        self.counters.stored += count
+        self.counters.duplicates += len(readings) - count
         self.state.apply_readings(readings)
         for item in items:
             if item.mid is not None and self._client is not None:
@@ -259,7 +261,7 @@ class LiveHub:
             self._alarms(evaluate_rules(self._conn, sorted({r.sensor_id for r in readings})))
         except Exception:
             log.exception("evaluating alarm rules failed")
-        unclaimed = set(new)  # a reading sent twice in one batch is new once
+        unclaimed = new or set()  # a reading sent twice in one batch is new once
         for item in items:
             fresh = 0
             for r in item.readings:
