@@ -46,7 +46,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # the OpenSceneGraph reader of `cim import oblique` (built once per version of its source)
-.venv/bin/python -m import_scripts.oblique.osgb >/dev/null
+.venv/bin/python -c "from import_scripts.oblique.osgb import ensure_reader; ensure_reader()"
 
 # the JavaScript the project uses (package-lock.json pins it)
 if [ ! -f node_modules/.cim-installed ] || [ "$(cat node_modules/.cim-installed)" != "$want" ]; then

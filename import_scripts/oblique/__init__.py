@@ -271,10 +271,10 @@ def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = O
     if untextured:
         notes.append(f"{len(untextured)} textures are in a pixel format 3D Tiles cannot carry (compressed or not "
                      "8-bit) and were drawn grey: " + ", ".join(untextured[:_NAMED]))
-    skipped = missing + unreadable
+    skipped = unreadable + missing
     seconds = time.perf_counter() - t0
     return ImportReport(kind="oblique", name=name, source=str(source), feature_count=totals["tiles"],
                         geometry_type=f"tiles ({production.kind.upper()})", bbox=result.layer.bbox,
                         output=f"{LAYER_SCHEMA}.{name} + {tileset_path}", crs=georef.description,
                         version=result.layer.version, skipped_count=len(skipped),
-                        skipped=(unreadable + missing)[:_NAMED], notes=notes, seconds=seconds)
+                        skipped=skipped[:_NAMED], notes=notes, seconds=seconds)

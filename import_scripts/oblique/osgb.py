@@ -204,7 +204,3 @@ class OsgbReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-if __name__ == "__main__":  # scripts/bootstrap.sh: build the reader ahead of the first import
-    print(ensure_reader())

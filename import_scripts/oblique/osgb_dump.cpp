@@ -160,15 +160,14 @@ class Collector : public osg::NodeVisitor {
   void apply(osg::Geometry& g) override {
     const osg::Array* v = g.getVertexArray();
     if (!v || v->getNumElements() == 0) return;
+    auto single = dynamic_cast<const osg::Vec3Array*>(v);
+    auto dbl = dynamic_cast<const osg::Vec3dArray*>(v);
+    if (!single && !dbl) return;  // 2D or 4D positions: not a surface model
     const osg::Matrixd& m = matrices.back();
     size_t n = v->getNumElements();
     std::vector<double> xyz(n * 3);
     for (size_t i = 0; i < n; ++i) {
-      osg::Vec3d p;
-      if (auto a = dynamic_cast<const osg::Vec3Array*>(v)) p = osg::Vec3d((*a)[i]);
-      else if (auto d = dynamic_cast<const osg::Vec3dArray*>(v)) p = (*d)[i];
-      else return;  // 2D or 4D positions: not a surface model
-      p = p * m;
+      osg::Vec3d p = (single ? osg::Vec3d((*single)[i]) : (*dbl)[i]) * m;
       xyz[3 * i] = p.x(); xyz[3 * i + 1] = p.y(); xyz[3 * i + 2] = p.z();
     }
     osg::TriangleIndexFunctor<Triangles> tris;

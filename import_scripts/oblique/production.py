@@ -23,7 +23,7 @@ import pyproj
 
 from cim.crs import WGS84, resolve_crs, transform_arrays
 from cim.errors import CrsError, InputError
-from tiles.geodesy import EnuFrame, lonlath_to_ecef
+from tiles.geodesy import EnuFrame, ecef_to_lonlath, lonlath_to_ecef
 
 TILE_SUFFIXES = (".osgb", ".obj")
 _ENU = re.compile(r"^\s*ENU\s*:\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*$", re.I)
@@ -91,8 +91,6 @@ class Placement:
 
     def to_lonlath(self, xyz: np.ndarray) -> np.ndarray:
         if self.frame is not None:
-            from tiles.geodesy import ecef_to_lonlath
-
             return ecef_to_lonlath(self.to_ecef(xyz))
         p = np.asarray(xyz, np.float64) + self.origin
         lon, lat = transform_arrays(self.transformer, p[:, 0], p[:, 1])
@@ -165,8 +163,8 @@ def _tile_folders(data: Path, suffix: str) -> list[TileFolder]:
         root = folder / f"{folder.name}{suffix}"
         if not root.is_file():  # no file named after the folder: the one whose name has no level (_L..)
             plain = [p for p in files if not re.search(r"_L\d+_", p.name)]
-            root = plain[0] if len(plain) == 1 else None
-        folders.append(TileFolder(folder.name, root, files) if root else TileFolder(folder.name, files[0], files))
+            root = plain[0] if len(plain) == 1 else files[0]
+        folders.append(TileFolder(folder.name, root, files))
     return folders
 
 
