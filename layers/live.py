@@ -207,49 +207,44 @@ def _has_layer(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{LAYER_SCHEMA}.{name}",)).fetchone()[0]
 
 
+#: what each live registry takes from its layer: column -> the layer's expression for it (besides ``id``)
+_REGISTRY_COLUMNS: dict[str, dict[str, str]] = {
+    "sensors": {"category": "coalesce(category, '')", "category_name": "category_name", "vendor": "vendor",
+                "install_date": "install_date", "street": "street", "community": "community", "grid": "grid",
+                "geom": "geom"},
+    "cameras": {c: c for c in ("name", "heading", "fov", "range_m", "stream_url", "status", "street", "community",
+                               "grid", "geom")},
+    "tickets": {"channel": "coalesce(channel, '')", "category": "coalesce(category, '')", "address": "address",
+                "department": "department", "status": "status", "created_at": "created_at",
+                "acknowledged_at": "acknowledged_at", "contacted_at": "contacted_at", "resolved_at": "resolved_at",
+                "street": "street", "community": "community", "grid": "grid", "geom": "geom"},
+}
+
+
+def _sync_sql(table: str) -> str:
+    """INSERT ... SELECT from the layer. Sensors and cameras are updated where
+    they differ (unchanged rows are not rewritten); a ticket already there is
+    kept (one updated live is newer than the layer's copy)."""
+    columns = _REGISTRY_COLUMNS[table]
+    names = ", ".join(columns)
+    sql = (f"INSERT INTO {LIVE_SCHEMA}.{table} (id, {names}) SELECT id, {', '.join(columns.values())} "
+           f"FROM {LAYER_SCHEMA}.{table} WHERE id IS NOT NULL")
+    if table == "tickets":
+        return sql + " AND created_at IS NOT NULL ON CONFLICT (id) DO NOTHING"
+    return (sql + " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
+            + f" WHERE ({', '.join(f'{table}.{c}' for c in columns)}) IS DISTINCT FROM "
+            + f"({', '.join(f'excluded.{c}' for c in columns)})")
+
+
 def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
     """Sensors, cameras and tickets from the layers of those names (imported
     with ``cim import layer`` or by ``cim demo``) into the live tables; rows
     already there are updated, readings are kept. Returns the counts."""
     counts = {}
     with conn.transaction():
-        if _has_layer(conn, "sensors"):
-            conn.execute(f"""
-                INSERT INTO {LIVE_SCHEMA}.sensors (id, category, category_name, vendor, install_date, street,
-                                                   community, grid, geom)
-                SELECT id, coalesce(category, ''), category_name, vendor, install_date, street, community, grid, geom
-                FROM {LAYER_SCHEMA}.sensors WHERE id IS NOT NULL
-                ON CONFLICT (id) DO UPDATE SET category = excluded.category, category_name = excluded.category_name,
-                    vendor = excluded.vendor, install_date = excluded.install_date, street = excluded.street,
-                    community = excluded.community, grid = excluded.grid, geom = excluded.geom
-                WHERE (sensors.category, sensors.category_name, sensors.vendor, sensors.install_date, sensors.street,
-                       sensors.community, sensors.grid, sensors.geom)
-                      IS DISTINCT FROM (excluded.category, excluded.category_name, excluded.vendor,
-                       excluded.install_date, excluded.street, excluded.community, excluded.grid, excluded.geom)""")
-        if _has_layer(conn, "cameras"):
-            conn.execute(f"""
-                INSERT INTO {LIVE_SCHEMA}.cameras (id, name, heading, fov, range_m, stream_url, status, street,
-                                                   community, grid, geom)
-                SELECT id, name, heading, fov, range_m, stream_url, status, street, community, grid, geom
-                FROM {LAYER_SCHEMA}.cameras WHERE id IS NOT NULL
-                ON CONFLICT (id) DO UPDATE SET name = excluded.name, heading = excluded.heading, fov = excluded.fov,
-                    range_m = excluded.range_m, stream_url = excluded.stream_url, status = excluded.status,
-                    street = excluded.street, community = excluded.community, grid = excluded.grid,
-                    geom = excluded.geom
-                WHERE (cameras.name, cameras.heading, cameras.fov, cameras.range_m, cameras.stream_url, cameras.status,
-                       cameras.street, cameras.community, cameras.grid, cameras.geom)
-                      IS DISTINCT FROM (excluded.name, excluded.heading, excluded.fov, excluded.range_m,
-                       excluded.stream_url, excluded.status, excluded.street, excluded.community, excluded.grid,
-                       excluded.geom)""")
-        if _has_layer(conn, "tickets"):
-            conn.execute(f"""
-                INSERT INTO {LIVE_SCHEMA}.tickets (id, channel, category, address, department, status, created_at,
-                    acknowledged_at, contacted_at, resolved_at, street, community, grid, geom)
-                SELECT id, coalesce(channel, ''), coalesce(category, ''), address, department, status, created_at,
-                       acknowledged_at, contacted_at, resolved_at, street, community, grid, geom
-                FROM {LAYER_SCHEMA}.tickets WHERE id IS NOT NULL AND created_at IS NOT NULL
-                ON CONFLICT (id) DO NOTHING""")  # a ticket updated live is newer than the layer's copy
-        for table in ("sensors", "cameras", "tickets"):
+        for table in _REGISTRY_COLUMNS:
+            if _has_layer(conn, table):
+                conn.execute(_sync_sql(table))
             counts[table] = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.{table}").fetchone()[0]
     return counts
 
