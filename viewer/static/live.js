@@ -50,6 +50,7 @@
                 category: col("category", Uint8Array), categories: header.categories, version: header.version,
                 colours: new Uint8Array(header.count * 4) };
     for (let i = 0; i < header.count; i++) paintSensor(i);
+    findAlarmed();
     // one data object per snapshot: a delta repaints colours in place and bumps the update trigger, so
     // deck.gl uploads the colours again, never the positions
     sensors.data = { length: header.count, attributes: {
@@ -62,6 +63,14 @@
     const c = sensors.code[i];
     const colour = (c & ALARM_BIT) ? STATUS_COLOURS[2] : STATUS_COLOURS[c & 0x7f] || STATUS_COLOURS[0];
     sensors.colours.set(colour, 4 * i);
+  }
+
+  // the sensors with an open alarm, looked for when codes change (not on every pulse of their rings)
+  function findAlarmed() {
+    const alarmed = [];
+    for (let i = 0; i < sensors.ids.length; i++) if (sensors.code[i] & ALARM_BIT) alarmed.push(i);
+    sensors.alarmed = alarmed;
+    live.alarmIds = alarmed.map((i) => sensors.ids[i]);
   }
 
   async function loadCameras() {
@@ -97,10 +106,6 @@
   }
 
   function sensorLayers() {
-    const n = sensors.ids.length;
-    const alarmed = [];
-    for (let i = 0; i < n; i++) if (sensors.code[i] & ALARM_BIT) alarmed.push(i);
-    live.alarmIds = alarmed.map((i) => sensors.ids[i]);
     const p = pulse();
     return [
       new deck.ScatterplotLayer({
@@ -109,7 +114,7 @@
         updateTriggers: { getFillColor: live.deltas },
       }),
       new deck.ScatterplotLayer({
-        id: "live-alarms", data: alarmed, getPosition: (i) => [sensors.positions[2 * i], sensors.positions[2 * i + 1]],
+        id: "live-alarms", data: sensors.alarmed, getPosition: (i) => [sensors.positions[2 * i], sensors.positions[2 * i + 1]],
         radiusUnits: "pixels", getRadius: 8 + 10 * p, stroked: true, filled: true, lineWidthUnits: "pixels",
         getLineWidth: 2, getLineColor: [255, 60, 40, 255], getFillColor: [255, 60, 40, Math.round(40 + 80 * p)],
         pickable: true, updateTriggers: { getRadius: p, getFillColor: p },
@@ -143,10 +148,11 @@
     })];
   }
 
-  function draw() {
-    if (sensors && keys.has("sensors")) api.setOverlay("sensors", sensorLayers());
-    if (cameras && keys.has("cameras")) api.setOverlay("cameras", cameraLayers());
-    if (tickets && keys.has("tickets")) api.setOverlay("tickets", ticketLayers());
+  // only the overlays named are rebuilt: the pulse of the alarms must not recompute every ticket
+  function draw(which = ["sensors", "cameras", "tickets"]) {
+    if (which.includes("sensors") && sensors && keys.has("sensors")) api.setOverlay("sensors", sensorLayers());
+    if (which.includes("cameras") && cameras && keys.has("cameras")) api.setOverlay("cameras", cameraLayers());
+    if (which.includes("tickets") && tickets && keys.has("tickets")) api.setOverlay("tickets", ticketLayers());
   }
 
   // --- tooltips and the camera player ------------------------------------------------------------
@@ -260,11 +266,12 @@
         sensors.code[i[k]] = code[k];
         paintSensor(i[k]);
       }
+      findAlarmed();
     }
     for (const a of m.alarms || []) live.lastAlarm = a;
     for (const d of m.tickets || []) if (tickets) tickets[d.id] = d;
     if (m.alarms || m.tickets) { clearTimeout(applyDelta.counts); applyDelta.counts = setTimeout(refreshCounts, 500); }
-    draw();
+    draw([...(m.sensors || m.alarms ? ["sensors"] : []), ...(m.tickets ? ["tickets"] : [])]);
   }
 
   function connect() {
@@ -284,7 +291,7 @@
     socket.onmessage = (event) => {
       const m = JSON.parse(event.data);
       if (m.type === "delta") applyDelta(m);
-      else if (m.type === "reload") loadSensors().then(draw);
+      else if (m.type === "reload") loadSensors().then(() => draw(["sensors"]));
     };
     socket.onclose = () => {
       live.connected = false;
@@ -302,8 +309,8 @@
       await refreshCounts();
       connect();
       live.ready = true;
-      setInterval(() => { if (sensors && live.alarmIds.length && api.isVisible("sensors")) draw(); }, 100);  // pulse
-      setInterval(() => { if (tickets) draw(); refreshCounts(); }, 10000);  // stages become overdue as time passes
+      setInterval(() => { if (sensors && live.alarmIds.length && api.isVisible("sensors")) draw(["sensors"]); }, 100);  // pulse
+      setInterval(() => { draw(["tickets"]); refreshCounts(); }, 10000);  // stages become overdue as time passes
     } catch (err) {
       live.errors.push(String(err));
     }
