@@ -29,12 +29,18 @@ class TilesetVersion:
     folder: Path  # where this version is written
     _lock: IO | None = field(default=None, repr=False)
 
-    @classmethod
-    def create(cls, root: Path, name: str) -> "TilesetVersion":
+    @staticmethod
+    def _take_name(root: Path, name: str) -> tuple[Path, IO]:
+        """The versions folder, and the name's lock (another import of this name finishes first)."""
         versions = root / ".versions"
         versions.mkdir(parents=True, exist_ok=True)
         lock = open(root / f".{name}.lock", "a+")
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another import of this name finishes first
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return versions, lock
+
+    @classmethod
+    def create(cls, root: Path, name: str) -> "TilesetVersion":
+        versions, lock = cls._take_name(root, name)
         folder = versions / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         folder.mkdir()
         return cls(root, name, folder, lock)
@@ -45,10 +51,7 @@ class TilesetVersion:
         reused by the next import of the same ``key`` (same source, same
         options), which then skips what is already written; started afresh
         for another key."""
-        versions = root / ".versions"
-        versions.mkdir(parents=True, exist_ok=True)
-        lock = open(root / f".{name}.lock", "a+")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        versions, lock = cls._take_name(root, name)
         folder = versions / f"{name}-partial"
         marker = folder / ".resume-key"
         if folder.exists() and (not marker.is_file() or marker.read_text() != key):
