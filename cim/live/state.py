@@ -123,6 +123,11 @@ class LiveState:
         with self._lock:
             self._tickets.append(ticket)
 
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the values and codes, consistent with each other (the writer may be updating them)."""
+        with self._lock:
+            return self.value.copy(), self.code.copy()
+
     def take(self) -> Changes:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
@@ -147,8 +152,7 @@ def sensor_snapshot(state: LiveState, bbox: tuple[float, float, float, float] | 
     The header says each column's byte offset and the registry version that
     the deltas' sensor indices (``header.index`` holds them for a bbox) refer to."""
     reg = state.registry
-    with state._lock:
-        value, code = state.value.copy(), state.code.copy()
+    value, code = state.columns()
     pick = np.arange(len(reg.ids))
     if bbox is not None:
         w, s, e, n = bbox
