@@ -10,6 +10,7 @@ import gzip
 import json
 import time
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -330,8 +331,6 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
         return proc
 
     proc = start_server()
-    import httpx
-
     broker = httpx.get(f"http://127.0.0.1:{port}/live/status").json()["mqtt"]["url"]
     host, mqtt_port = broker.removeprefix("mqtt://").split(":")
     device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-device", clean_session=False)
@@ -358,8 +357,11 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
 
 # --- the viewer -------------------------------------------------------------------------------------------
 
-def _publish_until(stop, publisher, sensor: str, status: str = "alarm") -> None:
-    """A device that keeps reporting (a new reading every 0.3 s) until told to stop."""
+def _publish_until(stop, publisher, sensor: str, status: str = "alarm", server: str | None = None) -> None:
+    """A device that keeps reporting (a new reading every 0.3 s) until told to stop; given a server,
+    it starts only once a viewer is connected, so what the viewer shows must come from a live delta."""
+    while server and not stop.is_set() and httpx.get(f"{server}/live/status").json()["viewers"] == 0:
+        stop.wait(0.2)
     k = 0
     while not stop.is_set():
         ts = dt.datetime.now(UTC) + dt.timedelta(microseconds=k)
@@ -385,9 +387,10 @@ def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publish
     sid, lon, lat = conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = 'gas_detector' "
                                  "ORDER BY id LIMIT 1").fetchone()
     stop = threading.Event()
-    device = threading.Thread(target=_publish_until, args=(stop, publisher, sid), daemon=True)
+    device = threading.Thread(target=_publish_until, args=(stop, publisher, sid, "alarm", server), daemon=True)
     check = _WAIT_LIVE % f"""
-      const seen = await until(() => window.__cimLive.alarmIds.includes({json.dumps(sid)}), 30000);
+      const seen = await until(() => window.__cimLive.alarmIds.includes({json.dumps(sid)})
+                                     && window.__cimLive.deltas >= 1, 30000);
       const layers = window.cimViewer.deck.props.layers.filter((l) => l.props.visible).map((l) => l.id);
       const alarms = window.cimViewer.deck.props.layers.find((l) => l.id === "live-alarms");
       return {{ seen, layers, alarmCount: alarms ? alarms.props.data.length : 0, live: window.__cimLive,

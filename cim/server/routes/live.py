@@ -48,9 +48,9 @@ def _time(value: str | None, name: str) -> dt.datetime | None:
         raise HTTPException(400, detail=str(exc)) from None
 
 
-@router.get("/status", summary="The hub: its MQTT broker and connection, registry size, counters")
-async def status(hub: LiveHub = Depends(get_hub)) -> dict:
-    return hub.status()
+@router.get("/status", summary="The hub: its MQTT broker and connection, registry size, counters, viewers")
+async def status(request: Request, hub: LiveHub = Depends(get_hub)) -> dict:
+    return {**hub.status(), "viewers": len(request.app.state.broadcaster.subscribers)}
 
 
 @router.post("/sensors/readings", summary="Readings in: a JSON array of {sensor_id, ts, value, status}")
