@@ -55,11 +55,13 @@ class LocalBroker:
         if self.port is None:  # the same port as last time, so publishers configured with it find it again
             self.port = int(port_file.read_text()) if port_file.is_file() else free_port()
         conf = self.home / "mosquitto.conf"
-        # max_inflight_messages 0: the hub acknowledges a batch of readings after it is stored, so mosquitto's
+        # max_inflight_messages: the hub acknowledges a batch of readings after it is stored, so mosquitto's
         # default of 20 unacknowledged messages a client would cap ingest at a few hundred readings a second;
+        # 20,000 (a few seconds of a district's readings) bounds what the hub holds unstored, and stays well
+        # inside MQTT's 65,535 packet ids, which must stay unique while unacknowledged;
         # max_queued_messages: readings kept for the hub while it is away (about 4 minutes of a district's sensors)
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                        f"persistence_location {self.home}/\nautosave_interval 5\nmax_inflight_messages 0\n"
+                        f"persistence_location {self.home}/\nautosave_interval 5\nmax_inflight_messages 20000\n"
                         f"max_queued_messages 1000000\nlog_dest file {self.home}/mosquitto.log\nuser root\n")
         port_file.write_text(str(self.port))
         log = open(self.home / "stdout.log", "ab")

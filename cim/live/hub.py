@@ -24,13 +24,13 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-import paho.mqtt.client as mqtt
 import psycopg
 
 from cim.config import Settings
 from cim.db import database_url
 from cim.live import records
 from cim.live.broker import LocalBroker, MqttAddress
+from cim.live.mqtt import Message, Subscription
 from cim.live.sla import SlaRule, sla_of
 from cim.live.state import LiveState, epoch, load_registry
 from layers.gridjoin import grid_placement
@@ -64,7 +64,8 @@ class Counters:
 @dataclass
 class _Item:
     readings: list[Reading]
-    mid: int | None = None  # an MQTT message to acknowledge once stored
+    connection: int = 0  # MQTT messages to acknowledge once stored: their connection and packet ids
+    packet_ids: list[int] | None = None
     future: Future | None = None  # an HTTP request waiting for the answer
 
 
@@ -78,12 +79,12 @@ class LiveHub:
         self.partitions = Partitions(settings.live_retention_days)
         self.address: MqttAddress | None = None
         self.broker: LocalBroker | None = None
-        self.connected = False
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=200_000)
         self._stop = threading.Event()
         self._known: set[str] = set()
         self._ticket_lock = threading.Lock()
-        self._client: mqtt.Client | None = None
+        self._mqtt: Subscription | None = None
+        self._reader: threading.Thread | None = None
         self._writer: threading.Thread | None = None
         self._warned = 0
         self._clock_second = -1
@@ -115,24 +116,22 @@ class LiveHub:
         self._writer = threading.Thread(target=self._write_loop, name="cim-live-writer", daemon=True)
         self._writer.start()
         client_id = "cim-hub-" + hashlib.sha1(str(self.settings.data_dir).encode()).hexdigest()[:10]
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                             manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=0.2, max_delay=5)
-        client.max_inflight_messages_set(1000)
-        client.connect_async(self.address.host, self.address.port, keepalive=30)
-        client.loop_start()
-        self._client = client
+        self._mqtt = Subscription(self.address.host, self.address.port, client_id, TOPIC, keepalive=30)
+        self._reader = threading.Thread(target=self._read_loop, name="cim-live-mqtt", daemon=True)
+        self._reader.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._mqtt is not None and self._mqtt.connected
 
     def stop(self) -> None:
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
         self._stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
         if self._writer is not None:
-            self._writer.join(timeout=30)
+            self._writer.join(timeout=30)  # stores and acknowledges what was read
+        if self._mqtt is not None:
+            self._mqtt.close()  # the session stays: what is published meanwhile waits in the broker
         for conn in (getattr(self, "_conn", None), getattr(self, "_ticket_conn", None)):
             if conn is not None:
                 conn.close()
@@ -147,40 +146,42 @@ class LiveHub:
 
     # --- MQTT ---------------------------------------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.error("MQTT broker %s refused the hub: %s", self.address.url, reason_code)
-            return
-        self.connected = True
-        client.subscribe(TOPIC, qos=1)  # again after every reconnection (a restarted broker may have lost it)
-        log.info("MQTT connected to %s, subscribed to %s", self.address.url, TOPIC)
+    def _read_loop(self) -> None:
+        while not self._stop.is_set():
+            messages = self._mqtt.read(timeout=0.2)
+            if messages:
+                self._on_messages(messages)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.connected = False
-        if not self._stop.is_set():
-            log.warning("MQTT connection to %s lost (%s); reconnecting", self.address.url, reason_code)
-
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self.counters.received += 1
-        parts = message.topic.split("/")
-        try:
-            if len(parts) != 4:
-                raise records.RecordError(f"topic {message.topic!r} is not cim/sensors/<sensor_id>/reading")
+    def _on_messages(self, messages: list[Message]) -> None:
+        """Check each message; the good ones go to the writer as one item (acknowledged once stored),
+        the malformed are counted, logged and acknowledged at once."""
+        self.counters.received += len(messages)
+        now, oldest = self._clock()
+        readings: list[Reading] = []
+        stored_ids: list[int] = []
+        refused_ids: list[int] = []
+        for message in messages:
+            parts = message.topic.split("/")
             try:
-                payload = json.loads(message.payload)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise records.RecordError(f"payload is not JSON ({exc})") from None
-            now, oldest = self._clock()
-            reading = records.reading(payload, parts[2], now=now, oldest=oldest, known=self._known)
-        except records.RecordError as exc:
-            self.counters.malformed += 1
-            if self._warned < 20 or self.counters.malformed % 1000 == 0:
-                self._warned += 1
-                log.warning("refused MQTT message on %s (%d refused so far): %s", message.topic,
-                            self.counters.malformed, exc)
-            client.ack(message.mid, message.qos)
-            return
-        self._queue.put(_Item([reading], mid=message.mid if message.qos else None))
+                if len(parts) != 4:
+                    raise records.RecordError(f"topic {message.topic!r} is not cim/sensors/<sensor_id>/reading")
+                try:
+                    payload = json.loads(message.payload)
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise records.RecordError(f"payload is not JSON ({exc})") from None
+                readings.append(records.reading(payload, parts[2], now=now, oldest=oldest, known=self._known))
+                stored_ids.append(message.packet_id)
+            except records.RecordError as exc:
+                self.counters.malformed += 1
+                refused_ids.append(message.packet_id)
+                if self._warned < 20 or self.counters.malformed % 1000 == 0:
+                    self._warned += 1
+                    log.warning("refused MQTT message on %s (%d refused so far): %s", message.topic,
+                                self.counters.malformed, exc)
+        connection = messages[0].connection
+        self._mqtt.ack(connection, refused_ids)
+        if readings:
+            self._queue.put(_Item(readings, connection, stored_ids))
 
     def _clock(self) -> tuple[dt.datetime, dt.datetime]:
         """Now and the oldest time kept, to the second (once a second, not once a message)."""
@@ -254,9 +255,12 @@ class LiveHub:
         self.counters.stored += count
         self.counters.duplicates += len(readings) - count
         self.state.apply_readings(readings)
+        stored_ids: dict[int, list[int]] = {}  # by connection
         for item in items:
-            if item.mid is not None and self._client is not None:
-                self._client.ack(item.mid, 1)  # stored: the broker may forget it now
+            if item.packet_ids:
+                stored_ids.setdefault(item.connection, []).extend(item.packet_ids)
+        for connection, ids in stored_ids.items():
+            self._mqtt.ack(connection, ids)  # stored: the broker may forget them now
         try:  # the readings are stored and acknowledged: an alarm evaluation that fails is logged, not fatal
             self._alarms(evaluate_rules(self._conn, sorted({r.sensor_id for r in readings})))
         except Exception:
