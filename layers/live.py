@@ -183,12 +183,18 @@ def evaluate_rules(conn: psycopg.Connection, sensors: list[str] | None) -> list[
     those that no longer do (``None``: every sensor, for offline rules as time
     passes). Returns the alarms raised and cleared."""
     scope = "st.sensor_id = ANY(%(ids)s)" if sensors is not None else "r.kind = 'offline'"
+    # every sensor: only those silent for at least the shortest offline rule's minutes can fire, found
+    # first by one scan (joining all 270,000 to the rules and testing each took the writer a second)
+    state = f"{LIVE_SCHEMA}.sensor_state" if sensors is not None else f"""(
+        SELECT * FROM {LIVE_SCHEMA}.sensor_state WHERE ts < (
+            SELECT coalesce(now() - make_interval(mins => min(minutes)), '-infinity')
+            FROM {LIVE_SCHEMA}.rules WHERE kind = 'offline'))"""
     with conn.transaction():
         raised = conn.execute(f"""
             INSERT INTO {LIVE_SCHEMA}.alarms (sensor_id, rule_id, kind, severity, message, value, raised_at)
             SELECT st.sensor_id, r.id, r.kind, r.severity, r.message, st.value,
                    CASE WHEN r.kind = 'offline' THEN now() ELSE st.ts END
-            FROM {LIVE_SCHEMA}.sensor_state st
+            FROM {state} st
             JOIN {LIVE_SCHEMA}.sensors s ON s.id = st.sensor_id
             JOIN {LIVE_SCHEMA}.rules r ON r.category IN (s.category, '*')
             WHERE {scope} AND {LIVE_SCHEMA}.rule_fires(r.kind, r.threshold, r.minutes, st.status, st.value, st.ts)
