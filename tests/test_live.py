@@ -479,3 +479,64 @@ def test_the_viewer_reconnects_after_a_server_restart(settings, db_url, tmp_path
     assert report["eval"]["back"], report["eval"]
     assert report["eval"]["status"] == "实时连接正常" and report["eval"]["live"]["sensors"] == 5_000
     assert report["pageErrors"] == []
+
+
+def test_the_hub_mqtt_session_reads_whole_packets_and_redelivers_what_it_did_not_acknowledge(tmp_path):
+    """cim.live.mqtt against a real mosquitto: payloads of 1-, 2- and 3-byte MQTT lengths split across
+    reads arrive whole and in order; what is not acknowledged comes again after a reconnection (and an
+    acknowledgement with an earlier connection's packet ids is ignored); what is acknowledged does not."""
+    from cim.live.broker import LocalBroker
+    from cim.live.mqtt import Subscription
+
+    def read_until(sub: Subscription, count: int, seconds: float = 20, got: list | None = None) -> list:
+        got, deadline = got or [], time.monotonic() + seconds
+        while len(got) < count and time.monotonic() < deadline:
+            got += sub.read(0.1)
+        return got
+
+    def session() -> tuple[Subscription, list]:
+        """Connected and subscribed, with what the broker sent meanwhile (a kept session's queue
+        comes before the SUBACK)."""
+        sub = Subscription(address.host, address.port, "test-session", "t/+/x", keepalive=5, min_delay=0.05)
+        early, deadline = [], time.monotonic() + 10
+        while not sub.subscribed and time.monotonic() < deadline:
+            early += sub.read(0.1)
+        assert sub.subscribed
+        return sub, early
+
+    broker = LocalBroker(tmp_path)
+    address = broker.start()
+    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-device-2")
+    device.connect(address.host, address.port)
+    device.loop_start()
+    try:
+        sub, early = session()
+        assert early == []
+        payloads = [(f"{i}:" + "x" * (7, 300, 20_000)[i % 3]).encode() for i in range(600)]
+        for i, p in enumerate(payloads):
+            device.publish(f"t/{i}/x", p, qos=1).wait_for_publish(10)
+        device.publish("t/qos0/x", b"zero", qos=0).wait_for_publish(10)
+        got = read_until(sub, 601)
+        assert [m.payload for m in got[:600]] == payloads and [m.topic for m in got[:3]] == ["t/0/x", "t/1/x", "t/2/x"]
+        assert got[600].payload == b"zero" and got[600].packet_id == 0
+        assert all(m.packet_id and m.connection == 1 for m in got[:600])
+        assert sub.ack(1, [m.packet_id for m in got[:300]])
+
+        sub._sock.shutdown(2)  # the connection drops: the 300 unacknowledged come again on connection 2
+        again = read_until(sub, 300)
+        assert sub.connection == 2 and [m.payload for m in again] == payloads[300:]
+        assert not sub.ack(1, [m.packet_id for m in got[300:]])  # connection 1's ids mean nothing now
+        sub.close()
+
+        sub, early = session()  # a new process, the same session: the 300 are still not acknowledged
+        again = read_until(sub, 300, got=early)
+        assert [m.payload for m in again] == payloads[300:]
+        assert sub.ack(sub.connection, [m.packet_id for m in again])
+        time.sleep(0.3)
+        sub.close()
+        sub, early = session()
+        assert read_until(sub, 1, seconds=1.5, got=early) == []  # nothing left
+        sub.close()
+    finally:
+        device.loop_stop()
+        broker.stop()

@@ -43,6 +43,7 @@ log = logging.getLogger("cim.live")
 TOPIC = "cim/sensors/+/reading"
 BATCH_MAX = 5_000  # readings per transaction
 BATCH_WAIT_S = 0.05  # how long a batch waits to fill
+SLOW_BATCH_S = 0.5  # a batch slower than this is logged
 _REGISTRY_REFRESH_S = 60.0
 _RETENTION_EVERY_S = 3600.0
 _OFFLINE_EVERY_S = 30.0
@@ -148,9 +149,12 @@ class LiveHub:
 
     def _read_loop(self) -> None:
         while not self._stop.is_set():
-            messages = self._mqtt.read(timeout=0.2)
-            if messages:
-                self._on_messages(messages)
+            try:
+                messages = self._mqtt.read(timeout=0.2)
+                if messages:
+                    self._on_messages(messages)
+            except Exception:  # a bug must not stop ingest; what was not acknowledged comes again on reconnection
+                log.exception("reading MQTT messages failed")
 
     def _on_messages(self, messages: list[Message]) -> None:
         """Check each message; the good ones go to the writer as one item (acknowledged once stored),
@@ -238,6 +242,7 @@ class LiveHub:
 
     def _store(self, items: list[_Item]) -> None:
         readings = [r for item in items for r in item.readings]
+        t0 = time.monotonic()
         while True:
             try:
                 # the new (sensor_id, ts) are only needed to answer HTTP requests
@@ -252,6 +257,7 @@ class LiveHub:
                     self._conn = psycopg.connect(database_url(self.settings), autocommit=True)
                 except psycopg.OperationalError:
                     pass
+        t1 = time.monotonic()
         self.counters.stored += count
         self.counters.duplicates += len(readings) - count
         self.state.apply_readings(readings)
@@ -265,6 +271,10 @@ class LiveHub:
             self._alarms(evaluate_rules(self._conn, sorted({r.sensor_id for r in readings})))
         except Exception:
             log.exception("evaluating alarm rules failed")
+        t2 = time.monotonic()
+        if t2 - t0 > SLOW_BATCH_S:  # readings wait meanwhile: say where the time went
+            log.warning("a batch of %d readings took %.2f s (stored in %.2f s, alarm rules %.2f s)", len(readings),
+                        t2 - t0, t1 - t0, t2 - t1)
         unclaimed = new or set()  # a reading sent twice in one batch is new once
         for item in items:
             fresh = 0
@@ -324,7 +334,9 @@ class LiveHub:
             try:
                 if now - last_offline > _OFFLINE_EVERY_S:
                     self._alarms(evaluate_rules(self._conn, None))
-                    last_offline = now
+                    last_offline = time.monotonic()
+                    if last_offline - now > SLOW_BATCH_S:  # readings wait meanwhile
+                        log.warning("the offline check took %.2f s", last_offline - now)
                 if now - last_refresh > _REGISTRY_REFRESH_S:
                     self._refresh_registry()
                     last_refresh = now

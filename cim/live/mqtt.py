@@ -73,6 +73,7 @@ class Subscription:
         self.host, self.port, self.client_id, self.topic = host, port, client_id, topic
         self.keepalive, self.min_delay, self.max_delay = keepalive, min_delay, max_delay
         self.connected = False
+        self.subscribed = False  # the broker confirmed the subscription on this connection
         self.connection = 0
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
@@ -116,7 +117,7 @@ class Subscription:
 
     def _lost(self, why: str) -> None:
         with self._send_lock:
-            sock, self._sock, self.connected = self._sock, None, False
+            sock, self._sock, self.connected, self.subscribed = self._sock, None, False, False
         if sock is not None:
             sock.close()
             if not self._closed:
@@ -196,8 +197,10 @@ class Subscription:
                     packet_id = (buf[at] << 8) | buf[at + 1]
                     at += 2
                 out.append(Message(topic, bytes(buf[at:i + length]), packet_id, connection))
-            elif kind == _SUBACK and length >= 3 and buf[i + 2] == 0x80:
-                log.error("the broker refused the subscription to %s", self.topic)
+            elif kind == _SUBACK and length >= 3:
+                self.subscribed = buf[i + 2] != 0x80
+                if not self.subscribed:
+                    log.error("the broker refused the subscription to %s", self.topic)
             pos = i + length  # CONNACK was read in _connect; PINGRESP and the rest need nothing
         del buf[:pos]
         return out
