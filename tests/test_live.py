@@ -165,6 +165,11 @@ def test_tickets_are_created_updated_by_id_and_placed_in_their_grid(http, conn):
     assert http.get("/live/tickets/NO-SUCH").status_code == 404
     sample = conn.execute("SELECT id FROM live.tickets WHERE resolved_at IS NOT NULL LIMIT 1").fetchone()[0]
     assert http.get(f"/live/tickets/{sample}").json()["sla"]["stage"] == "closed"  # the sample's tickets, too
+    # the hub's tickets connection dies (as in a database restart): the next ticket is stored all the same
+    assert conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = 'cim-live-tickets'").fetchone() == (1,)
+    again = http.post("/live/tickets", json={**ticket, "id": "T-LIVE-2"})
+    assert again.status_code == 200 and again.json()["created"]
 
 
 def test_retention_drops_whole_old_partitions(conn, server):
@@ -521,6 +526,8 @@ def test_the_hub_mqtt_session_reads_whole_packets_and_redelivers_what_it_did_not
         assert got[600].payload == b"zero" and got[600].packet_id == 0
         assert all(m.packet_id and m.connection == 1 for m in got[:600])
         assert sub.ack(1, [m.packet_id for m in got[:300]])
+        assert sub.read(0.3) == []  # the reader sends the queued PUBACKs
+        time.sleep(0.2)
 
         sub._sock.shutdown(2)  # the connection drops: the 300 unacknowledged come again on connection 2
         again = read_until(sub, 300)

@@ -94,9 +94,8 @@ class LiveHub:
     # --- life -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        url = database_url(self.settings)
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._ticket_conn = psycopg.connect(url, autocommit=True)
+        self._conn = self._connect("writer")
+        self._ticket_conn = self._connect("tickets")
         ensure_schema(self._conn)  # a new database: the catalogue, so that the grid layer can be looked up
         ensure_live_schema(self._conn)
         counts = sync_registries(self._conn)
@@ -120,6 +119,10 @@ class LiveHub:
         self._mqtt = Subscription(self.address.host, self.address.port, client_id, TOPIC, keepalive=30)
         self._reader = threading.Thread(target=self._read_loop, name="cim-live-mqtt", daemon=True)
         self._reader.start()
+
+    def _connect(self, role: str) -> psycopg.Connection:
+        """A connection named in pg_stat_activity (cim-live-writer, cim-live-tickets)."""
+        return psycopg.connect(database_url(self.settings), autocommit=True, application_name=f"cim-live-{role}")
 
     @property
     def connected(self) -> bool:
@@ -214,8 +217,18 @@ class LiveHub:
 
     def store_ticket(self, ticket: Ticket) -> tuple[bool, Ticket]:
         with self._ticket_lock:
-            placement = self._placement.place_point(self._ticket_conn, ticket.lon, ticket.lat) if self._placement else {}
-            created, stored = upsert_ticket(self._ticket_conn, ticket, placement)
+            for attempt in (1, 2):
+                try:
+                    placement = (self._placement.place_point(self._ticket_conn, ticket.lon, ticket.lat)
+                                 if self._placement else {})
+                    created, stored = upsert_ticket(self._ticket_conn, ticket, placement)
+                    break
+                except psycopg.OperationalError:  # the database restarted since: once more on a new connection
+                    if attempt == 2:
+                        raise
+                    log.warning("the tickets' database connection was lost; reconnecting")
+                    self._ticket_conn.close()
+                    self._ticket_conn = self._connect("tickets")
         sla = sla_of(stored, dt.datetime.now(dt.timezone.utc), self.sla)
         self.state.add_ticket({"id": stored.id, "lon": stored.lon, "lat": stored.lat, "stage": sla.stage,
                                "due_at": epoch(sla.due_at), "overdue": sla.overdue, "channel": stored.channel,
@@ -254,7 +267,7 @@ class LiveHub:
                 time.sleep(1.0)
                 try:
                     self._conn.close()
-                    self._conn = psycopg.connect(database_url(self.settings), autocommit=True)
+                    self._conn = self._connect("writer")
                 except psycopg.OperationalError:
                     pass
         t1 = time.monotonic()

@@ -66,7 +66,10 @@ class Refused(ConnectionError):
 class Subscription:
     """A persistent session (fixed ``client_id``) subscribed to ``topic`` at QoS 1.
 
-    One thread calls ``read``; ``ack`` may be called from another."""
+    One thread calls ``read`` and does all the socket's input and output; ``ack`` may be called from
+    another thread: it queues the PUBACKs and wakes the reader. (A writer thread blocked sending
+    PUBACKs to a broker that is itself blocked sending to a reader waiting for that writer would be a
+    deadlock: it happened under load, so only the reader touches the socket.)"""
 
     def __init__(self, host: str, port: int, client_id: str, topic: str, *, keepalive: int = 30,
                  min_delay: float = 0.2, max_delay: float = 5.0) -> None:
@@ -76,8 +79,12 @@ class Subscription:
         self.subscribed = False  # the broker confirmed the subscription on this connection
         self.connection = 0
         self._sock: socket.socket | None = None
-        self._buffer = bytearray()
-        self._send_lock = threading.Lock()
+        self._buffer = bytearray()  # received, not yet parsed
+        self._out = bytearray()  # to send on the current connection
+        self._out_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._last_sent = self._last_heard = 0.0
         self._retry_at, self._delay = 0.0, min_delay
         self._closed = False
@@ -103,11 +110,12 @@ class Subscription:
                 raise Refused(f"the broker refused the hub: {_CONNACK_REASONS.get(head[3], head[3])}")
             topic = _string(self.topic)
             sock.sendall(b"\x82" + _remaining_length(2 + len(topic) + 1) + b"\x00\x01" + topic + b"\x01")
+            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
-        with self._send_lock:
-            self._sock, self._buffer = sock, bytearray()
+        with self._out_lock:
+            self._sock, self._buffer, self._out = sock, bytearray(), bytearray()
             self.connection += 1
             self.connected = True
             self._last_sent = self._last_heard = time.monotonic()
@@ -116,8 +124,9 @@ class Subscription:
                  self.client_id, self.topic)
 
     def _lost(self, why: str) -> None:
-        with self._send_lock:
+        with self._out_lock:
             sock, self._sock, self.connected, self.subscribed = self._sock, None, False, False
+            self._out = bytearray()  # PUBACKs for a connection that is gone: the broker redelivers
         if sock is not None:
             sock.close()
             if not self._closed:
@@ -125,11 +134,12 @@ class Subscription:
         self._retry_at = time.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.max_delay)
 
-    # --- reading ------------------------------------------------------------------------------------
+    # --- the socket's input and output ----------------------------------------------------------------
 
     def read(self, timeout: float = 0.2) -> list[Message]:
-        """The messages that arrived (waiting up to ``timeout`` for the first); connects or
-        reconnects first when needed. Never raises for a lost connection: it is retried."""
+        """The messages that arrived (waiting up to ``timeout`` for the first), sending what is
+        queued meanwhile; connects or reconnects first when needed. Never raises for a lost
+        connection: it is retried."""
         if self._closed:
             return []
         if self._sock is None:
@@ -149,25 +159,67 @@ class Subscription:
         sock = self._sock
         now = time.monotonic()
         if now - self._last_sent > self.keepalive / 2:
-            self._send(_PINGREQ)
+            self._queue_out(_PINGREQ, self.connection)
         if now - self._last_heard > self.keepalive * 1.5:
             self._lost(f"nothing heard for {self.keepalive * 1.5:.0f} s")
             return []
+        deadline = now + timeout
         try:
-            wait = timeout
-            while len(self._buffer) < 1 << 22 and select.select([sock], [], [], wait)[0]:
-                chunk = sock.recv(1 << 18)  # everything available now, in big reads
-                if not chunk:
-                    self._lost("closed by the broker")
+            while True:
+                readable, writable, _ = select.select([sock, self._wake_r], [sock] if self._out else [], [],
+                                                      max(0.0, deadline - time.monotonic()))
+                if self._wake_r in readable:
+                    try:
+                        self._wake_r.recv(4096)
+                    except BlockingIOError:
+                        pass
+                if writable:
+                    self._flush(sock)
+                if sock in readable:
+                    if not self._receive(sock):
+                        self._lost("closed by the broker")
+                        return self._parse()
+                    self._flush(sock)  # the PINGREQ or PUBACKs queued meanwhile, when there is room
                     return self._parse()
-                self._buffer += chunk
-                wait = 0
-            if wait:
-                return []
+                if time.monotonic() >= deadline:
+                    return []
         except OSError as exc:
             self._lost(str(exc))
+            return []
+
+    def _receive(self, sock: socket.socket) -> bool:
+        """Everything available now, in big reads; False when the broker closed the connection."""
+        while len(self._buffer) < 1 << 22:
+            try:
+                chunk = sock.recv(1 << 18)
+            except BlockingIOError:
+                break
+            if not chunk:
+                return False
+            self._buffer += chunk
         self._last_heard = time.monotonic()
-        return self._parse()
+        return True
+
+    def _flush(self, sock: socket.socket) -> None:
+        with self._out_lock:
+            if self._out and sock is self._sock:
+                try:
+                    sent = sock.send(self._out)
+                except BlockingIOError:
+                    return
+                del self._out[:sent]
+                self._last_sent = time.monotonic()
+
+    def _queue_out(self, data: bytes, connection: int) -> bool:
+        with self._out_lock:
+            if self._sock is None or connection != self.connection:
+                return False
+            self._out += data
+        try:
+            self._wake_w.send(b"\0")
+        except BlockingIOError:
+            pass  # already woken
+        return True
 
     def _parse(self) -> list[Message]:
         """Every whole packet in the buffer; a partial one stays for the next read."""
@@ -205,33 +257,31 @@ class Subscription:
         del buf[:pos]
         return out
 
-    # --- writing ------------------------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> bool:
-        with self._send_lock:
-            if self._sock is None:
-                return False
-            try:
-                self._sock.sendall(data)  # the socket's 10 s timeout: a broker that stopped reading is lost
-            except OSError:  # a part may have been written: this connection is done; the reader wakes to EOF
-                try:
-                    self._sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return False
-            self._last_sent = time.monotonic()
-            return True
+    # --- acknowledging ------------------------------------------------------------------------------
 
     def ack(self, connection: int, packet_ids: list[int]) -> bool:
-        """PUBACK ``packet_ids`` in one write if ``connection`` is still the current one (else the
-        broker redelivers those messages after the reconnection)."""
+        """PUBACK ``packet_ids`` (sent by the reader, in one write) if ``connection`` is still the
+        current one; else the broker redelivers those messages after the reconnection."""
         ids = [p for p in packet_ids if p]
-        if not ids or connection != self.connection:
-            return False
-        return self._send(b"".join(b"\x40\x02" + struct.pack(">H", p) for p in ids))
+        return bool(ids) and self._queue_out(b"".join(b"\x40\x02" + struct.pack(">H", p) for p in ids), connection)
 
     def close(self) -> None:
-        """DISCONNECT: the session (and what the broker queues for it) is kept."""
-        self._send(_DISCONNECT)
+        """Send what is queued and DISCONNECT: the session (and what the broker queues for it) is kept.
+        Called once the reader has stopped."""
         self._closed = True
+        sock = self._sock
+        if sock is not None:
+            with self._out_lock:
+                out, self._out = bytes(self._out) + _DISCONNECT, bytearray()
+            try:
+                sock.settimeout(2)
+                sock.sendall(out)
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + 2
+                while sock.recv(1 << 16) and time.monotonic() < deadline:  # until the broker closes: closing
+                    pass  # with unread input resets the connection, and the broker may drop PUBACKs unread
+            except OSError:
+                pass
         self._lost("closed")
+        self._wake_r.close()
+        self._wake_w.close()
