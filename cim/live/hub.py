@@ -10,6 +10,11 @@ after the transaction that stores it has committed, so a crash between the
 two means a redelivery (stored once: (sensor_id, ts) is the key), never a
 loss. A malformed message is counted, logged and acknowledged; it never stops
 the hub.
+
+A reading checked is on the live picture (state, snapshot, viewers) at once,
+while it waits to be stored: what viewers see does not wait for PostgreSQL
+(a slow commit once delayed them by seconds). Alarms from the rules, which
+are evaluated in PostGIS, follow the commit.
 """
 
 from __future__ import annotations
@@ -188,6 +193,7 @@ class LiveHub:
         connection = messages[0].connection
         self._mqtt.ack(connection, refused_ids)
         if readings:
+            self.state.apply_readings(readings)
             self._queue.put(_Item(readings, connection, stored_ids))
 
     def _clock(self) -> tuple[dt.datetime, dt.datetime]:
@@ -212,6 +218,7 @@ class LiveHub:
         if not readings:
             future.set_result(0)
         else:
+            self.state.apply_readings(readings)
             self._queue.put(_Item(readings, future=future))
         return future
 
@@ -273,7 +280,6 @@ class LiveHub:
         t1 = time.monotonic()
         self.counters.stored += count
         self.counters.duplicates += len(readings) - count
-        self.state.apply_readings(readings)
         stored_ids: dict[int, list[int]] = {}  # by connection
         for item in items:
             if item.packet_ids:
