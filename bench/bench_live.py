@@ -74,6 +74,7 @@ from bench.common import OUT, VENV_BIN, bench_settings, full_sample
 from cim.config import Settings
 from cim.db import database_url
 from cim.live.broker import LocalBroker
+from cim.live.mqtt import remaining_length
 from cim.net import free_port, wait_until_healthy
 
 SENSORS = 270_000
@@ -185,16 +186,6 @@ class Live:
         return sum(v.value for v in self.calls), sum(v.value for v in self.acks)
 
 
-def _varint(n: int) -> bytes:
-    """MQTT's remaining length."""
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (128 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def publisher(address: tuple[str, int], ids: list[str], index: np.ndarray, t0: float, go, start, calls, acks,
               seconds: float, rate: float, seed: int, out: mp.Queue) -> None:
     """Publish QoS 1 readings to random sensors of ``ids`` at up to ``rate`` for ``seconds`` from
@@ -208,7 +199,7 @@ def publisher(address: tuple[str, int], ids: list[str], index: np.ndarray, t0: f
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_id = f"bench-live-pub-{os.getpid()}".encode()
     body = b"\x00\x04MQTT\x04\x02\x00\x00" + struct.pack(">H", len(client_id)) + client_id  # clean, no keepalive
-    sock.sendall(b"\x10" + _varint(len(body)) + body)
+    sock.sendall(b"\x10" + remaining_length(len(body)) + body)
     connack = sock.recv(4)
     assert connack[:1] == b"\x20" and connack[3:4] == b"\x00", connack
     topics = [struct.pack(">H", len(t)) + t for t in (f"cim/sensors/{sid}/reading".encode() for sid in ids)]
@@ -235,8 +226,8 @@ def publisher(address: tuple[str, int], ids: list[str], index: np.ndarray, t0: f
             ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
             payload = f'{{"ts":"{ts}.{us:06d}Z","value":{value:.4f},"status":"normal"}}'.encode()
             topic = topics[k]
-            packets += (b"\x32", _varint(len(topic) + 2 + len(payload)), topic, struct.pack(">H", sent % 65535 + 1),
-                        payload)
+            packets += (b"\x32", remaining_length(len(topic) + 2 + len(payload)), topic,
+                        struct.pack(">H", sent % 65535 + 1), payload)
             keys.append(int(index[k]) * 100_000_000 + round(value * 10_000))
             sent += 1
         if packets:

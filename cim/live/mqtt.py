@@ -37,7 +37,8 @@ _CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client id rejected",
 _PINGREQ, _DISCONNECT = b"\xc0\x00", b"\xe0\x00"
 
 
-def _remaining_length(n: int) -> bytes:
+def remaining_length(n: int) -> bytes:
+    """MQTT's variable-length "remaining length" (7 bits a byte)."""
     out = bytearray()
     while True:
         n, digit = divmod(n, 128)
@@ -97,7 +98,7 @@ class Subscription:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             body = (_string("MQTT") + bytes([4, 0])  # protocol level 4 (3.1.1); flags: clean session off
                     + struct.pack(">H", self.keepalive) + _string(self.client_id))
-            sock.sendall(b"\x10" + _remaining_length(len(body)) + body)
+            sock.sendall(b"\x10" + remaining_length(len(body)) + body)
             head = b""
             while len(head) < 4:  # CONNACK is the first packet the broker sends: 0x20 0x02 flags code
                 chunk = sock.recv(4 - len(head))
@@ -109,7 +110,7 @@ class Subscription:
             if head[3]:
                 raise Refused(f"the broker refused the hub: {_CONNACK_REASONS.get(head[3], head[3])}")
             topic = _string(self.topic)
-            sock.sendall(b"\x82" + _remaining_length(2 + len(topic) + 1) + b"\x00\x01" + topic + b"\x01")
+            sock.sendall(b"\x82" + remaining_length(2 + len(topic) + 1) + b"\x00\x01" + topic + b"\x01")
             sock.setblocking(False)
         except BaseException:
             sock.close()
