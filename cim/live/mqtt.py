@@ -189,8 +189,9 @@ class Subscription:
             return []
 
     def _receive(self, sock: socket.socket) -> bool:
-        """Everything available now, in big reads; False when the broker closed the connection."""
-        while len(self._buffer) < 1 << 22:
+        """What is available now, in big reads (up to 4 MB, more if one packet is bigger); False when
+        the broker closed the connection."""
+        while True:
             try:
                 chunk = sock.recv(1 << 18)
             except BlockingIOError:
@@ -198,6 +199,8 @@ class Subscription:
             if not chunk:
                 return False
             self._buffer += chunk
+            if len(self._buffer) >= 1 << 22:
+                break
         self._last_heard = time.monotonic()
         return True
 
