@@ -93,8 +93,6 @@ class LiveHub:
         self._reader: threading.Thread | None = None
         self._writer: threading.Thread | None = None
         self._warned = 0
-        self._clock_second = -1
-        self._clock_value: tuple[dt.datetime, dt.datetime] | None = None
 
     # --- life -------------------------------------------------------------------------------------
 
@@ -168,7 +166,7 @@ class LiveHub:
         """Check each message; the good ones go to the writer as one item (acknowledged once stored),
         the malformed are counted, logged and acknowledged at once."""
         self.counters.received += len(messages)
-        now, oldest = self._clock()
+        now, oldest = self._time_limits()
         readings: list[Reading] = []
         stored_ids: list[int] = []
         refused_ids: list[int] = []
@@ -193,22 +191,24 @@ class LiveHub:
         connection = messages[0].connection
         self._mqtt.ack(connection, refused_ids)
         if readings:
-            self.state.apply_readings(readings)
-            self._queue.put(_Item(readings, connection, stored_ids))
+            self._accept(_Item(readings, connection, stored_ids))
 
-    def _clock(self) -> tuple[dt.datetime, dt.datetime]:
-        """Now and the oldest time kept, to the second (once a second, not once a message)."""
-        second = int(time.time())
-        if second != self._clock_second:
-            now = dt.datetime.now(dt.timezone.utc)
-            self._clock_second, self._clock_value = second, (now, self.partitions.oldest_kept(now))
-        return self._clock_value
+    def _time_limits(self) -> tuple[dt.datetime, dt.datetime]:
+        """Now and the oldest time kept: a reading must fall between them (give or take the slack
+        for device clocks). Read once per batch of messages or HTTP request."""
+        now = dt.datetime.now(dt.timezone.utc)
+        return now, self.partitions.oldest_kept(now)
+
+    def _accept(self, item: _Item) -> None:
+        """Checked readings: on the live picture at once, then queued to be stored."""
+        self.state.apply_readings(item.readings)
+        self._queue.put(item)
 
     # --- HTTP ---------------------------------------------------------------------------------------
 
     def check_readings(self, body) -> records.Checked:
-        now = dt.datetime.now(dt.timezone.utc)
-        checked = records.readings(body, now=now, oldest=self.partitions.oldest_kept(now), known=self._known)
+        now, oldest = self._time_limits()
+        checked = records.readings(body, now=now, oldest=oldest, known=self._known)
         self.counters.rejected += len(checked.rejected)
         return checked
 
@@ -218,8 +218,7 @@ class LiveHub:
         if not readings:
             future.set_result(0)
         else:
-            self.state.apply_readings(readings)
-            self._queue.put(_Item(readings, future=future))
+            self._accept(_Item(readings, future=future))
         return future
 
     def store_ticket(self, ticket: Ticket) -> tuple[bool, Ticket]:

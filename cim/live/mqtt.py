@@ -5,8 +5,9 @@ Written on a bare socket rather than through paho-mqtt, for speed: paho reads
 each message through several Python layers into an object and a callback,
 and acknowledges each with its own locked write. At 5,000 readings a second
 that was a third of the hub's core (py-spy), the largest single cost. Here a
-``read`` parses every whole packet that has arrived in one pass and
-``ack`` sends the PUBACKs of a stored batch in one write. Only what the hub
+``read`` parses every whole packet that has arrived in one pass, and
+``ack`` queues the PUBACKs of a stored batch, which the reader sends in one
+write. Only what the hub
 needs is spoken: CONNECT (clean session off, so the broker queues QoS 1
 messages while the hub is away), SUBSCRIBE at QoS 1, PUBLISH in (QoS 0 and
 1), PUBACK, PINGREQ and DISCONNECT. paho-mqtt is still what publishes (tests,
