@@ -8,13 +8,19 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
+import signal
+import subprocess
 import time
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
+from cim.live.broker import LocalBroker, MqttAddress
 from cim.live.sla import SlaRule, sla_of
+from cim.net import wait_until_healthy
+from tests.conftest import CIM
 from layers.live import Partitions, Reading, Ticket, ensure_live_schema, store_readings
 
 UTC = dt.timezone.utc
@@ -25,25 +31,28 @@ def _iso(t: dt.datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-@pytest.fixture(scope="module")
-def sensor_id(conn_module) -> str:
-    return conn_module.execute("SELECT id FROM live.sensors ORDER BY id LIMIT 1").fetchone()[0]
+@pytest.fixture
+def sensor_id(conn, server) -> str:
+    return conn.execute("SELECT id FROM live.sensors ORDER BY id LIMIT 1").fetchone()[0]
+
+
+def _broker(base_url: str) -> MqttAddress:
+    """The broker a `cim serve` at ``base_url`` uses."""
+    return MqttAddress.parse(httpx.get(f"{base_url}/live/status").json()["mqtt"]["url"])
+
+
+def _serve(env: dict[str, str], port: int, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    """Another `cim serve` (its own data directory in ``env``), healthy."""
+    proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=env, stdout=stdout, stderr=subprocess.STDOUT)
+    wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+    return proc
 
 
 @pytest.fixture(scope="module")
-def conn_module(db_url, server):
-    import psycopg
-
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def publisher(http):
-    status = http.get("/live/status").json()
-    host, port = status["mqtt"]["url"].removeprefix("mqtt://").split(":")
+def publisher(server):
+    broker = _broker(server)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher")
-    client.connect(host, int(port))
+    client.connect(broker.host, broker.port)
     client.loop_start()
     yield client
     client.loop_stop()
@@ -189,6 +198,7 @@ def test_retention_drops_whole_old_partitions(conn, server):
 # --- push, alarms, snapshot -------------------------------------------------------------------------
 
 def _snapshot(http, **params) -> tuple[dict, dict]:
+    """The sensor snapshot decoded: its header, and its columns with the body's size."""
     import struct
 
     import numpy as np
@@ -202,11 +212,12 @@ def _snapshot(http, **params) -> tuple[dict, dict]:
         offset, size = header["columns"][name]
         return np.frombuffer(data[offset:offset + size], dtype)
 
-    ids = data[slice(*[header["columns"]["ids"][0], sum(header["columns"]["ids"])])].decode().split("\n")
+    offset, size = header["columns"]["ids"]
+    ids = data[offset:offset + size].decode().split("\n")
     w, s, e, n_ = header["extent"]
     return header, {"ids": ids, "lon": w + col("lon", "<u2") / 65535 * (e - w), "lat": s + col("lat", "<u2") / 65535 * (n_ - s),
                     "value": col("value", "<f4"), "code": col("code", "u1"), "category": col("category", "u1"),
-                    "bytes": len(body), "gzip": len(gzip.compress(body, 5))}
+                    "body": body}
 
 
 def test_the_sensor_snapshot_is_binary_columnar_and_small(http, conn):
@@ -221,7 +232,7 @@ def test_the_sensor_snapshot_is_binary_columnar_and_small(http, conn):
     assert max(abs(a - b) for a, b in zip(cols["lat"], lat)) * 111_000 < 1.0
     assert [header["categories"][c] for c in cols["category"]] == [r[3] for r in rows]
     # the raw block is ~21 bytes a sensor, ids included; what crosses the network (gzip) under 8: 270,000 in ~2 MB
-    assert cols["bytes"] / 5_000 < 22 and cols["gzip"] / 5_000 < 8
+    assert len(cols["body"]) / 5_000 < 22 and len(gzip.compress(cols["body"], 5)) / 5_000 < 8
 
 
 def _ws(server: str):
@@ -295,52 +306,33 @@ def _stored(conn, sensor: str, since: dt.datetime) -> int:
 
 
 def test_a_restarted_broker_is_reconnected_and_queued_readings_arrive(settings, http, conn, publisher):
-    import signal
-    import subprocess
-
     sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'noise' ORDER BY id LIMIT 1").fetchone()[0]
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
-    conf = settings.data_dir / "mqtt" / "mosquitto.conf"
+    conf = LocalBroker(settings.data_dir).home / "mosquitto.conf"
     pid = int(subprocess.run(["pgrep", "-f", f"mosquitto -c {conf}"], capture_output=True, text=True).stdout.split()[0])
     for k in range(20):
         publisher.publish(f"cim/sensors/{sensor}/reading", json.dumps(
             {"ts": _iso(start + dt.timedelta(seconds=k)), "value": k, "status": "normal"}), qos=1)
         if k == 9:
-            os_kill(pid, signal.SIGTERM)  # the broker goes away mid-stream; the hub starts it again
+            os.kill(pid, signal.SIGTERM)  # the broker goes away mid-stream; the hub starts it again
     _wait_for(lambda: _stored(conn, sensor, start) == 20, timeout=60)
     status = _wait_for(lambda: (s := http.get("/live/status").json())["mqtt"]["connected"] and s)
     assert status["mqtt"]["connected"]
 
 
-def os_kill(pid: int, sig) -> None:
-    import os
-
-    os.kill(pid, sig)
-
-
 def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
     """A second `cim serve` on the same database with its own broker: stopped
     while a device keeps publishing, started again; every reading is stored once."""
-    import subprocess
-
-    from cim.net import free_port, wait_until_healthy
-    from tests.conftest import CIM, cli_env
+    from cim.net import free_port
+    from tests.conftest import cli_env
 
     env = {**cli_env(settings), "CIM_DATA_DIR": str(tmp_path / "second"), "CIM_DATABASE_URL": db_url}
     port = free_port()
-
-    def start_server() -> subprocess.Popen:
-        proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
-        return proc
-
-    proc = start_server()
-    broker = httpx.get(f"http://127.0.0.1:{port}/live/status").json()["mqtt"]["url"]
-    host, mqtt_port = broker.removeprefix("mqtt://").split(":")
+    proc = _serve(env, port)
+    broker = _broker(f"http://127.0.0.1:{port}")
     device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-device", clean_session=False)
     device.reconnect_delay_set(0.1, 1)
-    device.connect(host, int(mqtt_port))
+    device.connect(broker.host, broker.port)
     device.loop_start()
     sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'air_quality' ORDER BY id LIMIT 1").fetchone()[0]
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
@@ -351,7 +343,7 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
             if k == 19:
                 proc.terminate()
                 proc.wait(timeout=30)
-        proc = start_server()
+        proc = _serve(env, port)
         _wait_for(lambda: _stored(conn, sensor, start) == 40, timeout=60)
     finally:
         device.loop_stop()
@@ -418,8 +410,6 @@ def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publish
 
 def test_a_camera_click_plays_its_hls_stream(server, settings):
     """An HLS stream made by Debian's ffmpeg, served for the sample's first camera, played through hls.js."""
-    import subprocess
-
     from tests.browser import browse
 
     folder = settings.streams_dir / "CAM000001"
@@ -443,12 +433,11 @@ def test_a_camera_click_plays_its_hls_stream(server, settings):
 
 
 def test_the_viewer_reconnects_after_a_server_restart(settings, db_url, tmp_path):
-    import subprocess
     import threading
 
-    from cim.net import free_port, wait_until_healthy
+    from cim.net import free_port
     from tests.browser import browse
-    from tests.conftest import CIM, cli_env
+    from tests.conftest import cli_env
 
     env = {**cli_env(settings), "CIM_DATA_DIR": str(tmp_path / "third"), "CIM_DATABASE_URL": db_url}
     port = free_port()
@@ -456,10 +445,8 @@ def test_the_viewer_reconnects_after_a_server_restart(settings, db_url, tmp_path
     procs = []
 
     def start_server() -> None:
-        proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=env, stdout=open(log, "a"),
-                                stderr=subprocess.STDOUT)
-        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
-        procs.append(proc)
+        with open(log, "a") as out:
+            procs.append(_serve(env, port, stdout=out))
 
     def restart_once_a_viewer_is_attached() -> None:
         _wait_for(lambda: "WebSocket /live/stream" in log.read_text(), timeout=60)
