@@ -115,12 +115,16 @@ CREATE INDEX IF NOT EXISTS sensors_geom ON {LIVE_SCHEMA}.sensors USING gist (geo
 """
 
 
+#: what a reading's status may be
+STATUSES = ("normal", "alarm", "fault", "offline")
+
+
 @dataclass(frozen=True)
 class Reading:
     sensor_id: str
     ts: dt.datetime  # aware
     value: float
-    status: str  # normal | alarm | fault | offline
+    status: str  # one of STATUSES
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,14 @@ def evaluate_rules(conn: psycopg.Connection, sensors: list[str] | None) -> list[
               AND NOT {LIVE_SCHEMA}.rule_fires(r.kind, r.threshold, r.minutes, st.status, st.value, st.ts)
             RETURNING {", ".join("a." + c for c in _ALARM_COLUMNS.split(", "))}""", {"ids": sensors}).fetchall()
     return [AlarmEvent(*row) for row in raised + cleared]
+
+
+def open_alarm_sensors(conn: psycopg.Connection, sensors: list[str] | None = None) -> set[str]:
+    """The sensors (of ``sensors``, or all) with at least one open alarm."""
+    scope = "" if sensors is None else "AND sensor_id = ANY(%s)"
+    return {r[0] for r in conn.execute(
+        f"SELECT DISTINCT sensor_id FROM {LIVE_SCHEMA}.alarms WHERE cleared_at IS NULL {scope}",
+        () if sensors is None else (sensors,))}
 
 
 def _has_layer(conn: psycopg.Connection, name: str) -> bool:

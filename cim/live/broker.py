@@ -64,9 +64,9 @@ class LocalBroker:
                         f"persistence_location {self.home}/\nautosave_interval 5\nmax_inflight_messages 20000\n"
                         f"max_queued_messages 1000000\nlog_dest file {self.home}/mosquitto.log\nuser root\n")
         port_file.write_text(str(self.port))
-        log = open(self.home / "stdout.log", "ab")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(self.home / "stdout.log", "ab") as log:  # the broker keeps its own copy of the file
+            self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

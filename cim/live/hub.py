@@ -37,11 +37,11 @@ from cim.live import records
 from cim.live.broker import LocalBroker, MqttAddress
 from cim.live.mqtt import Message, Subscription
 from cim.live.sla import SlaRule, sla_of
-from cim.live.state import LiveState, epoch, load_registry
+from cim.live.state import LiveState, load_registry
 from layers.gridjoin import grid_placement
 from layers.schema import ensure_schema
 from layers.live import LIVE_SCHEMA, AlarmEvent, Partitions, Reading, Ticket, ensure_live_schema, evaluate_rules, \
-    registry_layers_version, store_readings, sync_registries, upsert_ticket
+    open_alarm_sensors, registry_layers_version, store_readings, sync_registries, upsert_ticket
 
 log = logging.getLogger("cim.live")
 
@@ -87,7 +87,6 @@ class LiveHub:
         self.broker: LocalBroker | None = None
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=200_000)
         self._stop = threading.Event()
-        self._known: set[str] = set()
         self._ticket_lock = threading.Lock()
         self._mqtt: Subscription | None = None
         self._reader: threading.Thread | None = None
@@ -108,7 +107,6 @@ class LiveHub:
         evaluate_rules(self._conn, None)
         self.state = LiveState(load_registry(self._conn, version=1))
         self.state.load(self._conn)
-        self._known = set(self.state.registry.ids)
         self._placement = grid_placement(self._ticket_conn, self.settings.grid_layer)
         log.info("live registries: %s", counts)
         if self.settings.mqtt_url:
@@ -148,7 +146,7 @@ class LiveHub:
     def status(self) -> dict:
         return {"mqtt": {"url": self.address.url if self.address else None, "connected": self.connected,
                          "topic": TOPIC, "local_broker": self.broker is not None},
-                "sensors": len(self._known), "registry_version": self.state.registry.version,
+                "sensors": len(self.state.registry.ids), "registry_version": self.state.registry.version,
                 "queued": self._queue.qsize(), "counters": self.counters.to_json()}
 
     # --- MQTT ---------------------------------------------------------------------------------------
@@ -179,7 +177,8 @@ class LiveHub:
                     payload = json.loads(message.payload)
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     raise records.RecordError(f"payload is not JSON ({exc})") from None
-                readings.append(records.reading(payload, parts[2], now=now, oldest=oldest, known=self._known))
+                readings.append(records.reading(payload, parts[2], now=now, oldest=oldest,
+                                                known=self.state.registry.index))
                 stored_ids.append(message.packet_id)
             except records.RecordError as exc:
                 self.counters.malformed += 1
@@ -208,7 +207,7 @@ class LiveHub:
 
     def check_readings(self, body) -> records.Checked:
         now, oldest = self._time_limits()
-        checked = records.readings(body, now=now, oldest=oldest, known=self._known)
+        checked = records.readings(body, now=now, oldest=oldest, known=self.state.registry.index)
         self.counters.rejected += len(checked.rejected)
         return checked
 
@@ -237,7 +236,7 @@ class LiveHub:
                     self._ticket_conn = self._connect("tickets")
         sla = sla_of(stored, dt.datetime.now(dt.timezone.utc), self.sla)
         self.state.add_ticket({"id": stored.id, "lon": stored.lon, "lat": stored.lat, "stage": sla.stage,
-                               "due_at": epoch(sla.due_at), "overdue": sla.overdue, "channel": stored.channel,
+                               "due_at": sla.due_at.timestamp(), "overdue": sla.overdue, "channel": stored.channel,
                                "category": stored.category})
         return created, stored
 
@@ -306,10 +305,7 @@ class LiveHub:
     def _alarms(self, events: list[AlarmEvent]) -> None:
         if not events:
             return
-        sensors = sorted({e.sensor_id for e in events})
-        still_open = {r[0] for r in self._conn.execute(
-            f"SELECT DISTINCT sensor_id FROM {LIVE_SCHEMA}.alarms WHERE cleared_at IS NULL AND sensor_id = ANY(%s)",
-            (sensors,))}
+        still_open = open_alarm_sensors(self._conn, sorted({e.sensor_id for e in events}))
         self.state.apply_alarms(events, still_open)
         self.counters.alarms += sum(e.cleared_at is None for e in events)
 
@@ -327,7 +323,6 @@ class LiveHub:
             state = LiveState(registry)
             state.load(self._conn)
             self.state = state
-            self._known = set(registry.ids)
 
     def _write_loop(self) -> None:
         last_refresh = last_retention = last_offline = time.monotonic()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from collections.abc import Container
 from typing import Any
 
-from layers.live import Reading, Ticket
+from layers.live import STATUSES, Reading, Ticket
 
-STATUSES = ("normal", "alarm", "fault", "offline")
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clocks of field devices drift; further ahead is a wrong clock
 
 
@@ -43,7 +43,7 @@ def parse_time(value: Any, name: str) -> dt.datetime:
     if not isinstance(value, str):
         raise RecordError(f"{name} must be an ISO-8601 string")
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        parsed = dt.datetime.fromisoformat(value)  # Python 3.11 reads a trailing Z itself
     except ValueError:
         raise RecordError(f"{name} {value!r} is not an ISO-8601 time") from None
     if parsed.tzinfo is None:
@@ -57,7 +57,7 @@ def _optional_time(record: dict, name: str) -> dt.datetime | None:
 
 
 def reading(record: Any, sensor_id: str | None = None, *, now: dt.datetime, oldest: dt.datetime,
-            known: set[str] | None = None) -> Reading:
+            known: Container[str] | None = None) -> Reading:
     """One reading: ``{"sensor_id", "ts", "value", "status"}`` (over MQTT the
     sensor id is in the topic)."""
     if not isinstance(record, dict):
@@ -81,7 +81,7 @@ def reading(record: Any, sensor_id: str | None = None, *, now: dt.datetime, olde
     return Reading(sensor_id, ts, float(value), status)
 
 
-def readings(records: Any, *, now: dt.datetime, oldest: dt.datetime, known: set[str]) -> Checked:
+def readings(records: Any, *, now: dt.datetime, oldest: dt.datetime, known: Container[str]) -> Checked:
     out = Checked()
     if not isinstance(records, list):
         out.rejected.append(Rejection(0, None, "the body must be a JSON array of readings"))

@@ -1,6 +1,7 @@
 """The live picture in memory: every sensor's latest value, status and open
 alarm, as numpy columns in the order of the snapshot, plus what changed since
-the last push. The writer thread updates it; the server's push task takes the
+the last push. The hub updates it as readings are checked (before they are
+stored) and as alarms are raised or cleared; the server's push task takes the
 changes four times a second.
 
 The snapshot of 270,000 sensors is binary and columnar (see
@@ -11,7 +12,6 @@ status and category as bytes, ids as one UTF-8 block.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import struct
 import threading
@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
-from layers.live import LIVE_SCHEMA, AlarmEvent, Reading
+from layers.live import LIVE_SCHEMA, STATUSES, AlarmEvent, Reading, open_alarm_sensors
 
-#: status codes of the snapshot and the deltas (low bits); ALARM_BIT marks an open alarm
-STATUS_CODES = {"none": 0, "normal": 1, "alarm": 2, "fault": 3, "offline": 4}
+#: status codes of the snapshot and the deltas (low bits: none 0, normal 1, alarm 2, fault 3, offline 4);
+#: ALARM_BIT marks an open alarm
+STATUS_CODES = {"none": 0, **{status: i + 1 for i, status in enumerate(STATUSES)}}
 ALARM_BIT = 0x80
 
 
@@ -38,12 +39,10 @@ class Registry:
     categories: list[str]
     version: int
 
-    @property
-    def index(self) -> dict[str, int]:
-        return self._index
+    index: dict[str, int] = field(init=False, repr=False)  # id -> position
 
     def __post_init__(self) -> None:
-        self._index = {sid: i for i, sid in enumerate(self.ids)}
+        self.index = {sid: i for i, sid in enumerate(self.ids)}
 
     def bbox(self) -> tuple[float, float, float, float]:
         if not self.ids:
@@ -90,7 +89,7 @@ class LiveState:
             i = index.get(sid)
             if i is not None:
                 self.value[i], self.code[i], self.ts[i] = value, STATUS_CODES.get(status, 0), ts.timestamp()
-        for (sid,) in conn.execute(f"SELECT DISTINCT sensor_id FROM {LIVE_SCHEMA}.alarms WHERE cleared_at IS NULL"):
+        for sid in open_alarm_sensors(conn):
             i = index.get(sid)
             if i is not None:
                 self.code[i] |= ALARM_BIT
@@ -101,7 +100,7 @@ class LiveState:
             for r in readings:
                 i = index.get(r.sensor_id)
                 t = r.ts.timestamp()
-                if i is None or (not np.isnan(self.ts[i]) and t < self.ts[i]):
+                if i is None or t < self.ts[i]:  # (never true against nan: no reading yet)
                     continue  # an older reading does not change the picture
                 self.value[i], self.ts[i] = r.value, t
                 self.code[i] = (self.code[i] & ALARM_BIT) | STATUS_CODES[r.status]
@@ -178,6 +177,3 @@ def sensor_snapshot(state: LiveState, bbox: tuple[float, float, float, float] | 
     head += b" " * ((-len(head)) % 4)
     return struct.pack("<I", len(head)) + head + b"".join(body)
 
-
-def epoch(t: dt.datetime | None) -> float | None:
-    return None if t is None else t.timestamp()

@@ -70,7 +70,6 @@ class Broadcaster:
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task | None = None
         self._version = hub.state.registry.version
-        self.sent = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="cim-live-push")
@@ -143,7 +142,6 @@ class Broadcaster:
                 return
             try:
                 await asyncio.wait_for(sub.ws.send_text(text), SEND_TIMEOUT_S)
-                self.sent += 1
             except Exception:  # gone or too slow: it reconnects and repaints from the snapshot
                 self.subscribers.discard(sub)
                 try:

@@ -17,7 +17,7 @@ from cim.live import records
 from cim.live.hub import LiveHub
 from cim.live.sla import sla_of
 from cim.live.state import sensor_snapshot
-from cim.live.stream import Subscriber
+from cim.live.stream import PUSH_EVERY_S, Subscriber
 from cim.server.deps import get_pool
 from layers.live import LIVE_SCHEMA, Ticket
 
@@ -120,7 +120,7 @@ async def ticket(ticket_id: str, pool: AsyncConnectionPool = Depends(get_pool), 
     return {**row, "sla": sla_of(t, dt.datetime.now(dt.timezone.utc), hub.sla).to_json()}
 
 
-_LEVELS = {"street": "street", "community": "community", "grid": "grid"}
+_LEVELS = ("street", "community", "grid")  # each a column of live.sensors and live.tickets
 
 
 @router.get("/snapshot/sensors", summary="Every sensor's latest state, binary and columnar (the first paint)",
@@ -195,8 +195,7 @@ async def alarms(since: str | None = Query(None, description="ISO-8601: also the
 @router.get("/counts", summary="Per street, community or grid: sensors, open alarms, offline, open and overdue tickets")
 async def counts(level: str = Query("street", description="street, community or grid"),
                  pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)) -> dict:
-    column = _LEVELS.get(level)
-    if column is None:
+    if level not in _LEVELS:
         raise HTTPException(400, detail="level must be street, community or grid")
     overdue_sql = """CASE WHEN resolved_at IS NOT NULL THEN false
                           WHEN contacted_at IS NOT NULL THEN now() > created_at + %(resolve)s
@@ -205,7 +204,7 @@ async def counts(level: str = Query("street", description="street, community or 
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(f"""
             WITH s AS (
-                SELECT s.{column} AS area, count(*) AS sensors,
+                SELECT s.{level} AS area, count(*) AS sensors,
                        count(*) FILTER (WHERE st.status = 'offline' OR EXISTS (
                            SELECT 1 FROM {LIVE_SCHEMA}.alarms a WHERE a.sensor_id = s.id AND a.cleared_at IS NULL
                            AND a.kind = 'offline')) AS offline,
@@ -214,7 +213,7 @@ async def counts(level: str = Query("street", description="street, community or 
                 FROM {LIVE_SCHEMA}.sensors s LEFT JOIN {LIVE_SCHEMA}.sensor_state st ON st.sensor_id = s.id
                 GROUP BY 1),
             t AS (
-                SELECT {column} AS area, count(*) FILTER (WHERE resolved_at IS NULL) AS open_tickets,
+                SELECT {level} AS area, count(*) FILTER (WHERE resolved_at IS NULL) AS open_tickets,
                        count(*) FILTER (WHERE {overdue_sql}) AS overdue_tickets
                 FROM {LIVE_SCHEMA}.tickets GROUP BY 1)
             SELECT coalesce(s.area, t.area), coalesce(sensors, 0), coalesce(alarms, 0), coalesce(offline, 0),
@@ -234,7 +233,7 @@ async def stream(ws: WebSocket) -> None:
     sub = Subscriber(ws)
     broadcaster.subscribers.add(sub)
     await ws.send_text(json.dumps({"type": "hello", "version": ws.app.state.hub.state.registry.version,
-                                   "every_s": 0.25}))
+                                   "every_s": PUSH_EVERY_S}))
     try:
         while True:
             message = await ws.receive_text()
