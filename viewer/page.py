@@ -69,11 +69,10 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef]) -> list[dict]:
 LIVE_LAYERS = ("sensors", "cameras", "tickets")
 
 
-def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
-                  live: bool = True) -> dict:
+def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "") -> dict:
     layers, tilesets = list(layers), list(tilesets)
     return {
-        "live": [layer.name for layer in layers if layer.name in LIVE_LAYERS] if live else [],
+        "live": [layer.name for layer in layers if layer.name in LIVE_LAYERS],
         "deck": json.loads(deck(layers, tilesets, base_url=base_url).to_json()),
         "entries": _entries(layers, tilesets),
         "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in FIELD_LABELS.items()},

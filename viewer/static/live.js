@@ -7,12 +7,11 @@
 (() => {
   "use strict";
   const api = window.cimViewer;
-  const config = JSON.parse(document.getElementById("cim-config").textContent);
-  const keys = new Set(config.live || []);
   const live = { ready: false, connected: false, sensors: 0, cameras: 0, tickets: 0, deltas: 0, reconnects: 0,
                  alarmIds: [], lastAlarm: null, errors: [] };
   window.__cimLive = live;
-  if (!keys.size || !api) return;
+  if (!api || !api.liveKeys.size) return;
+  const keys = api.liveKeys;
 
   const t = api.t;
   const STATUS_COLOURS = [[120, 130, 145, 160], [60, 200, 120, 220], [240, 50, 40, 255], [250, 160, 40, 240],
@@ -261,12 +260,14 @@
     live.deltas += 1;
     if (m.sensors && sensors && m.version === sensors.version) {
       const { i, value, code } = m.sensors;
+      let flipped = false;  // an alarm opened or closed: only then are all sensors scanned for the open ones
       for (let k = 0; k < i.length; k++) {
         sensors.value[i[k]] = value[k] === null ? NaN : value[k];
+        flipped ||= ((sensors.code[i[k]] ^ code[k]) & ALARM_BIT) !== 0;
         sensors.code[i[k]] = code[k];
         paintSensor(i[k]);
       }
-      findAlarmed();
+      if (flipped) findAlarmed();
     }
     for (const a of m.alarms || []) live.lastAlarm = a;
     for (const d of m.tickets || []) if (tickets) tickets[d.id] = d;

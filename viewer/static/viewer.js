@@ -53,18 +53,18 @@
     }),
   });
   const converted = converter.convert({ layers: config.deck.layers });
-  const baseLayers = converted.layers;
   const entryOf = {};
   for (const e of entries) for (const id of e.ids) entryOf[id] = e;
+  // the layers live.js draws itself (latest state, pushed) are left out of the converted ones, once
+  const baseLayers = converted.layers.filter((layer) => !(entryOf[layer.id] && liveKeys.has(entryOf[layer.id].key)));
 
   function currentLayers() {
-    const layers = baseLayers.filter((layer) => !(entryOf[layer.id] && liveKeys.has(entryOf[layer.id].key)))
-      .map((layer) => {
-        const e = entryOf[layer.id];
-        const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
-        const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
-        return layer.clone({ visible, opacity });
-      });
+    const layers = baseLayers.map((layer) => {
+      const e = entryOf[layer.id];
+      const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
+      const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
+      return layer.clone({ visible, opacity });
+    });
     for (const [key, extra] of Object.entries(overlays)) {
       const opacity = state.opacity[key] !== undefined ? state.opacity[key] : 1;
       for (const layer of extra) layers.push(layer.clone({ visible: state.visible.has(key), opacity }));
@@ -245,12 +245,7 @@
     render();
     result.found = el.global_id;
   }
-  document.getElementById("lang").addEventListener("click", () => {
-    state.lang = state.lang === "zh" ? "en" : "zh";
-    buildPanel();
-    writeUrl();
-    for (const f of window.cimViewer.onLanguage) f();
-  });
+  document.getElementById("lang").addEventListener("click", () => api.setLanguage(state.lang === "zh" ? "en" : "zh"));
 
   // --- embedding: the big-screen dashboard drives the viewer through postMessage ---
   function notifyParent(type, payload) {
@@ -261,7 +256,7 @@
     setLayerVisible(key, visible) { visible ? state.visible.add(key) : state.visible.delete(key); buildPanel(); render(); },
     setLanguage(lang) { state.lang = lang === "en" ? "en" : "zh"; buildPanel(); writeUrl(); for (const f of api.onLanguage) f(); },
     get viewState() { return { ...viewState }; },
-    get lang() { return state.lang; },
+    liveKeys,  // the entries live.js draws
     isVisible: (key) => state.visible.has(key),
     setOverlay(key, layers) { overlays[key] = layers; deckgl.setProps({ layers: currentLayers() }); },
     tooltip,
