@@ -73,7 +73,7 @@ import websockets
 from bench.common import OUT, VENV_BIN, bench_settings, full_sample
 from cim.config import Settings
 from cim.db import database_url
-from cim.live.broker import LocalBroker
+from cim.live.broker import LocalBroker, MqttAddress
 from cim.live.mqtt import remaining_length
 from cim.net import free_port, wait_until_healthy
 
@@ -205,7 +205,17 @@ def publisher(address: tuple[str, int], ids: list[str], index: np.ndarray, t0: f
     topics = [struct.pack(">H", len(t)) + t for t in (f"cim/sensors/{sid}/reading".encode() for sid in ids)]
     picks = np.random.default_rng(seed).integers(0, len(ids), int(rate * seconds * 1.1) + 100).tolist()
     keys: list[int] = []
-    sent, acked, pending, last_us = 0, 0, 0, 0  # pending: bytes of a PUBACK not yet complete
+    sent, acked, last_us = 0, 0, 0
+    ack_bytes = 0
+
+    def read_acks(wait: float) -> int:
+        """The PUBACKs so far (4 bytes each), after waiting up to ``wait`` for more."""
+        nonlocal ack_bytes
+        if select.select([sock], [], [], wait)[0]:
+            ack_bytes += len(sock.recv(1 << 16))
+            acks.value = ack_bytes // 4
+        return ack_bytes // 4
+
     out.put("ready")
     go.wait()
     start_at = start.value
@@ -235,17 +245,11 @@ def publisher(address: tuple[str, int], ids: list[str], index: np.ndarray, t0: f
             sock.sendall(b"".join(packets))
             sock.setblocking(False)
             calls.value = sent
-        if select.select([sock], [], [], 0.002)[0]:
-            got = len(sock.recv(1 << 16))
-            acked, pending = acked + (pending + got) // 4, (pending + got) % 4
-            acks.value = acked
+        acked = read_acks(0.002)
     cpu = time.process_time() - cpu0
     deadline = time.monotonic() + 60
     while acked < sent and time.monotonic() < deadline:
-        if select.select([sock], [], [], 0.05)[0]:
-            got = len(sock.recv(1 << 16))
-            acked, pending = acked + (pending + got) // 4, (pending + got) % 4
-            acks.value = acked
+        acked = read_acks(0.05)
     sock.sendall(b"\xe0\x00")  # DISCONNECT
     sock.close()
     out.put(Published(sent, acked, cpu, np.array(keys, np.int64)))
@@ -399,7 +403,7 @@ def usable_sensors(base: str, url: str) -> tuple[list[str], np.ndarray]:
 
 async def ours(base: str, url: str, ids: list[str], usable: np.ndarray, args: argparse.Namespace,
                sampler: Sampler, trees: list[Tree]) -> dict[str, float]:
-    host, port = status(base)["mqtt"]["url"].removeprefix("mqtt://").split(":")
+    broker = MqttAddress.parse(status(base)["mqtt"]["url"])
     stop, views = asyncio.Event(), [Viewer() for _ in range(args.viewers)]
     readies = [asyncio.Event() for _ in views]
     tasks = [asyncio.create_task(viewer(base.replace("http://", "ws://") + "/live/stream", v, r, stop))
@@ -411,7 +415,7 @@ async def ours(base: str, url: str, ids: list[str], usable: np.ndarray, args: ar
     sampler.start_window()
     t0, live, cpu0 = time.time(), Live(), time.process_time()
     sub_ids = [ids[i] for i in usable]
-    publishing = asyncio.create_task(asyncio.to_thread(run_publishers, (host, int(port)), sub_ids, t0, args.seconds,
+    publishing = asyncio.create_task(asyncio.to_thread(run_publishers, (broker.host, broker.port), sub_ids, t0, args.seconds,
                                                        args.rate, args.publishers, live))
     timeline: list[tuple[float, dict, tuple[int, int]]] = []  # /live/status and the publishers', every 0.25 s
     while not publishing.done():
@@ -491,7 +495,7 @@ def main() -> None:
     settings = bench_settings()
     url = database_url(settings)
     ensure_sample(settings)
-    (settings.data_dir / "mqtt" / "mosquitto.db").unlink(missing_ok=True)  # an earlier run's undelivered queue
+    (LocalBroker(settings.data_dir).home / "mosquitto.db").unlink(missing_ok=True)  # an earlier run's undelivered queue
     env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir))
     if settings.database_url:
         env["CIM_DATABASE_URL"] = settings.database_url

@@ -182,7 +182,7 @@ def test_a_failed_import_leaves_layer_and_tileset_as_they_were(settings, conn, t
 def test_cesiumjs_loads_the_tileset_in_headless_chromium(tileset_dir, conn):
     from tests.browser import load_in_cesium
 
-    report = load_in_cesium(tileset_dir.resolve())
+    report = load_in_cesium(tileset_dir)
     result = report["result"]
     assert report.get("error") is None and result["error"] is None, report
     assert result["failed"] == [] and report["pageErrors"] == [] and report["consoleErrors"] == [], report

@@ -7,6 +7,7 @@ import resumes to the same result, and bad input fails cleanly."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -162,8 +163,6 @@ def test_jpegs_are_the_files_own_bytes_and_uvs_pick_the_same_colours(imported, t
     text = osgconv(PRODUCTION / "Data" / folder / f"{stem}.osgb", tmp_path / "t.osgt").read_text()
     w, h = map(int, re.search(r"Size (\d+) (\d+) 1", text).groups())
     data = re.search(r'Data 1 \{\s*"([^"]+)"', text).group(1)
-    import base64
-
     osg_pixels = np.frombuffer(base64.b64decode(re.sub(r"\s", "", data)), np.uint8)[: w * h * 3].reshape(h, w, 3)
     ours = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     assert ours.shape == (h, w, 3)
@@ -206,10 +205,10 @@ def test_cesiumjs_loads_the_oblique_tileset(imported):
     assert report["foreignRequests"] == [] and result["loaded"] >= 5
 
 
-def test_the_viewer_draws_the_oblique_tileset(imported, server, tmp_path):
+def test_the_viewer_draws_the_oblique_tileset(imported, server, http, tmp_path):
     from tests.browser import browse
 
-    config = json.loads(__import__("urllib.request").request.urlopen(f"{server}/viewer/config.json").read())
+    config = http.get("/viewer/config.json").json()
     entry = next(e for e in config["entries"] if e["key"] == "oblique_sample")
     assert entry["ids"] == ["oblique_sample", "tileset:oblique_sample"] and entry["tileset"]
     view = "view=113.38047,22.50688,18.3,40,0"
