@@ -59,19 +59,11 @@ class Settings:
         kwargs: dict = {}
         if env.get("CIM_DATA_DIR"):
             kwargs["data_dir"] = Path(env["CIM_DATA_DIR"]).expanduser().resolve()
-        if env.get("CIM_DATABASE_URL"):
-            kwargs["database_url"] = env["CIM_DATABASE_URL"]
-        if env.get("CIM_HOST"):
-            kwargs["host"] = env["CIM_HOST"]
-        if env.get("CIM_PORT"):
-            kwargs["port"] = _int(env, "CIM_PORT")
-        if env.get("CIM_GRID_LAYER"):
-            kwargs["grid_layer"] = env["CIM_GRID_LAYER"]
-        if env.get("CIM_MVT_FEATURE_LIMIT"):
-            kwargs["mvt_feature_limit"] = _int(env, "CIM_MVT_FEATURE_LIMIT")
-        if env.get("CIM_MQTT_URL"):
-            kwargs["mqtt_url"] = env["CIM_MQTT_URL"]
-        for name in ("live_retention_days", "sla_acknowledge_minutes", "sla_contact_minutes", "sla_resolve_hours"):
+        for name in ("database_url", "host", "grid_layer", "mqtt_url"):  # CIM_DATABASE_URL, ...
+            if env.get(f"CIM_{name.upper()}"):
+                kwargs[name] = env[f"CIM_{name.upper()}"]
+        for name in ("port", "mvt_feature_limit", "live_retention_days", "sla_acknowledge_minutes",
+                     "sla_contact_minutes", "sla_resolve_hours"):
             if env.get(f"CIM_{name.upper()}"):
                 kwargs[name] = _int(env, f"CIM_{name.upper()}")
         return cls(**kwargs)

@@ -49,6 +49,16 @@ class TileContent:
     triangles: int
     bytes: int
 
+    def to_record(self) -> dict:
+        """As JSON (a converted file's record keeps its tiles' contents)."""
+        return {"uri": self.uri, "centre": self.centre.tolist(), "lo": self.lo.tolist(), "hi": self.hi.tolist(),
+                "triangles": self.triangles, "bytes": self.bytes}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "TileContent":
+        return cls(record["uri"], np.array(record["centre"]), np.array(record["lo"]), np.array(record["hi"]),
+                   record["triangles"], record["bytes"])
+
 
 def lod_geometric_error(radius: float, switch: float | None, pixel_mode: bool) -> float:
     """The geometric error of a node whose own geometry gives way to its
@@ -92,8 +102,8 @@ def write_mesh_tile(meshes: list[TexturedMesh], images: list[Image], path: Path,
         material = Material(name="photo" if textured else "untextured", base_color=(1.0, 1.0, 1.0, 1.0) if textured
                             else _GREY, roughness=1.0, double_sided=True, unlit=True,
                             texture=image_index[m.texture] if textured else None)
-        primitives.append(Primitive(positions=gltf_axes(m.positions - centre).astype(np.float32), normals=None,
-                                    feature_ids=None, indices=m.indices.astype(np.uint32), material=material,
+        primitives.append(Primitive(positions=gltf_axes(m.positions - centre), normals=None,  # cast by write_glb
+                                    feature_ids=None, indices=m.indices, material=material,
                                     texcoords=m.uv if textured else None))
     glb = write_glb(primitives, images=[images[i] for i in used])
     tmp = path.with_name(path.name + ".tmp")
@@ -122,11 +132,6 @@ class TreeTile:
         self.hi = np.max([b[1] for b in boxes], axis=0)
         return self.lo, self.hi
 
-    def depth(self) -> int:
-        """Levels of tiles with content on the deepest path."""
-        below = max((c.depth() for c in self.children), default=0)
-        return below + (1 if self.content else 0)
-
     def monotonic(self) -> float:
         """Make every error at least its children's (the spec's rule); returns this tile's."""
         self.geometric_error = max([self.geometric_error, *(c.monotonic() for c in self.children)])
@@ -152,10 +157,9 @@ def write_tree_tileset(folder: Path, filename: str, root: TreeTile, frame: EnuFr
     if root.bounds() is None:
         return None
     root.monotonic()
-    diagonal = float(np.linalg.norm(root.hi - root.lo))
-    write_tileset_json(folder, _py3dtiles_tile(root, None, frame), max(diagonal, root.geometric_error), extras,
-                       filename=filename)
-    return Tile(geometric_error=max(diagonal, root.geometric_error), bounding_volume=ecef_box(frame, root.lo, root.hi),
+    error = max(float(np.linalg.norm(root.hi - root.lo)), root.geometric_error)  # at least the box's diagonal
+    write_tileset_json(folder, _py3dtiles_tile(root, None, frame), error, extras, filename=filename)
+    return Tile(geometric_error=error, bounding_volume=ecef_box(frame, root.lo, root.hi),
                 refine_mode="REPLACE", content_uri=ref_uri)
 
 

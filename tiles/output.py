@@ -38,10 +38,15 @@ class TilesetVersion:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return versions, lock
 
+    @staticmethod
+    def _stamped(versions: Path, name: str) -> Path:
+        """A new version's folder: the name, the time, the process and a tick (two in one second differ)."""
+        return versions / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+
     @classmethod
     def create(cls, root: Path, name: str) -> "TilesetVersion":
         versions, lock = cls._take_name(root, name)
-        folder = versions / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        folder = cls._stamped(versions, name)
         folder.mkdir()
         return cls(root, name, folder, lock)
 
@@ -72,7 +77,7 @@ class TilesetVersion:
         link = self.root / self.name
         versions = self.root / ".versions"
         if self.folder.name.endswith("-partial"):  # a resumable version gets its stamp when it is complete
-            final = versions / f"{self.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+            final = self._stamped(versions, self.name)
             (self.folder / ".resume-key").unlink(missing_ok=True)
             self.folder.rename(final)
             self.folder = final

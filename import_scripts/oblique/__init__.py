@@ -12,6 +12,7 @@ tileset swap. Until the swap, the previous tileset of that name is served.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -70,13 +71,6 @@ class FolderTree:
     z: list | None = None
 
 
-def _content(record: dict | None) -> TileContent | None:
-    if not record:
-        return None
-    return TileContent(record["uri"], np.array(record["centre"]), np.array(record["lo"]), np.array(record["hi"]),
-                       record["triangles"], record["bytes"])
-
-
 def _record_path(out: Path, folder: TileFolder, file: Path) -> Path:
     return out / "tiles" / folder.name / f"{file.stem}.json"
 
@@ -109,12 +103,12 @@ def build_tree(folder: TileFolder, out: Path) -> FolderTree:
         out_tiles = []
         for node in record["nodes"]:
             children = [t for child in node["children"] for t in tiles_of(child, depth + 1)]
-            content = _content(node["content"])
+            content = TileContent.from_record(node["content"]) if node["content"] else None
             if content is None and not children:
                 continue
             out_tiles.append(TreeTile(content, node["geometric_error"] if children else 0.0, children))
         if record["loose"]:
-            out_tiles.append(TreeTile(_content(record["loose"]), 0.0))
+            out_tiles.append(TreeTile(TileContent.from_record(record["loose"]), 0.0))
         for t in out_tiles:
             if t.content:
                 tree.tiles += 1
@@ -152,11 +146,7 @@ def _convert_all(jobs: list[Job], workers: int, progress: Progress | None) -> tu
     # of files in flight keeps memory flat however large the production is
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending = iter(todo)
-        running = set()
-        for job in pending:
-            running.add(pool.submit(convert, job))
-            if len(running) >= 2 * workers:
-                break
+        running = {pool.submit(convert, job) for job in itertools.islice(pending, 2 * workers)}
         while running:
             finished_now, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished_now:
@@ -211,7 +201,7 @@ def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = O
         jobs = []
         for folder in production.folders:
             (out / "tiles" / folder.name).mkdir(parents=True, exist_ok=True)
-            jobs += [Job(str(f), str(_record_path(out, folder, f)), georef, frame_lonlat, root=f == folder.root)
+            jobs += [Job(str(f), str(_record_path(out, folder, f)), georef, frame, root=f == folder.root)
                      for f in folder.files]
         workers = max(1, options.jobs or os.cpu_count() or 1)
         converted, reused = _convert_all(jobs, workers, progress)

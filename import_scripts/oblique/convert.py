@@ -30,7 +30,7 @@ class Job:
     source: str  # the tile file
     record: str  # where its JSON record goes; GLBs go beside it
     georef: Georef
-    frame: tuple[float, float]  # lon, lat of the tileset's ENU frame
+    frame: EnuFrame  # the tileset's ENU frame
     root: bool = False  # a folder's root tile: its footprint is the folder's
 
 
@@ -94,18 +94,17 @@ def convert(job: Job) -> dict:
         record["error"] = file.error
     else:
         placement = Placement.of(job.georef)
-        frame = EnuFrame.at(job.frame[0], job.frame[1], 0.0)
         images = [_image(t) for t in file.textures]
         record["unsupported_textures"] = [t.name for t, i in zip(file.textures, images) if i is None]
         record["textures"] = sum(i is not None for i in images)
         by_node: dict[int, list[TexturedMesh]] = {}
         z = []
         for g in file.geometries:
-            enu = frame.to_enu(placement.to_ecef(g.positions))
+            enu = job.frame.to_enu(placement.to_ecef(g.positions))
             z.append((float(g.positions[:, 2].min()), float(g.positions[:, 2].max())))
             uv = None
             if g.uv is not None and g.texture >= 0 and images[g.texture] is not None:
-                uv = np.column_stack([g.uv[:, 0], 1.0 - g.uv[:, 1]]).astype(np.float32)  # OpenGL t -> glTF v
+                uv = np.column_stack([g.uv[:, 0], 1.0 - g.uv[:, 1]])  # OpenGL t -> glTF v
             by_node.setdefault(g.node, []).append(TexturedMesh(enu, g.indices, uv, g.texture if uv is not None else -1))
             record["triangles"] += len(g.indices) // 3
             record["vertices"] += len(g.positions)
@@ -117,10 +116,7 @@ def convert(job: Job) -> dict:
         def write(key: str, meshes: list[TexturedMesh]) -> dict | None:
             content = write_mesh_tile(meshes, images, out.with_name(f"{stem}_{key}.glb"),
                                       f"{stem}_{key}.glb")
-            if content is None:
-                return None
-            return {"uri": content.uri, "centre": content.centre.tolist(), "lo": content.lo.tolist(),
-                    "hi": content.hi.tolist(), "triangles": content.triangles, "bytes": content.bytes}
+            return None if content is None else content.to_record()
 
         for k, node in enumerate(file.nodes):
             record["nodes"].append({"content": write(str(k), by_node.get(k, [])), "children": node.child_files,

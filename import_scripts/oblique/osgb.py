@@ -81,10 +81,6 @@ class OsgbFile:
     textures: list[Texture] = field(default_factory=list)
     error: str | None = None
 
-    @property
-    def triangles(self) -> int:
-        return sum(len(g.indices) // 3 for g in self.geometries)
-
 
 def _mime(data: bytes) -> str | None:
     if data[:3] == b"\xff\xd8\xff":

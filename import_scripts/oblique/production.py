@@ -62,10 +62,6 @@ class Georef:
             return f"ENU at {self.enu[0]:.6f}, {self.enu[1]:.6f}, origin {self.origin}"
         return f"{pyproj.CRS.from_wkt(self.crs_wkt).name}, origin {self.origin}"
 
-    def to_ecef(self, xyz: np.ndarray) -> np.ndarray:
-        """(n, 3) ECEF metres, in double precision, from source coordinates."""
-        return Placement.of(self).to_ecef(xyz)
-
     def to_lonlath(self, xyz: np.ndarray) -> np.ndarray:
         return Placement.of(self).to_lonlath(xyz)
 
@@ -97,9 +93,9 @@ class Placement:
         return np.column_stack([lon, lat, p[:, 2]])
 
     def to_ecef(self, xyz: np.ndarray) -> np.ndarray:
-        p = np.asarray(xyz, np.float64) + self.origin
+        """(n, 3) ECEF metres, in double precision, from source coordinates."""
         if self.frame is not None:
-            return self.frame.to_ecef(p)
+            return self.frame.to_ecef(np.asarray(xyz, np.float64) + self.origin)
         llh = self.to_lonlath(xyz)
         return lonlath_to_ecef(llh[:, 0], llh[:, 1], llh[:, 2])
 
