@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bench.bench_buildings import run
-from bench.common import VENV_BIN, bench_settings
+from bench.common import VENV_BIN, bench_settings, run
 from cim.db import database_url
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ifc")

@@ -15,27 +15,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import time
 from urllib.parse import urlparse
 
 import psycopg
 
-from bench.common import OUT, VENV_BIN, bench_settings, full_sample
+from bench.common import OUT, VENV_BIN, bench_settings, full_sample, run
 from cim.db import database_url
-
-
-def run(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and output of a child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args[0]} failed:\n{output}")
-    return seconds, usage.ru_maxrss / 1024, output
 
 
 def folder_bytes(path) -> int:

@@ -70,7 +70,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import websockets
 
-from bench.common import OUT, VENV_BIN, bench_settings, full_sample
+from bench.common import OUT, VENV_BIN, bench_settings, full_sample, process_stats, process_tree
 from cim.config import Settings
 from cim.db import database_url
 from cim.live.broker import LocalBroker, MqttAddress
@@ -131,25 +131,13 @@ class Sampler(threading.Thread):
         self.trees, self.every, self.done = trees, every, threading.Event()
 
     def sample(self) -> None:
-        stats: dict[int, list[str]] = {}
-        children: dict[int, list[int]] = {}
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                stats[int(entry.name)] = fields
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
+        stats = process_stats()
         for tree in self.trees:
-            todo, rss = [tree.root], 0
-            while todo:
-                pid = todo.pop()
-                todo += children.get(pid, [])
-                if pid in stats:
-                    f = stats[pid]
-                    tree.last[pid] = int(f[11]) + int(f[12])  # utime + stime
-                    rss += int(f[21]) * PAGE
+            rss = 0
+            for pid in process_tree(tree.root, stats):
+                f = stats[pid]
+                tree.last[pid] = int(f[11]) + int(f[12])  # utime + stime
+                rss += int(f[21]) * PAGE
             tree.peak_rss = max(tree.peak_rss, rss)
 
     def start_window(self) -> None:

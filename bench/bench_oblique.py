@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import OUT, VENV_BIN, bench_settings
+from bench.common import OUT, VENV_BIN, bench_settings, process_stats, process_tree, run
 from cim.db import database_url
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "oblique" / "Production_5_part"
@@ -73,14 +73,7 @@ def floor(prod: Path) -> tuple[float, float]:
 
     def one(files: list[Path]) -> float:
         with tempfile.TemporaryDirectory(prefix="osgconv-") as tmp:
-            proc = subprocess.Popen(["osgconv", *map(str, files), f"{tmp}/out.osgb"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            err = proc.stderr.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.returncode != 0:
-                raise RuntimeError(f"osgconv failed on {files[0].parent}: {err.decode(errors='replace')[-2000:]}")
-            return usage.ru_maxrss / 1024
+            return run(["osgconv", *map(str, files), f"{tmp}/out.osgb"])[1]
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
@@ -89,27 +82,9 @@ def floor(prod: Path) -> tuple[float, float]:
 
 
 def tree_rss_kb(root: int) -> int:
-    """Sum of VmRSS (kB) of ``root`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(f"/proc/{entry.name}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    """Sum of the resident memory (kB) of ``root`` and all its descendants, from /proc."""
+    stats = process_stats()
+    return sum(int(stats[pid][21]) for pid in process_tree(root, stats)) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def ours(prod: Path, name: str, env: dict[str, str]) -> tuple[float, float, float, str]:
