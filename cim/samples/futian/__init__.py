@@ -1,0 +1,34 @@
+"""Deterministic synthetic "Futian sample" (福田区, Shenzhen) for the CIM twin.
+
+ALL DATA WRITTEN HERE IS SYNTHETIC. Only the district outline is real (the
+GCJ-02 boundary in ``data_samples/boundaries/440304.geojson``, converted to
+WGS84), and the ten street names/codes are the real ones. Streets,
+communities and grids are a random (but exact) partition of that outline;
+buildings, parcels, land cover, sensors, cameras and citizen tickets are
+invented, placed with rough real landmarks (the CBD, hills, urban villages,
+the mangrove coast) so that a map of the sample looks like Futian.
+
+:func:`generate` writes one GeoPackage per layer (``<out_dir>/<layer>.gpkg``,
+GDAL layer ``<layer>``, EPSG:4326). The same ``seed`` and ``scale`` give
+identical content: every random draw comes from ``numpy.random.default_rng``
+seeded with ``(seed, stream)``, and nothing depends on time or set order.
+
+Geometry is built in metres (EPSG:4547, CGCS2000 Gauss-Krüger CM 114E) and
+then converted to lon/lat rounded to 7 decimals (about 1 cm). Admin layers
+are one noded coverage: every shared vertex is the same coordinate in every
+polygon that uses it, so rounding keeps the partitions exact.
+
+The package, one module per step (imports point one way, down this list):
+``params`` (layers, constants, scales, random streams), ``geometry``
+(coordinates, small helpers), ``partitions``, ``admin``, ``landcover``,
+``lattice``, ``buildings``, ``parcels``, ``points`` (sensors, cameras,
+tickets) and ``write`` (GeoPackages, :func:`generate`).
+"""
+
+from cim.samples import names
+from cim.samples.futian.params import BOUNDARY_GCJ02, LAYERS, SCALES, Scale, ScaleSpec
+from cim.samples.futian.partitions import apportion, partition
+from cim.samples.futian.write import generate, write_layer
+
+__all__ = ["BOUNDARY_GCJ02", "LAYERS", "SCALES", "Scale", "ScaleSpec", "apportion", "generate", "names", "partition",
+           "write_layer"]

@@ -1,0 +1,146 @@
+"""Writing: one GeoPackage per layer, and :func:`generate` (the whole sample)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from cim.samples import names
+from cim.samples.futian.admin import Admin, build_admin
+from cim.samples.futian.buildings import Buildings, build_buildings, select_buildings
+from cim.samples.futian.geometry import (
+    as_multipolygons,
+    load_boundary_metric,
+    to_output,
+)
+from cim.samples.futian.landcover import Patches, build_land_cover
+from cim.samples.futian.params import LAYERS, SCALES, Scale
+from cim.samples.futian.parcels import Parcels, build_parcels
+from cim.samples.futian.points import (
+    PointLayer,
+    build_cameras,
+    build_sensors,
+    build_tickets,
+)
+
+
+def _frame(columns: dict, geometry: np.ndarray) -> gpd.GeoDataFrame:
+    data = {k: (v if isinstance(v, pd.Series) else pd.Series(v)) for k, v in columns.items()}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geometry, crs="EPSG:4326"))
+
+
+def _point_geometry(xy: np.ndarray) -> np.ndarray:
+    """Metric (n, 2) -> EPSG:4326 points rounded like every other vertex."""
+    return to_output(shapely.points(xy))
+
+
+def write_layer(out_dir: Path, layer: str, frame: gpd.GeoDataFrame) -> int:
+    """Write one layer to ``out_dir/<layer>.gpkg`` (replacing the file)."""
+    path = out_dir / f"{layer}.gpkg"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # GeoPackage DATETIME is UTC with a "Z" (other offsets make GDAL warn on
+    # every read); the Arrow path writes datetime.date columns as DATE fields.
+    frame = frame.copy()
+    for column, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC")
+    pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", use_arrow=True,
+                            layer_options={"SPATIAL_INDEX": "NO"})
+    return len(frame)
+
+
+def _admin_frames(admin: Admin) -> dict[str, Callable[[], gpd.GeoDataFrame]]:
+    streets, comms, grids = admin.streets, admin.communities, admin.grids
+    comm_street = comms.parent
+    grid_comm = grids.parent
+
+    def pick(values: list[str], idx: np.ndarray) -> np.ndarray:
+        return np.array(values, dtype=object)[idx]
+
+    return {
+        "futian_boundary": lambda: _frame(
+            {"name": [names.DISTRICT_NAME], "adcode": [names.DISTRICT_ADCODE]},
+            as_multipolygons(to_output([admin.boundary]))),
+        "streets": lambda: _frame(
+            {"street_code": streets.codes, "street": streets.names},
+            as_multipolygons(to_output(streets.geometry))),
+        "communities": lambda: _frame(
+            {"community_code": comms.codes, "community": comms.names,
+             "street_code": pick(streets.codes, comm_street), "street": pick(streets.names, comm_street)},
+            as_multipolygons(to_output(comms.geometry))),
+        "grids": lambda: _frame(
+            {"grid_code": grids.codes, "grid_name": grids.names,
+             "community_code": pick(comms.codes, grid_comm), "community": pick(comms.names, grid_comm),
+             "street_code": pick(streets.codes, comm_street[grid_comm]),
+             "street": pick(streets.names, comm_street[grid_comm])},
+            as_multipolygons(to_output(grids.geometry))),
+    }
+
+
+def _patch_frame(patches: Patches) -> gpd.GeoDataFrame:
+    return _frame({"code": patches.codes, "name": patches.names,
+                   "area_ha": np.round(shapely.area(patches.geometry) / 1e4, 4)},
+                  as_multipolygons(to_output(patches.geometry)))
+
+
+def _buildings_frame(buildings: Buildings) -> gpd.GeoDataFrame:
+    n = len(buildings.geometry)
+    return _frame({
+        "id": [f"BLD{i:06d}" for i in range(1, n + 1)],
+        "name": buildings.name,
+        "height": buildings.height,
+        "floors": buildings.floors,
+        "use": buildings.use,
+        "year_built": buildings.year_built,
+        "base_height": np.zeros(n),
+    }, as_multipolygons(to_output(buildings.geometry)))
+
+
+def _parcels_frame(parcels: Parcels) -> gpd.GeoDataFrame:
+    return _frame(parcels.columns, as_multipolygons(to_output(parcels.geometry)))
+
+
+def _points_frame(layer: PointLayer) -> gpd.GeoDataFrame:
+    return _frame(layer.columns, _point_geometry(layer.xy))
+
+
+def generate(out_dir: Path, scale: Scale = "small", seed: int = 42,
+             on_layer: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Write one GeoPackage per layer into out_dir (out_dir/<layer>.gpkg, GDAL layer name =
+    <layer>), all in EPSG:4326 (lon/lat WGS84). Returns {layer: feature_count}. Calls
+    on_layer(layer, count) after each layer. The data is synthetic (see the module docstring)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, not {scale!r}")
+    spec = SCALES[scale]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    admin = build_admin(load_boundary_metric(), seed)
+    land = build_land_cover(admin.boundary, seed)
+    all_buildings, road_cells = build_buildings(admin, land, seed)
+    buildings = select_buildings(all_buildings, spec, admin)
+
+    builders: dict[str, Callable[[], gpd.GeoDataFrame]] = {
+        **_admin_frames(admin),
+        "buildings": lambda: _buildings_frame(buildings),
+        "parcels": lambda: _parcels_frame(build_parcels(admin, land, spec, seed)),
+        "farmland": lambda: _patch_frame(land.farmland),
+        "forest": lambda: _patch_frame(land.forest),
+        "eco_redline": lambda: _patch_frame(land.eco_redline),
+        "sensors": lambda: _points_frame(build_sensors(buildings, road_cells, admin.boundary, spec.sensors, seed)),
+        "cameras": lambda: _points_frame(build_cameras(road_cells, admin, spec.cameras, seed)),
+        "tickets": lambda: _points_frame(build_tickets(buildings, road_cells, admin, spec.tickets, seed)),
+    }
+    counts: dict[str, int] = {}
+    for layer in LAYERS:
+        counts[layer] = write_layer(out_dir, layer, builders[layer]())
+        if on_layer is not None:
+            on_layer(layer, counts[layer])
+    return counts
