@@ -19,9 +19,9 @@ import pytest
 
 from cim.live.broker import LocalBroker, MqttAddress
 from cim.live.sla import SlaRule, sla_of
+from cim.live.store import Partitions, Reading, Ticket, ensure_live_schema, store_readings
 from cim.net import wait_until_healthy
 from tests.conftest import CIM
-from layers.live import Partitions, Reading, Ticket, ensure_live_schema, store_readings
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

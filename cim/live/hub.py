@@ -38,10 +38,10 @@ from cim.live.broker import LocalBroker, MqttAddress
 from cim.live.mqtt import Message, Subscription
 from cim.live.sla import SlaRule, sla_of
 from cim.live.state import LiveState, load_registry
+from cim.live.store import LIVE_SCHEMA, AlarmEvent, Partitions, Reading, Ticket, ensure_live_schema, \
+    evaluate_rules, open_alarm_sensors, registry_layers_version, store_readings, sync_registries, upsert_ticket
 from layers.gridjoin import grid_placement
 from layers.schema import ensure_schema
-from layers.live import LIVE_SCHEMA, AlarmEvent, Partitions, Reading, Ticket, ensure_live_schema, evaluate_rules, \
-    open_alarm_sensors, registry_layers_version, store_readings, sync_registries, upsert_ticket
 
 log = logging.getLogger("cim.live")
 

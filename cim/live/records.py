@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from collections.abc import Container
 from typing import Any
 
-from layers.live import STATUSES, Reading, Ticket
+from cim.live.store import STATUSES, Reading, Ticket
 
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clocks of field devices drift; further ahead is a wrong clock
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from layers.live import Ticket
+from cim.live.store import Ticket
 
 
 @dataclass(frozen=True)

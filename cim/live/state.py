@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
-from layers.live import LIVE_SCHEMA, STATUSES, AlarmEvent, Reading, open_alarm_sensors
+from cim.live.store import LIVE_SCHEMA, STATUSES, AlarmEvent, Reading, open_alarm_sensors
 
 #: status codes of the snapshot and the deltas (low bits: none 0, normal 1, alarm 2, fault 3, offline 4);
 #: ALARM_BIT marks an open alarm

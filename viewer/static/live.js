@@ -14,13 +14,13 @@
   const keys = api.liveKeys;
 
   const t = api.t;
-  const STATUS_COLOURS = [[120, 130, 145, 160], [60, 200, 120, 220], [240, 50, 40, 255], [250, 160, 40, 240],
-                          [90, 95, 105, 200]];  // none, normal, alarm, fault, offline
-  const STATUS_NAMES = ["none", "normal", "alarm", "fault", "offline"];
+  // colours by status name: the codes that stand for the names (and the open-alarm bit) come from the
+  // snapshot's header, so the server may add or renumber statuses; a status without a colour here is drawn as none
+  const STATUS_COLOURS = { none: [120, 130, 145, 160], normal: [60, 200, 120, 220], alarm: [240, 50, 40, 255],
+                           fault: [250, 160, 40, 240], offline: [90, 95, 105, 200] };
   const STAGE_COLOURS = { acknowledge: [250, 210, 60, 230], contact: [250, 140, 50, 230], resolve: [90, 160, 250, 230],
                           closed: [140, 150, 160, 160] };
-  const ALARM_BIT = 0x80;
-  let sensors = null;  // {ids, positions (Float64Array), value, code, category, categories, version}
+  let sensors = null;  // {ids, positions (Float64Array), value, code, category, categories, version, status}
   let cameras = null;
   let tickets = null;  // {id: {...}} by id
   let socket = null;
@@ -28,6 +28,19 @@
   let opened = false;  // a later open is a reconnection: repaint from the snapshots
 
   // --- snapshots ---------------------------------------------------------------------------
+  // what each code byte of a snapshot (and of the deltas of its version) means, from the snapshot's header
+  // (status_codes: name -> code, alarm_bit): its status name and colour, an open alarm named and drawn as one
+  function statusTable(header) {
+    const alarmBit = header.alarm_bit;
+    const byCode = new Map(Object.entries(header.status_codes).map(([name, code]) => [code, name]));
+    const name = [], colour = [];
+    for (let c = 0; c < 256; c++) {
+      name.push((c & alarmBit) ? "alarm" : byCode.get(c & ~alarmBit));
+      colour.push(Object.hasOwn(STATUS_COLOURS, name[c]) ? STATUS_COLOURS[name[c]] : STATUS_COLOURS.none);
+    }
+    return { alarmBit, name, colour };
+  }
+
   async function loadSensors() {
     const buffer = await (await fetch("/live/snapshot/sensors")).arrayBuffer();
     const headerLength = new DataView(buffer).getUint32(0, true);
@@ -47,7 +60,7 @@
     const ids = new TextDecoder().decode(col("ids", Uint8Array)).split("\n");
     sensors = { ids, positions, value: col("value", Float32Array), code: col("code", Uint8Array),
                 category: col("category", Uint8Array), categories: header.categories, version: header.version,
-                colours: new Uint8Array(header.count * 4) };
+                status: statusTable(header), colours: new Uint8Array(header.count * 4) };
     for (let i = 0; i < header.count; i++) paintSensor(i);
     findAlarmed();
     // one data object per snapshot: a delta repaints colours in place and bumps the update trigger, so
@@ -59,15 +72,13 @@
   }
 
   function paintSensor(i) {
-    const c = sensors.code[i];
-    const colour = (c & ALARM_BIT) ? STATUS_COLOURS[2] : STATUS_COLOURS[c & 0x7f] || STATUS_COLOURS[0];
-    sensors.colours.set(colour, 4 * i);
+    sensors.colours.set(sensors.status.colour[sensors.code[i]], 4 * i);
   }
 
   // the sensors with an open alarm, looked for when codes change (not on every pulse of their rings)
   function findAlarmed() {
-    const alarmed = [];
-    for (let i = 0; i < sensors.ids.length; i++) if (sensors.code[i] & ALARM_BIT) alarmed.push(i);
+    const alarmed = [], alarmBit = sensors.status.alarmBit;
+    for (let i = 0; i < sensors.ids.length; i++) if (sensors.code[i] & alarmBit) alarmed.push(i);
     sensors.alarmed = alarmed;
     live.alarmIds = alarmed.map((i) => sensors.ids[i]);
   }
@@ -162,11 +173,10 @@
     if (id === "live-sensors" || id === "live-alarms") {
       const i = id === "live-sensors" ? info.index : info.object;
       if (i === undefined || i < 0) return null;
-      const c = sensors.code[i];
-      const status = (c & ALARM_BIT) ? "alarm" : STATUS_NAMES[c & 0x7f];
+      const status = sensors.status.name[sensors.code[i]];
       const value = Number.isNaN(sensors.value[i]) ? "—" : sensors.value[i].toFixed(3);
       return { className: "cim-tooltip", html: `<div class="tt-title">${api.escapeHtml(sensors.ids[i])}</div><table>` +
-        row(sensors.categories[sensors.category[i]], t("status_" + status)) + row(t("value"), value) +
+        row(sensors.categories[sensors.category[i]], t("status_" + status) ?? status) + row(t("value"), value) +
         "</table>" };
     }
     if (id === "live-tickets" && info.object) {
@@ -258,12 +268,13 @@
   // --- the stream -------------------------------------------------------------------------------------
   function applyDelta(m) {
     live.deltas += 1;
-    if (m.sensors && sensors && m.version === sensors.version) {
+    if (m.sensors && sensors && m.version === sensors.version) {  // codes as in that version's snapshot header
       const { i, value, code } = m.sensors;
+      const alarmBit = sensors.status.alarmBit;
       let flipped = false;  // an alarm opened or closed: only then are all sensors scanned for the open ones
       for (let k = 0; k < i.length; k++) {
         sensors.value[i[k]] = value[k] === null ? NaN : value[k];
-        flipped ||= ((sensors.code[i[k]] ^ code[k]) & ALARM_BIT) !== 0;
+        flipped ||= ((sensors.code[i[k]] ^ code[k]) & alarmBit) !== 0;
         sensors.code[i[k]] = code[k];
         paintSensor(i[k]);
       }
@@ -281,7 +292,13 @@
     socket.onopen = async () => {
       retry = 1000;
       try {
-        if (opened) { live.reconnects += 1; await Promise.all([loadSensors(), loadCameras(), loadTickets()]); }
+        if (opened) {
+          // the server may have restarted (versions count from 1 again, codes may differ): its sensor deltas wait
+          // for its snapshot, never decoded with the old header
+          if (sensors) sensors.version = null;
+          live.reconnects += 1;
+          await Promise.all([loadSensors(), loadCameras(), loadTickets()]);
+        }
         opened = true;
         live.connected = true;
         labels();

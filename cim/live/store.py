@@ -1,4 +1,4 @@
-"""Live data in PostGIS: the ``live`` schema and how records are stored.
+"""The live hub's storage in PostGIS: the ``live`` schema and how records are stored.
 
 - ``live.sensors``, ``live.cameras``: the registries (id, category or view,
   location, street/community/grid), filled from the layers of the same name.
