@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import psycopg
 import typer
@@ -21,6 +21,9 @@ from cim.config import get_settings
 from cim.crs import Datum
 from cim.samples import Scale
 from cim.errors import CimError
+
+if TYPE_CHECKING:
+    from import_scripts.contract import Importer
 
 app = typer.Typer(help="CIM twin: import city data into 3D Tiles and PostGIS layers, and serve the viewer.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -222,10 +225,10 @@ _DATUM = typer.Option(Datum.wgs84, help="lon/lat datum of the source: wgs84, gcj
 _GRID_JOIN = typer.Option(True, help="place each feature in its street/community/grid")
 
 
-def _run_import(run, *args) -> None:
+def _run_import(importer: type[Importer[Any]], source: Path, name: str, options: Any) -> None:
     with _progress() as progress:
         bars = _ProgressBars(progress)
-        report = run(get_settings(), *args, progress=bars)
+        report = importer(get_settings(), source, name, options, progress=bars).run()
         bars.finish()
     print_report(report)
 
@@ -236,10 +239,10 @@ def import_layer(source: Path = _SOURCE, name: str = _NAME, title: Optional[str]
                  layer: Optional[str] = _LAYER, src_crs: Optional[str] = _SRC_CRS, datum: Datum = _DATUM,
                  grid_join: bool = _GRID_JOIN) -> None:
     """Import a vector file into a PostGIS layer (replacing its previous version only on success)."""
-    from import_scripts import layer as layer_importer
+    from import_scripts.layer import LayerImporter, LayerOptions
 
-    options = layer_importer.LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join)
-    _run_import(layer_importer.run, source, name, options)
+    options = LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join)
+    _run_import(LayerImporter, source, name, options)
 
 
 @import_app.command("buildings")
@@ -255,16 +258,16 @@ def import_buildings(
     default_height: float = typer.Option(9.0, help="height given to a building without a usable one"),
 ) -> None:
     """Import building footprints into a PostGIS layer and a 3D Tiles 1.1 tileset (the white model)."""
-    from import_scripts import buildings as buildings_importer
+    from import_scripts.buildings import BuildingOptions, BuildingsImporter
     from import_scripts.layer import LayerOptions
 
     if height_field and floors_field:
         raise CimError("give --height-field or --floors-field, not both")
-    options = buildings_importer.BuildingOptions(
+    options = BuildingOptions(
         layer=LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join),
         height_field=height_field, floors_field=floors_field, floor_height=floor_height,
         base_height_field=base_height_field, default_height=default_height)
-    _run_import(buildings_importer.run, source, name, options)
+    _run_import(BuildingsImporter, source, name, options)
 
 
 @import_app.command("bim")
@@ -279,12 +282,11 @@ def import_bim(
     grid_join: bool = _GRID_JOIN,
 ) -> None:
     """Import a BIM model: 3D Tiles (one feature per element), an element layer and the building outline."""
-    from import_scripts import bim
+    from import_scripts.bim import BimImporter, BimOptions
     from import_scripts.bim.georef import Anchor
 
-    options = bim.BimOptions(title=title, anchor=Anchor.parse(anchor) if anchor else None, jobs=jobs,
-                             grid_join=grid_join)
-    _run_import(bim.run, source, name, options)
+    options = BimOptions(title=title, anchor=Anchor.parse(anchor) if anchor else None, jobs=jobs, grid_join=grid_join)
+    _run_import(BimImporter, source, name, options)
 
 
 @import_app.command("oblique")
@@ -302,12 +304,12 @@ def import_oblique(
 ) -> None:
     """Import oblique photography (OSGB/OBJ) into 3D Tiles, keeping its LOD pyramid; its footprints into a layer.
     An interrupted import resumes where it stopped when run again."""
-    from import_scripts import oblique
+    from import_scripts.oblique import ObliqueImporter, ObliqueOptions
     from import_scripts.oblique.production import parse_origin
 
-    options = oblique.ObliqueOptions(srs=srs, origin=parse_origin(origin, "--origin") if origin else None,
-                                     jobs=jobs, title=title, grid_join=grid_join)
-    _run_import(oblique.run, source, name, options)
+    options = ObliqueOptions(srs=srs, origin=parse_origin(origin, "--origin") if origin else None, jobs=jobs,
+                             title=title, grid_join=grid_join)
+    _run_import(ObliqueImporter, source, name, options)
 
 
 # --- serve / demo -------------------------------------------------------------------------

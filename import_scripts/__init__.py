@@ -1,6 +1,7 @@
-"""Importers, one module per source kind, each the same shape:
+"""Importers, one module per source kind, each filling one contract
+(:class:`import_scripts.contract.Importer`):
 
-    run(settings, source, name, options, progress) -> ImportReport
+    read -> normalise CRS -> write tiles and/or a layer -> report
 
-read -> normalise CRS -> write tiles and/or a layer -> report.
+Each module also has ``run(settings, source, name, options, progress) -> ImportReport``.
 """

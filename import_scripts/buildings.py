@@ -8,7 +8,6 @@ Either both the layer and the tileset are replaced, or neither.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,14 +19,15 @@ from psycopg import sql
 
 from cim.config import Settings
 from cim.errors import InputError
-from import_scripts.layer import LayerOptions, load, read_features, report
+from import_scripts.layer import LayerOptions, VectorImporter
 from import_scripts.report import ImportReport, Progress
 from layers.catalogue import LayerInfo
 from layers.gridjoin import GRID_COLUMNS
+from layers.load import LoadResult
 from tiles.buildings import Buildings, write_buildings_tileset
-from tiles.tileset import TilesetReport
 from tiles.metadata import Column
 from tiles.output import TilesetVersion
+from tiles.tileset import TilesetReport
 
 HEIGHT_NAMES = ("height", "高度", "建筑高度", "bldg_height", "building_height", "h")
 FLOORS_NAMES = ("floors", "层数", "楼层数", "floor", "storeys", "stories", "levels", "building:levels")
@@ -35,7 +35,6 @@ ID_NAMES = ("id", "编号", "bldg_id", "building_id", "code")
 NAME_NAMES = ("name", "名称", "建筑名称")
 USE_NAMES = ("use", "用途", "usage", "function", "type")
 MAX_PLAUSIBLE_HEIGHT = 1000.0  # metres: the tallest building stands 828 m
-_NAMED = 20
 
 
 @dataclass(frozen=True)
@@ -117,45 +116,57 @@ def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], 
     return out
 
 
+class BuildingsImporter(VectorImporter):
+    kind = "buildings"
+    writes_tileset = True
+    options: BuildingOptions  # type: ignore[assignment]  # a VectorImporter whose layer options are nested
+
+    def layer_options(self) -> LayerOptions:
+        return self.options.layer
+
+    def read(self) -> None:
+        super().read()
+        table = self.features.table
+        if table.geometry_type != "MultiPolygon":
+            raise InputError(str(self.source),
+                             f"holds {table.geometry_type} geometries; buildings need polygon footprints")
+        self.heights = resolve_heights(table.attributes, self.options, str(self.source))
+        attributes = table.attributes
+        if "height" in attributes.column_names:
+            attributes = attributes.drop_columns(["height"])
+        table.attributes = attributes.append_column("height", pa.array(self.heights.height))
+
+    def write(self, version: TilesetVersion | None) -> LoadResult:
+        assert version is not None
+        table, heights = self.features.table, self.heights
+        tiles: list[TilesetReport] = []
+
+        def write_tiles(conn: psycopg.Connection, layer: LayerInfo) -> None:
+            placed = _placement(conn, layer)
+            buildings = Buildings(footprints=table.geometry, base=heights.base, height=heights.height,
+                                  columns=_metadata(table.attributes, heights, placed, np.arange(1, len(table) + 1)))
+            tiles.append(write_buildings_tileset(buildings, version.folder,
+                                                 progress=lambda done, total: self.progress("tiles", done, total)))
+
+        result = self.load_features(before_commit=write_tiles)
+        self.tiles = tiles[0]
+        return result
+
+    def summary(self, result: LoadResult, tileset: Path | None) -> ImportReport:
+        self.summary_notes(result)
+        heights, ts = self.heights, self.tiles
+        self.report.note(heights.rule)
+        self.report.note_named(f"{len(heights.defaulted)} buildings had no usable height and got the default "
+                               f"{self.options.default_height:g} m",
+                               [f"record {i + 1}" for i in heights.defaulted])
+        self.report.note(f"tileset: {ts.tiles} tiles, {ts.depth} levels, {ts.triangles:,} triangles, "
+                         f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s")
+        return self.report.build(result, output=f"{result.layer.table_schema}.{self.name} + {tileset}")
+
+
 def run(settings: Settings, source: Path, name: str, options: BuildingOptions = BuildingOptions(),
         progress: Progress | None = None) -> ImportReport:
-    t0 = time.perf_counter()
-    features = read_features(source, name, options.layer, progress)
-    table = features.table
-    if table.geometry_type != "MultiPolygon":
-        raise InputError(str(source), f"holds {table.geometry_type} geometries; buildings need polygon footprints")
-    heights = resolve_heights(table.attributes, options, str(source))
-    attributes = table.attributes
-    if "height" in attributes.column_names:
-        attributes = attributes.drop_columns(["height"])
-    table.attributes = attributes.append_column("height", pa.array(heights.height))
-
-    version = TilesetVersion.create(settings.tilesets_dir, name)
-    tiles: list[TilesetReport] = []
-
-    def write_tiles(conn: psycopg.Connection, layer: LayerInfo) -> None:
-        placed = _placement(conn, layer)
-        buildings = Buildings(footprints=table.geometry, base=heights.base, height=heights.height,
-                              columns=_metadata(table.attributes, heights, placed, np.arange(1, len(table) + 1)))
-        tiles.append(write_buildings_tileset(
-            buildings, version.folder, progress=(lambda done, total: progress("tiles", done, total)) if progress else None))
-
-    try:
-        result = load(settings, name, features, options.layer, progress, before_commit=write_tiles)
-    except BaseException:
-        version.discard()
-        raise
-    tileset_path = version.commit()
-    ts = tiles[0]
-    notes = [heights.rule]
-    if heights.defaulted:
-        named = ", ".join(f"record {i + 1}" for i in heights.defaulted[:_NAMED])
-        notes.append(f"{len(heights.defaulted)} buildings had no usable height and got the default "
-                     f"{options.default_height:g} m: {named}" + (" ..." if len(heights.defaulted) > _NAMED else ""))
-    notes.append(f"tileset: {ts.tiles} tiles, {ts.depth} levels, {ts.triangles:,} triangles, "
-                 f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s")
-    return report("buildings", name, features, result, options.layer, t0=t0,
-                  output=f"{result.layer.table_schema}.{name} + {tileset_path}", notes=notes)
+    return BuildingsImporter(settings, source, name, options, progress).run()
 
 
 def _placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarray]:

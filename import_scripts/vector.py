@@ -20,6 +20,7 @@ import shapely
 
 from cim.crs import WGS84, Datum, geometries_to_wgs84, resolve_crs
 from cim.errors import CrsError, InputError
+from import_scripts.report import NAMED
 from layers.load import FeatureTable
 
 #: column names GDAL's CSV driver takes as coordinates or geometry
@@ -36,8 +37,18 @@ _FAMILIES = {
     "LineString": "line", "MultiLineString": "line", "LinearRing": "line",
     "Polygon": "polygon", "MultiPolygon": "polygon",
 }
-_NAMED = 20  # skipped records named one by one in the summary
 _LAYER_TYPE = {"line": "MultiLineString", "polygon": "MultiPolygon"}
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """What every vector import takes (``cim import layer`` and the importers built on it)."""
+
+    title: str | None = None
+    layer: str | None = None  # the layer inside a multi-layer file
+    src_crs: str | None = None
+    datum: Datum = Datum.wgs84
+    grid_join: bool = True
 
 
 @dataclass
@@ -153,7 +164,7 @@ def normalise(source: VectorSource, datum: Datum = Datum.wgs84) -> tuple[Feature
     geoms = shapely.force_2d(source.geometry)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     report.skipped_count = int(missing.sum())
-    report.skipped += [f"record {i + 1}: no geometry" for i in np.flatnonzero(missing)[:_NAMED]]
+    report.skipped += [f"record {i + 1}: no geometry" for i in np.flatnonzero(missing)[:NAMED]]
     keep = ~missing
     if not keep.any():
         raise InputError(where, "no record has a geometry")
@@ -189,7 +200,7 @@ def normalise(source: VectorSource, datum: Datum = Datum.wgs84) -> tuple[Feature
         if still_bad.any():
             report.skipped_count += int(still_bad.sum())
             report.skipped += [f"record {idx[j] + 1}: invalid geometry that cannot be repaired"
-                               for j in np.flatnonzero(still_bad)[:_NAMED]]
+                               for j in np.flatnonzero(still_bad)[:NAMED]]
             geoms, idx = geoms[~still_bad], idx[~still_bad]
             if len(idx) == 0:
                 raise InputError(where, "no record has a usable geometry (all are invalid and cannot be repaired)")
@@ -228,3 +239,14 @@ def _to_multi(geoms: np.ndarray, family: str) -> np.ndarray:
     if is_single.any():
         out[is_single] = maker(out[is_single].reshape(-1, 1))
     return out
+
+
+@dataclass
+class Features:
+    """A source read and normalised: what every vector importer loads."""
+
+    source: Path
+    vector: VectorSource
+    table: FeatureTable
+    checks: NormaliseReport
+

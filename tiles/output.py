@@ -8,6 +8,15 @@ until the next swap, so that a viewer that opened it just before can still
 fetch its tiles. One import of a name at a time: a version holds the name's
 lock from ``create`` to ``commit`` or ``discard``, so two imports cannot
 delete or overtake each other's folder.
+
+Importers use one lifecycle, :meth:`TilesetVersion.writing`::
+
+    with TilesetVersion.writing(tilesets_dir, name) as version:
+        ...  # write into version.folder
+    version.tileset  # committed: the path of tileset.json
+
+committed when the block ends, discarded if it raises (or kept to be resumed,
+for an import that can resume).
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -28,6 +39,25 @@ class TilesetVersion:
     name: str
     folder: Path  # where this version is written
     _lock: IO | None = field(default=None, repr=False)
+    #: the committed tileset.json (set by :meth:`commit`)
+    tileset: Path | None = None
+
+    @classmethod
+    @contextmanager
+    def writing(cls, root: Path, name: str, *, resume_key: str | None = None) -> Iterator[TilesetVersion]:
+        """A new version of ``name``, committed when the block ends without an
+        error. On an error it is discarded; with a ``resume_key`` (see
+        :meth:`resume`) it is kept instead, for the next run to finish."""
+        version = cls.resume(root, name, resume_key) if resume_key is not None else cls.create(root, name)
+        try:
+            yield version
+        except BaseException:
+            if resume_key is not None:
+                version.keep_for_resume()  # finished files are reused by the next run of the same import
+            else:
+                version.discard()
+            raise
+        version.commit()
 
     @staticmethod
     def _take_name(root: Path, name: str) -> tuple[Path, IO]:
@@ -44,14 +74,14 @@ class TilesetVersion:
         return versions / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
 
     @classmethod
-    def create(cls, root: Path, name: str) -> "TilesetVersion":
+    def create(cls, root: Path, name: str) -> TilesetVersion:
         versions, lock = cls._take_name(root, name)
         folder = cls._stamped(versions, name)
         folder.mkdir()
         return cls(root, name, folder, lock)
 
     @classmethod
-    def resume(cls, root: Path, name: str, key: str) -> "TilesetVersion":
+    def resume(cls, root: Path, name: str, key: str) -> TilesetVersion:
         """A version that survives an interrupted import: ``.versions/NAME-partial``,
         reused by the next import of the same ``key`` (same source, same
         options), which then skips what is already written; started afresh
@@ -92,7 +122,8 @@ class TilesetVersion:
             if old.resolve() not in (self.folder.resolve(), previous):
                 shutil.rmtree(old, ignore_errors=True)
         self._release()
-        return link / "tileset.json"
+        self.tileset = link / "tileset.json"
+        return self.tileset
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

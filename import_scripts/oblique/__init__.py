@@ -16,7 +16,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +25,16 @@ import pyarrow as pa
 import shapely
 
 from cim.config import Settings
-from cim.db import connect
 from cim.errors import InputError
-from import_scripts.layer import database_errors
+from import_scripts.contract import Importer
 from import_scripts.oblique.convert import Job, convert, finished
 from import_scripts.oblique.production import Production, TileFolder, open_production
 from import_scripts.report import ImportReport, Progress
-from layers.load import FeatureTable, load_layer
-from layers.schema import LAYER_SCHEMA, validate_layer_name
+from layers.load import FeatureTable, LoadResult
+from layers.schema import LAYER_SCHEMA
 from tiles.geodesy import EnuFrame
 from tiles.oblique import TileContent, TreeTile, write_root_tileset, write_tree_tileset
 from tiles.output import TilesetVersion
-
-_NAMED = 20
 _FORMAT = 2  # bump when what a record holds changes: older partial work is then redone
 
 
@@ -128,19 +124,17 @@ def _key(production: Production) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _convert_all(jobs: list[Job], workers: int, progress: Progress | None) -> tuple[int, int]:
+def _convert_all(jobs: list[Job], workers: int, progress: Progress) -> tuple[int, int]:
     """Convert what is not finished yet, ``workers`` files at a time; returns (converted, reused)."""
     todo = [j for j in jobs if finished(j) is None]
     reused = len(jobs) - len(todo)
     done = reused
-    if progress:
-        progress("convert", done, len(jobs))
+    progress("convert", done, len(jobs))
     if workers <= 1:
         for job in todo:
             convert(job)
             done += 1
-            if progress:
-                progress("convert", done, len(jobs))
+            progress("convert", done, len(jobs))
         return len(todo), reused
     # spawn: workers start clean (no copy of the parent's pyproj/database state); a bounded number
     # of files in flight keeps memory flat however large the production is
@@ -155,8 +149,7 @@ def _convert_all(jobs: list[Job], workers: int, progress: Progress | None) -> tu
                 nxt = next(pending, None)
                 if nxt is not None:
                     running.add(pool.submit(convert, nxt))
-            if progress:
-                progress("convert", done, len(jobs))
+            progress("convert", done, len(jobs))
     return len(todo), reused
 
 
@@ -180,91 +173,95 @@ def _layer_table(production: Production, trees: list[FolderTree], levels: int) -
     return FeatureTable(pa.Table.from_pylist(rows), np.array(geoms, dtype=object), "MultiPolygon")
 
 
-def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = ObliqueOptions(),
-        progress: Progress | None = None) -> ImportReport:
-    """Import the production. Workers are spawned processes: a script that
-    calls this must do so under ``if __name__ == "__main__":``."""
-    t0 = time.perf_counter()
-    validate_layer_name(name)
-    if progress:
-        progress("read", 0, 0)
-    production = open_production(Path(source), options.srs, options.origin)
-    georef = production.georef
-    centre = georef.to_lonlath(np.zeros((1, 3)))[0]
-    frame_lonlat = (float(centre[0]), float(centre[1]))
-    frame = EnuFrame.at(*frame_lonlat, 0.0)
-    version = TilesetVersion.resume(settings.tilesets_dir, name, _key(production))
-    try:
-        out = version.folder
+class ObliqueImporter(Importer[ObliqueOptions]):
+    """Workers are spawned processes: a script that runs this import must do
+    so under ``if __name__ == "__main__":``."""
+
+    kind = "oblique"
+    writes_tileset = True
+
+    def read(self) -> None:
+        self.production = open_production(self.source, self.options.srs, self.options.origin)
+        georef = self.production.georef
+        centre = georef.to_lonlath(np.zeros((1, 3)))[0]
+        self.frame_lonlat = (float(centre[0]), float(centre[1]))
+        self.frame = EnuFrame.at(*self.frame_lonlat, 0.0)
+        self.report.crs = georef.description
+
+    def resume_key(self) -> str:
+        return _key(self.production)
+
+    def write(self, version: TilesetVersion | None) -> LoadResult:
+        assert version is not None
+        production, georef, out, name = self.production, self.production.georef, version.folder, self.name
         for stray in out.rglob("*.tmp"):  # what a killed run was writing
             stray.unlink()
         jobs = []
         for folder in production.folders:
             (out / "tiles" / folder.name).mkdir(parents=True, exist_ok=True)
-            jobs += [Job(str(f), str(_record_path(out, folder, f)), georef, frame, root=f == folder.root)
+            jobs += [Job(str(f), str(_record_path(out, folder, f)), georef, self.frame, root=f == folder.root)
                      for f in folder.files]
-        workers = max(1, options.jobs or os.cpu_count() or 1)
-        converted, reused = _convert_all(jobs, workers, progress)
-        if progress:
-            progress("tileset", 0, len(production.folders))
+        workers = max(1, self.options.jobs or os.cpu_count() or 1)
+        self.converted, self.reused = _convert_all(jobs, workers, self.progress)
+        self.progress("tileset", 0, len(production.folders))
         trees, refs = [], []
         for i, folder in enumerate(production.folders):
             tree = build_tree(folder, out)
             trees.append(tree)
             if tree.root is not None:
-                ref = write_tree_tileset(out / "tiles" / folder.name, "tileset.json", tree.root, frame,
+                ref = write_tree_tileset(out / "tiles" / folder.name, "tileset.json", tree.root, self.frame,
                                          {"folder": folder.name, "levels": tree.levels},
                                          ref_uri=f"tiles/{folder.name}/tileset.json")
                 if ref is not None:
                     refs.append((ref, tree.root.lo, tree.root.hi))
-            if progress:
-                progress("tileset", i + 1, len(production.folders))
+            self.progress("tileset", i + 1, len(production.folders))
         broken_roots = [t for t in trees if t.root_error]
         if broken_roots:
             first = broken_roots[0]
-            raise InputError(str(first.folder.root), first.root_error,
+            raise InputError(str(first.folder.root), first.root_error or "",
                              hint=f"{len(broken_roots)} folder(s) have an unreadable root tile; the rest is converted "
                                   "and kept: fix or remove the file and run the same command again to finish; "
                                   f"the previous tileset {name!r} is still served")
         if not refs:
             raise InputError(str(production.source), "has no tile with geometry",
                              hint=f"the previous tileset {name!r} is still served")
-        levels = max(t.levels for t in trees)
-        totals = {k: sum(getattr(t, k) for t in trees) for k in ("tiles", "triangles", "textures", "bytes")}
-        write_root_tileset(out, refs, frame, {
+        self.trees = trees
+        self.levels = max(t.levels for t in trees)
+        self.totals = {k: sum(getattr(t, k) for t in trees) for k in ("tiles", "triangles", "textures", "bytes")}
+        write_root_tileset(out, refs, self.frame, {
             "kind": "oblique", "source": str(production.source.resolve()), "srs": georef.srs,
-            "srs_origin": list(georef.origin), "origin": {"lon": frame_lonlat[0], "lat": frame_lonlat[1]},
-            "folders": len(refs), "levels": levels, **totals})
-        table = _layer_table(production, trees, levels)
-        with database_errors(source, name), connect(settings, autocommit=True) as conn:
-            result = load_layer(conn, name, table, title=options.title or f"倾斜摄影 {production.source.name}",
-                                source=str(production.source.resolve()), source_crs=georef.description,
-                                grid_layer=settings.grid_layer if options.grid_join else None, progress=progress)
-    except BaseException:
-        version.keep_for_resume()  # finished files are reused by the next run of the same import
-        raise
-    tileset_path = version.commit()
-    missing = [m for t in trees for m in t.missing]
-    unreadable = [u for t in trees for u in t.unreadable]
-    notes = [f"georeference: {georef.description}",
-             f"{production.files:,} files ({production.bytes / 1e6:,.1f} MB of {production.kind.upper()}) in "
-             f"{len(production.folders)} folders: {converted:,} converted, {reused:,} reused from an interrupted run",
-             f"tileset: {totals['tiles']:,} tiles, {levels} levels, {totals['triangles']:,} triangles, "
-             f"{totals['textures']:,} textures, {totals['bytes'] / 1e6:,.1f} MB"]
-    if missing:
-        notes.append(f"{len(missing)} child tiles are named but absent (their parents are drawn as the finest "
-                     f"level there): " + ", ".join(missing[:_NAMED]) + (" ..." if len(missing) > _NAMED else ""))
-    unreached = sum(t.unreached for t in trees)
-    if unreached:
-        notes.append(f"{unreached} files are not named by any PagedLOD and were left out")
-    untextured = [u for t in trees for u in t.untextured]
-    if untextured:
-        notes.append(f"{len(untextured)} textures are in a pixel format 3D Tiles cannot carry (compressed or not "
-                     "8-bit) and were drawn grey: " + ", ".join(untextured[:_NAMED]))
-    skipped = unreadable + missing
-    seconds = time.perf_counter() - t0
-    return ImportReport(kind="oblique", name=name, source=str(source), feature_count=totals["tiles"],
-                        geometry_type=f"tiles ({production.kind.upper()})", bbox=result.layer.bbox,
-                        output=f"{LAYER_SCHEMA}.{name} + {tileset_path}", crs=georef.description,
-                        version=result.layer.version, skipped_count=len(skipped),
-                        skipped=skipped[:_NAMED], notes=notes, seconds=seconds)
+            "srs_origin": list(georef.origin), "origin": {"lon": self.frame_lonlat[0], "lat": self.frame_lonlat[1]},
+            "folders": len(refs), "levels": self.levels, **self.totals})
+        table = _layer_table(production, trees, self.levels)
+        return self.load(table, title=self.options.title or f"倾斜摄影 {production.source.name}",
+                         source=production.source, source_crs=georef.description, grid_join=self.options.grid_join)
+
+    def summary(self, result: LoadResult, tileset: Path | None) -> ImportReport:
+        production, trees, totals = self.production, self.trees, self.totals
+        missing = [m for t in trees for m in t.missing]
+        unreadable = [u for t in trees for u in t.unreadable]
+        self.report.notes += [
+            f"georeference: {production.georef.description}",
+            f"{production.files:,} files ({production.bytes / 1e6:,.1f} MB of {production.kind.upper()}) in "
+            f"{len(production.folders)} folders: {self.converted:,} converted, {self.reused:,} reused from an "
+            "interrupted run",
+            f"tileset: {totals['tiles']:,} tiles, {self.levels} levels, {totals['triangles']:,} triangles, "
+            f"{totals['textures']:,} textures, {totals['bytes'] / 1e6:,.1f} MB"]
+        self.report.note_named(f"{len(missing)} child tiles are named but absent (their parents are drawn as the "
+                               "finest level there)", missing)
+        unreached = sum(t.unreached for t in trees)
+        if unreached:
+            self.report.note(f"{unreached} files are not named by any PagedLOD and were left out")
+        untextured = [u for t in trees for u in t.untextured]
+        self.report.note_named(f"{len(untextured)} textures are in a pixel format 3D Tiles cannot carry (compressed "
+                               "or not 8-bit) and were drawn grey", untextured)
+        self.report.skip(unreadable + missing)
+        return self.report.build(result, feature_count=totals["tiles"],
+                                 geometry_type=f"tiles ({production.kind.upper()})",
+                                 output=f"{LAYER_SCHEMA}.{self.name} + {tileset}")
+
+
+def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = ObliqueOptions(),
+        progress: Progress | None = None) -> ImportReport:
+    """Import the production (see :class:`ObliqueImporter`)."""
+    return ObliqueImporter(settings, source, name, options, progress).run()
