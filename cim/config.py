@@ -1,15 +1,32 @@
-"""The one settings object, read from the environment (``CIM_*`` variables)."""
+"""The one settings object, read from the environment (``CIM_*`` variables).
+
+Every field below is a setting: ``CIM_`` + its name in capitals
+(``CIM_DATA_DIR``, ``CIM_DATABASE_URL``, ...). Values are validated when the
+object is made, so a bad variable fails at start with its name, not on the
+first request. README's configuration table is written from this class
+(``python -m cim.config`` prints it; a test keeps the two in step).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Settings:
+def _resolved(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
+
+
+class Settings(BaseSettings):
     """Everything configurable, in one place.
 
     ``database_url`` is ``None`` when the project runs its own local PostGIS
@@ -17,24 +34,33 @@ class Settings:
     PostgreSQL/PostGIS server instead (the project then never starts one).
     """
 
-    data_dir: Path = field(default_factory=lambda: Path(".cim").resolve())
-    database_url: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8000
-    #: the layer whose polygons place every feature in its street/community/grid
-    grid_layer: str = "grids"
-    #: most features one vector tile carries (the densest layers at low zoom)
-    mvt_feature_limit: int = 50_000
-    #: pool size of the HTTP server's database connections
-    db_pool_size: int = 8
-    #: the MQTT broker of live readings (mqtt://host:port); None: `cim serve` runs a local mosquitto
-    mqtt_url: str | None = None
-    #: days of readings kept (older daily partitions are dropped)
-    live_retention_days: int = 90
-    #: the 10-30-24 rule of citizen tickets: minutes to acknowledge, minutes to contact, hours to resolve
-    sla_acknowledge_minutes: int = 10
-    sla_contact_minutes: int = 30
-    sla_resolve_hours: int = 24
+    model_config = SettingsConfigDict(env_prefix="CIM_", frozen=True, extra="ignore", env_ignore_empty=True,
+                                      validate_default=True)
+
+    data_dir: ResolvedPath = Field(Path(".cim"), description="local cluster (`pg/`), tilesets, caches")
+    database_url: str | None = Field(None, description="use this PostgreSQL/PostGIS server; no local cluster "
+                                                       "is started")
+    host: str = Field("127.0.0.1", description="where `cim serve` listens")
+    port: int = Field(8000, ge=1, le=65535, description="the port `cim serve` listens on")
+    grid_layer: str = Field("grids", description="the layer that places features in street/community/grid")
+    mvt_feature_limit: int = Field(50_000, ge=1, le=10_000_000, description="most features in one vector tile")
+    db_pool_size: int = Field(8, ge=2, le=1000, description="database connections of the HTTP server")
+    node_modules: ResolvedPath = Field(_REPO / "node_modules",
+                                       description="where the viewer's JavaScript is served from")
+    mqtt_url: str | None = Field(None, description="the MQTT broker of live readings (`mqtt://host:1883`); "
+                                                   "unset: a local mosquitto")
+    live_retention_days: int = Field(90, ge=1, le=36_500, description="days of readings kept")
+    sla_acknowledge_minutes: int = Field(10, ge=1, le=100_000, description="the 10-30-24 rule: minutes to "
+                                                                           "acknowledge a ticket")
+    sla_contact_minutes: int = Field(30, ge=1, le=100_000, description="minutes to contact the citizen")
+    sla_resolve_hours: int = Field(24, ge=1, le=100_000, description="hours to resolve the ticket")
+
+    @field_validator("database_url", "mqtt_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(f"{value!r} is not a URL (scheme://...)")
+        return value
 
     @property
     def cluster_dir(self) -> Path:
@@ -50,35 +76,48 @@ class Settings:
         return self.data_dir / "streams"
 
     @property
+    def viewer_config_file(self) -> Path:
+        """The viewer's styles for named layers (``cim demo`` puts the sample's there)."""
+        return self.data_dir / "viewer.json"
+
+    @property
     def uses_local_cluster(self) -> bool:
         return self.database_url is None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if env is None else env)
-        kwargs: dict = {}
-        if env.get("CIM_DATA_DIR"):
-            kwargs["data_dir"] = Path(env["CIM_DATA_DIR"]).expanduser().resolve()
-        for name in ("database_url", "host", "grid_layer", "mqtt_url"):  # CIM_DATABASE_URL, ...
-            if env.get(f"CIM_{name.upper()}"):
-                kwargs[name] = env[f"CIM_{name.upper()}"]
-        for name in ("port", "mvt_feature_limit", "live_retention_days", "sla_acknowledge_minutes",
-                     "sla_contact_minutes", "sla_resolve_hours"):
-            if env.get(f"CIM_{name.upper()}"):
-                kwargs[name] = _int(env, f"CIM_{name.upper()}")
-        return cls(**kwargs)
-
-
-def _int(env: dict[str, str], name: str) -> int:
-    try:
-        return int(env[name])
-    except ValueError:
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """The settings from ``env`` (default: the process environment), or a
+        :class:`~cim.errors.ConfigError` naming the variable and what is wrong."""
         from cim.errors import ConfigError
 
-        raise ConfigError(f"{name}={env[name]!r} is not a whole number") from None
+        try:
+            if env is None:
+                return cls()
+            values = {k[len("CIM_"):].lower(): v for k, v in env.items() if k.startswith("CIM_") and v != ""}
+            return cls.model_validate({k: v for k, v in values.items() if k in cls.model_fields})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = "CIM_" + str(first["loc"][0]).upper() if first["loc"] else "CIM_*"
+            raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def settings_table() -> str:
+    """README's configuration table, written from :class:`Settings`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, Path):
+            default = f"./{default}" if not default.is_absolute() else f"./{default.relative_to(_REPO)}"
+        shown = "unset" if default is None else f"`{default}`"
+        rows.append(f"| `CIM_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (read once from the environment)."""
     return Settings.from_env()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(settings_table())
