@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from cim.bbox import BBox
 from cim.errors import InputError
 from layers.catalogue import LayerInfo
 
@@ -20,22 +21,10 @@ DEFAULT_LIMIT = 100
 
 @dataclass(frozen=True)
 class ItemsRequest:
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: BBox | None = None
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     filters: dict[str, str] = field(default_factory=dict)
-
-
-def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    if not text:
-        return None
-    try:
-        parts = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
-        raise InputError("bbox", f"{text!r} is not minlon,minlat,maxlon,maxlat")
-    return parts  # type: ignore[return-value]
 
 
 def _where(layer: LayerInfo, request: ItemsRequest) -> tuple[sql.Composable, dict]:

@@ -15,6 +15,7 @@ from cim import __version__
 from cim.config import Settings, get_settings
 from cim.db import database_url
 from cim.server.deps import CatalogueCache
+from cim.server.errors import add_exception_handlers
 from cim.live.hub import LiveHub
 from cim.live.stream import Broadcaster
 from cim.server.routes import bim, health, layers, live, tilesets, viewer
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "tickets, and the viewer.")
     app.state.settings = settings
     app.state.catalogue = CatalogueCache()
+    add_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(layers.router)
     app.include_router(viewer.router)

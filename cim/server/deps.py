@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import psycopg
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from cim.config import Settings
+from cim.errors import NotFoundError
 from layers.catalogue import COLUMNS, LayerInfo, row_to_info
 from layers.schema import META_SCHEMA
 
@@ -53,5 +54,5 @@ async def get_catalogue(request: Request, pool: AsyncConnectionPool = Depends(ge
 async def get_layer(name: str, catalogue: dict[str, LayerInfo] = Depends(get_catalogue)) -> LayerInfo:
     layer = catalogue.get(name)
     if layer is None:
-        raise HTTPException(404, detail=f"no layer named {name!r}; GET /layers lists the layers")
+        raise NotFoundError(f"no layer named {name!r}", hint="GET /layers lists the layers")
     return layer

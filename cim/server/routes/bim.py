@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from psycopg_pool import AsyncConnectionPool
 
 from cim.config import Settings
+from cim.errors import NotFoundError
 from cim.server.deps import get_catalogue, get_layer, get_pool, get_settings_dep
 from layers.catalogue import LayerInfo
 from tiles.output import current_tilesets, storey_tilesets
@@ -22,7 +23,7 @@ def _storey_urls(settings: Settings, name: str) -> dict[str, str]:
 
 def _element_layer(layer: LayerInfo = Depends(get_layer)) -> LayerInfo:
     if not is_element_layer(layer):
-        raise HTTPException(404, detail=f"layer {layer.name!r} is not a BIM element layer")
+        raise NotFoundError(f"layer {layer.name!r} is not a BIM element layer")
     return layer
 
 

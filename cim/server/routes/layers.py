@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg_pool import AsyncConnectionPool
 
+from cim.bbox import parse_bbox
 from cim.config import Settings
-from cim.errors import InputError
+from cim.errors import NotFoundError
 from cim.server.deps import get_catalogue, get_layer, get_pool, get_settings_dep
 from layers.catalogue import LayerInfo
-from layers.features import DEFAULT_LIMIT, MAX_LIMIT, ItemsRequest, items_query, parse_bbox
+from layers.features import DEFAULT_LIMIT, MAX_LIMIT, ItemsRequest, items_query
 from layers.mvt import tile_in_range, tile_query
 
 router = APIRouter(prefix="/layers", tags=["layers"])
@@ -35,7 +35,7 @@ async def tile(z: int, x: int, y: int, request: Request, layer: LayerInfo = Depe
                pool: AsyncConnectionPool = Depends(get_pool),
                settings: Settings = Depends(get_settings_dep)) -> Response:
     if not tile_in_range(z, x, y):
-        raise HTTPException(404, detail=f"tile {z}/{x}/{y} does not exist")
+        raise NotFoundError(f"tile {z}/{x}/{y} does not exist")
     stamp = int(layer.imported_at.timestamp()) if layer.imported_at else 0  # versions restart with a new database
     etag = f'"{layer.name}-v{layer.version}-{stamp}-{z}-{x}-{y}"'
     headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
@@ -58,16 +58,9 @@ async def items(request: Request, layer: LayerInfo = Depends(get_layer),
                 limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
                 offset: int = Query(0, ge=0)) -> Response:
     filters = {k: v for k, v in request.query_params.items() if k not in _ITEM_PARAMS}
-    try:
-        query, params = items_query(layer, ItemsRequest(bbox=parse_bbox(bbox), limit=limit, offset=offset,
-                                                        filters=filters))
-    except InputError as exc:
-        raise HTTPException(400, detail=str(exc)) from None
-    try:
-        async with pool.connection() as conn:
-            cur = await conn.execute(query, params)
-            row = await cur.fetchone()
-    except psycopg.errors.DataError as exc:  # a filter value the column's type cannot hold
-        raise HTTPException(400, detail=f"bad filter value: {exc.diag.message_primary}; "
-                                        f"properties and their types: {layer.columns}") from None
+    query, params = items_query(layer, ItemsRequest(bbox=parse_bbox(bbox), limit=limit, offset=offset,
+                                                    filters=filters))
+    async with pool.connection() as conn:  # a filter value the column's type cannot hold: DataError, a 400
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
     return Response(content=row[0], media_type="application/geo+json")

@@ -8,18 +8,20 @@ import datetime as dt
 import gzip
 import json
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from cim.bbox import parse_bbox
+from cim.errors import InputError, NotFoundError
 from cim.live import records
 from cim.live.hub import LiveHub
 from cim.live.sla import sla_of
 from cim.live.state import sensor_snapshot
+from cim.live.store import LIVE_SCHEMA, Ticket
 from cim.live.stream import PUSH_EVERY_S, Subscriber
 from cim.server.deps import get_pool
-from layers.live import LIVE_SCHEMA, Ticket
 
 router = APIRouter(prefix="/live", tags=["live"])
 HISTORY_LIMIT = 100_000
@@ -29,23 +31,8 @@ def get_hub(request: Request) -> LiveHub:
     return request.app.state.hub
 
 
-def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        w, s, e, n = (float(v) for v in value.split(","))
-    except ValueError:
-        raise HTTPException(400, detail=f"bbox {value!r} is not west,south,east,north") from None
-    return (w, s, e, n)
-
-
 def _time(value: str | None, name: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return records.parse_time(value, name)
-    except records.RecordError as exc:
-        raise HTTPException(400, detail=str(exc)) from None
+    return None if value is None else records.parse_time(value, name)
 
 
 @router.get("/status", summary="The hub: its MQTT broker and connection, registry size, counters, viewers")
@@ -69,8 +56,8 @@ async def post_ticket(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict:
     try:
         ticket = records.ticket(body)
     except records.RecordError as exc:
-        hub.counters.rejected += 1
-        raise HTTPException(400, detail=f"ticket {body.get('id') if isinstance(body, dict) else None!r}: {exc}")
+        hub.counters.rejected += 1  # counted, then answered 400 like any refused record
+        raise InputError(f"ticket {body.get('id') if isinstance(body, dict) else None!r}", str(exc)) from None
     created, stored = await run_in_threadpool(hub.store_ticket, ticket)
     return {"id": ticket.id, "created": created,
             "sla": sla_of(stored, dt.datetime.now(dt.timezone.utc), hub.sla).to_json()}
@@ -86,7 +73,7 @@ async def sensor(sensor_id: str, pool: AsyncConnectionPool = Depends(get_pool)) 
             WHERE s.id = %s""", (sensor_id,))
         row = await cur.fetchone()
     if row is None:
-        raise HTTPException(404, detail=f"no sensor {sensor_id!r}")
+        raise NotFoundError(f"no sensor {sensor_id!r}")
     return row
 
 
@@ -114,7 +101,7 @@ async def ticket(ticket_id: str, pool: AsyncConnectionPool = Depends(get_pool), 
             FROM {LIVE_SCHEMA}.tickets WHERE id = %s""", (ticket_id,))
         row = await cur.fetchone()
     if row is None:
-        raise HTTPException(404, detail=f"no ticket {ticket_id!r}")
+        raise NotFoundError(f"no ticket {ticket_id!r}")
     t = Ticket(row["id"], row["channel"], row["category"], row["lon"], row["lat"], row["created_at"],
                row["acknowledged_at"], row["contacted_at"], row["resolved_at"])
     return {**row, "sla": sla_of(t, dt.datetime.now(dt.timezone.utc), hub.sla).to_json()}
@@ -130,7 +117,7 @@ async def sensor_snapshot_route(request: Request, bbox: str | None = Query(None,
     """Layout in ``cim.live.state.sensor_snapshot``: a JSON header (column
     offsets, categories, status codes, the registry version), then ids, 16-bit
     positions, float32 values and byte codes. Gzip when the client takes it."""
-    body = await run_in_threadpool(sensor_snapshot, hub.state, _bbox(bbox))
+    body = await run_in_threadpool(sensor_snapshot, hub.state, parse_bbox(bbox))
     headers = {"Cache-Control": "no-store", "X-Registry-Version": str(hub.state.registry.version)}
     if "gzip" in request.headers.get("accept-encoding", ""):
         body = await run_in_threadpool(gzip.compress, body, 5)
@@ -148,7 +135,7 @@ async def _columns(pool: AsyncConnectionPool, query: str, params: tuple = ()) ->
 
 @router.get("/snapshot/cameras", summary="Cameras as columns: id, lon, lat, heading, fov, range_m, status, stream_url")
 async def camera_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool)) -> dict:
-    box = _bbox(bbox) or (-180, -90, 180, 90)
+    box = parse_bbox(bbox) or (-180, -90, 180, 90)
     return await _columns(pool, f"""
         SELECT id, name, round(ST_X(geom)::numeric, 7)::float8 AS lon, round(ST_Y(geom)::numeric, 7)::float8 AS lat,
                heading, fov, range_m, status, stream_url
@@ -158,7 +145,7 @@ async def camera_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionP
 @router.get("/snapshot/tickets", summary="Open tickets and those closed in the last 24 hours, as columns with SLA")
 async def ticket_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool),
                           hub: LiveHub = Depends(get_hub)) -> dict:
-    box = _bbox(bbox) or (-180, -90, 180, 90)
+    box = parse_bbox(bbox) or (-180, -90, 180, 90)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(f"""
             SELECT id, channel, category, ST_X(geom), ST_Y(geom), created_at, acknowledged_at, contacted_at, resolved_at
@@ -196,7 +183,7 @@ async def alarms(since: str | None = Query(None, description="ISO-8601: also the
 async def counts(level: str = Query("street", description="street, community or grid"),
                  pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)) -> dict:
     if level not in _LEVELS:
-        raise HTTPException(400, detail="level must be street, community or grid")
+        raise InputError("level", f"{level!r} is not street, community or grid")
     overdue_sql = """CASE WHEN resolved_at IS NOT NULL THEN false
                           WHEN contacted_at IS NOT NULL THEN now() > created_at + %(resolve)s
                           WHEN acknowledged_at IS NOT NULL THEN now() > created_at + %(contact)s

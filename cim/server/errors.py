@@ -1,0 +1,51 @@
+"""One map from the project's errors to HTTP status codes, installed on the
+app (as TiPg's ``errors.py``): routes raise domain errors and never build an
+error response themselves. The body is FastAPI's ``{"detail": message}``."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cim.errors import CimError, ConfigError, DatabaseError, InputError, NotFoundError
+from cim.live.records import RecordError
+
+log = logging.getLogger("cim.server")
+
+#: most specific first: the first class an error is an instance of gives its status
+STATUS_CODES: dict[type[Exception], int] = {
+    NotFoundError: 404,
+    InputError: 400,
+    RecordError: 400,
+    psycopg.errors.DataError: 400,  # a value the column's type cannot hold (a property filter)
+    DatabaseError: 503,
+    psycopg.OperationalError: 503,  # the database is down or restarting
+    ConfigError: 500,
+    CimError: 400,
+}
+
+
+def status_of(exc: Exception) -> int:
+    return next((code for cls, code in STATUS_CODES.items() if isinstance(exc, cls)), 500)
+
+
+def message_of(exc: Exception) -> str:
+    if isinstance(exc, psycopg.Error):
+        primary = exc.diag.message_primary if exc.diag else None
+        return f"the database refused the request: {primary or str(exc).strip().splitlines()[0]}"
+    return str(exc)
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    status = status_of(exc)
+    if status >= 500:
+        log.error("%s %s: %s", request.method, request.url.path, message_of(exc), exc_info=exc)
+    return JSONResponse({"detail": message_of(exc)}, status_code=status)
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    for cls in STATUS_CODES:
+        app.add_exception_handler(cls, _handle)
