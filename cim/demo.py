@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from import_scripts.report import ImportReport
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data_samples" / "futian"
 BOUNDARY_GCJ02 = REPO / "data_samples" / "boundaries" / "440304.geojson"
+#: the sample's look in the viewer: its layers' styles and the layer the view opens on
+SAMPLE_VIEWER_CONFIG = SAMPLE_DIR / "viewer.json"
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,30 @@ def sample_dir(settings: Settings, scale: str) -> Path:
     return out
 
 
+def install_viewer_config(settings: Settings, source: Path = SAMPLE_VIEWER_CONFIG) -> Path:
+    """Copy the sample's viewer file to ``settings.viewer_config_file``
+    atomically (a temporary file beside it, then ``os.replace``), so a
+    running server never reads half of it."""
+    target = settings.viewer_config_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = source.read_bytes()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 def import_sample(settings: Settings, scale: str = "small", progress: Progress | None = None) -> list[ImportReport]:
     folder = sample_dir(settings, scale)
+    install_viewer_config(settings)  # first: the layers look right in a running viewer as they arrive
     task = progress.add_task("import", total=len(SAMPLE_LAYERS) + 1) if progress else None
 
     def step(description: str) -> None:

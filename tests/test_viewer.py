@@ -1,10 +1,12 @@
 """The viewer in a real browser (headless Debian Chromium): offline, without
 errors, drawing the buildings, picking one building, keeping its state in
-the URL; and the same deck from Python for Jupyter."""
+the URL; the same deck from Python for Jupyter; and the viewer file that
+gives named layers their look and the view its home."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import psycopg
@@ -113,6 +115,127 @@ def test_the_same_deck_for_jupyter(sample, conn):
     assert types.count("Tile3DLayer") == 1 and types.count("MVTLayer") == len(layers)
     assert "@@=pixels" not in d.to_json() and "@@=circle" not in d.to_json()  # literal strings stay literal
     assert all(layer.get("loadOptions") for layer in spec["layers"])  # no loader may fetch its worker from a CDN
+
+
+def test_the_sample_looks_as_its_viewer_file_says(http, settings, conn):
+    from cim.demo import SAMPLE_VIEWER_CONFIG
+
+    assert settings.viewer_config_file.read_bytes() == SAMPLE_VIEWER_CONFIG.read_bytes()  # copied by import_sample
+    config = http.get("/viewer/config.json").json()
+    entries = {entry["key"]: entry for entry in config["entries"]}
+    assert entries["futian_boundary"]["title"]["en"] == "District" and entries["streets"]["title"]["en"] == "Streets"
+    assert entries["communities"]["visible"] is False and entries["parcels"]["color"] == [250, 190, 80, 220]
+    west, south, east, north = conn.execute("SELECT bbox FROM cim.layers WHERE name = 'futian_boundary'").fetchone()[0]
+    view = config["deck"]["initialViewState"]
+    assert view["longitude"] == pytest.approx((west + east) / 2) and view["latitude"] == pytest.approx((south + north) / 2)
+
+
+def _layer(name: str, bbox: tuple[float, float, float, float], geometry_type: str = "MultiPolygon"):
+    from layers.catalogue import LayerInfo
+
+    return LayerInfo(name=name, title=name, table_schema="layers", table_name=name, geometry_type=geometry_type,
+                     srid=4326, feature_count=1, bbox=bbox)
+
+
+DISTRICT = (114.0, 22.5, 114.2, 22.7)  # centre 114.1, 22.6
+POIS = (113.0, 22.0, 113.1, 22.1)  # all layers together: centre 113.6, 22.35
+
+
+def test_a_viewer_file_styles_its_layers_and_opens_on_home(tmp_path, caplog):
+    from viewer.page import viewer_config
+    from viewer.styles import OBLIQUE_FOOTPRINTS, ViewerStyles, default_style
+
+    path = tmp_path / "viewer.json"
+    path.write_text(json.dumps({
+        "home": "district",
+        "styles": {"district": {"fill": [1, 2, 3, 4], "line": [5, 6, 7], "line_width_px": 2.5, "order": 90,
+                                "en": "District"},
+                   "pois": {"visible": True}},
+        "fields": {"ward": {"zh": "区", "en": "Ward"}},
+    }))
+    with caplog.at_level(logging.WARNING, logger="viewer.styles"):
+        styles = ViewerStyles.load(path)
+    assert caplog.records == []
+    assert styles.home == "district"
+    district = styles.style_of("district", "MultiPolygon")
+    assert (district.fill, district.line, district.line_width_px, district.visible, district.order, district.en) == \
+        ((1, 2, 3, 4), (5, 6, 7, 255), 2.5, True, 90, "District")
+    assert styles.style_of("pois", "Point").visible is True  # points are hidden unless the file shows them
+    assert styles.style_of("other", "Point") == default_style("Point") and default_style("Point").visible is False
+    assert styles.style_of("district", "MultiPolygon", kind="oblique") == OBLIQUE_FOOTPRINTS
+
+    config = viewer_config([_layer("pois", POIS, "Point"), _layer("district", DISTRICT)], styles=styles)
+    drawn = {layer["id"]: layer for layer in config["deck"]["layers"]}
+    assert drawn["district"]["getFillColor"] == [1, 2, 3, 4] and drawn["district"]["getLineWidth"] == 2.5
+    assert drawn["pois"]["visible"] is True
+    entries = {entry["key"]: entry for entry in config["entries"]}
+    assert entries["district"]["title"] == {"zh": "district", "en": "District"}
+    assert config["fields"]["ward"] == {"zh": "区", "en": "Ward"} and config["fields"]["name"] == {"zh": "名称", "en": "Name"}
+    view = config["deck"]["initialViewState"]
+    assert view["longitude"] == pytest.approx(114.1) and view["latitude"] == pytest.approx(22.6)
+
+    # the same home from Jupyter's viewer.deck(...)
+    view = viewer.deck([_layer("pois", POIS, "Point"), _layer("district", DISTRICT)], styles=styles).initial_view_state
+    assert view.longitude == pytest.approx(114.1) and view.latitude == pytest.approx(22.6)
+
+
+def test_no_viewer_file_means_the_defaults(tmp_path, caplog):
+    from viewer.page import viewer_config
+    from viewer.styles import ViewerStyles, default_style
+
+    with caplog.at_level(logging.WARNING, logger="viewer.styles"):
+        styles = ViewerStyles.load(tmp_path / "absent.json")
+    assert caplog.records == []  # no file is no problem
+    assert styles == ViewerStyles() and styles.home is None
+    assert styles.style_of("district", "MultiPolygon") == default_style("MultiPolygon")
+    layers = [_layer("pois", POIS, "Point"), _layer("district", DISTRICT)]
+    for config in (viewer_config(layers, styles=styles), viewer_config(layers)):
+        view = config["deck"]["initialViewState"]  # every layer's extent
+        assert view["longitude"] == pytest.approx(113.6) and view["latitude"] == pytest.approx(22.35)
+        assert {e["key"]: e["title"]["en"] for e in config["entries"]} == {"pois": "pois", "district": "district"}
+    view = viewer.deck(layers).initial_view_state
+    assert view.longitude == pytest.approx(113.6) and view.latitude == pytest.approx(22.35)
+
+
+@pytest.mark.parametrize("text, problem", [
+    (b'{"home": "district", "styles": {', "not JSON"),
+    (b"\xff\xfe not utf-8", "cannot be read"),
+    (b"[]", "expected an object"),
+    (b'{"home": 3}', "home"),
+    (b'{"styles": {"district": {"fill": "red"}}}', "styles.district.fill"),
+    (b'{"styles": {"district": {"fill": [1, 2, 3, 999]}}}', "styles.district.fill"),
+    (b'{"styles": {"district": {"colour": [1, 2, 3]}}}', "colour"),
+    (b'{"styles": {"district": {"visible": "yes"}}}', "styles.district.visible"),
+    (b'{"styles": {"district": {"line_width_px": NaN}}}', "line_width_px"),
+    (b'{"fields": {"ward": {"zh": "ward"}}}', "fields.ward"),
+    (b'{"home": "district", "colours": {}}', "colours"),
+])
+def test_a_malformed_viewer_file_gives_the_defaults_and_a_warning(tmp_path, caplog, text, problem):
+    from viewer.page import viewer_config, viewer_page
+    from viewer.styles import ViewerStyles
+
+    path = tmp_path / "viewer.json"
+    path.write_bytes(text)
+    with caplog.at_level(logging.WARNING, logger="viewer.styles"):
+        styles = ViewerStyles.load(path)
+    assert styles == ViewerStyles()
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and str(path) in record.getMessage() and problem in record.getMessage()
+    layers = [_layer("pois", POIS, "Point"), _layer("district", DISTRICT)]
+    view = viewer_config(layers, styles=styles)["deck"]["initialViewState"]
+    assert view["longitude"] == pytest.approx(113.6) and view["latitude"] == pytest.approx(22.35)
+    assert "cim-config" in viewer_page(viewer_config(layers, styles=styles))
+
+
+def test_the_sample_viewer_file_is_valid(caplog):
+    from cim.demo import SAMPLE_LAYERS, SAMPLE_VIEWER_CONFIG
+    from viewer.styles import ViewerStyles
+
+    with caplog.at_level(logging.WARNING, logger="viewer.styles"):
+        styles = ViewerStyles.load(SAMPLE_VIEWER_CONFIG)
+    assert caplog.records == []
+    assert styles.home == "futian_boundary"
+    assert set(styles.styles) == {"futian_boundary", *(layer.name for layer in SAMPLE_LAYERS)}
 
 
 def test_a_hostile_title_cannot_break_the_page_script():

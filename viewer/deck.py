@@ -2,7 +2,11 @@
 
 ``deck(...)`` returns a ``pydeck.Deck``: in Jupyter it renders as it is; the
 ``/viewer`` page sends its JSON to the browser, where deck.gl's JSON
-converter (served locally) turns it into layers.
+converter (served locally) turns it into layers. The styles of named layers
+and the layer the view opens on come from a viewer file, if any::
+
+    from viewer.styles import ViewerStyles
+    viewer.deck(layers, base_url="http://127.0.0.1:8000", styles=ViewerStyles.load(".cim/viewer.json"))
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from dataclasses import dataclass
 import pydeck as pdk
 
 from layers.catalogue import LayerInfo
-from viewer.styles import style_of
+from viewer.styles import NO_STYLES, ViewerStyles
+
 
 def literal(text: str) -> str:
     """A string prop as a string: pydeck makes any other string an @@= expression."""
@@ -57,10 +62,11 @@ def storey_layer_id(model: str, index: int) -> str:
     return f"tileset:{model}:storey{index}"
 
 
-def initial_view(layers: Iterable[LayerInfo]) -> pdk.ViewState:
-    """Looking at the district: the boundary's extent, or every layer's."""
+def initial_view(layers: Iterable[LayerInfo], home: str | None = None) -> pdk.ViewState:
+    """The ``home`` layer's extent (a viewer file's ``home``), or every layer's."""
     layers = list(layers)
-    chosen = [layer for layer in layers if layer.name == "futian_boundary"] or layers
+    chosen = [layer for layer in layers if layer.name == home] if home is not None else []
+    chosen = chosen or layers
     if not chosen:
         return pdk.ViewState(longitude=114.05, latitude=22.54, zoom=12, pitch=45, bearing=0)
     west = min(layer.bbox[0] for layer in chosen)
@@ -71,8 +77,8 @@ def initial_view(layers: Iterable[LayerInfo]) -> pdk.ViewState:
     return pdk.ViewState(longitude=view.longitude, latitude=view.latitude, zoom=view.zoom + 0.3, pitch=45, bearing=0)
 
 
-def _mvt_layer(layer: LayerInfo, base_url: str, kind: str = "") -> pdk.Layer:
-    style = style_of(layer.name, layer.geometry_type, kind)
+def _mvt_layer(layer: LayerInfo, base_url: str, styles: ViewerStyles, kind: str = "") -> pdk.Layer:
+    style = styles.style_of(layer.name, layer.geometry_type, kind)
     points = "Point" in layer.geometry_type
     return pdk.Layer(
         "MVTLayer", id=layer.name, data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
@@ -106,21 +112,24 @@ def _tileset_layers(tileset: TilesetRef) -> list[pdk.Layer]:
 
 
 def deck(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
-         view: pdk.ViewState | None = None) -> pdk.Deck:
+         view: pdk.ViewState | None = None, styles: ViewerStyles | None = None) -> pdk.Deck:
     """The deck: vector layers as MVT (drawn in style order), each tileset as a
-    Tile3DLayer, and per-building picking where a tileset has its PostGIS layer."""
+    Tile3DLayer, and per-building picking where a tileset has its PostGIS layer.
+    ``styles``: a viewer file's (:meth:`ViewerStyles.load`); none, every layer
+    in the default style and the view on every layer's extent."""
+    styles = NO_STYLES if styles is None else styles
     layers = list(layers)
     tilesets = list(tilesets)
     with_tiles = {t.layer: t for t in tilesets if t.layer}
     deck_layers: list[pdk.Layer] = []
-    for layer in sorted(layers, key=lambda info: (style_of(info.name, info.geometry_type).order, info.name)):
+    for layer in sorted(layers, key=lambda info: (styles.style_of(info.name, info.geometry_type).order, info.name)):
         tileset = with_tiles.get(layer.name)
         if tileset is not None and tileset.storeys:
             continue  # a BIM model: its elements are drawn by the storeys' tilesets
         if tileset is not None and tileset.has_pick_layer:
             deck_layers.append(_pick_layer(layer, base_url))
         else:
-            deck_layers.append(_mvt_layer(layer, base_url, tileset.kind if tileset else ""))
+            deck_layers.append(_mvt_layer(layer, base_url, styles, tileset.kind if tileset else ""))
     deck_layers[:0] = [layer for t in tilesets for layer in _tileset_layers(t)]
-    return pdk.Deck(layers=deck_layers, initial_view_state=view or initial_view(layers), map_style=None,
+    return pdk.Deck(layers=deck_layers, initial_view_state=view or initial_view(layers, styles.home), map_style=None,
                     map_provider=None, views=[pdk.View("MapView", controller=True)])

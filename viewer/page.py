@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from layers.catalogue import LayerInfo
 from viewer.deck import PICK_SUFFIX, TilesetRef, deck
-from viewer.styles import FIELD_LABELS, style_of
+from viewer.styles import NO_STYLES, ViewerStyles
 
 I18N = {
     "zh": {"title": "城市信息模型 · 三维城市", "layers": "图层", "opacity": "透明度", "flyTo": "定位",
@@ -37,14 +37,14 @@ I18N = {
 }
 
 
-def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef]) -> list[dict]:
+def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef], styles: ViewerStyles) -> list[dict]:
     """Panel entries: one per layer; a layer's tileset is switched with it."""
     by_layer = {t.layer: t for t in tilesets if t.layer}
     entries = []
     # the panel lists what is drawn on top last: 3D and planning layers first, live points at the end
-    for layer in sorted(layers, key=lambda info: (style_of(info.name, info.geometry_type).order, info.name)):
+    for layer in sorted(layers, key=lambda info: (styles.style_of(info.name, info.geometry_type).order, info.name)):
         tileset = by_layer.get(layer.name)
-        style = style_of(layer.name, layer.geometry_type, tileset.kind if tileset else "")
+        style = styles.style_of(layer.name, layer.geometry_type, tileset.kind if tileset else "")
         if tileset is not None and tileset.storeys:
             ids = tileset.layer_ids()
         elif tileset is not None:
@@ -69,13 +69,16 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef]) -> list[dict]:
 LIVE_LAYERS = ("sensors", "cameras", "tickets")
 
 
-def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "") -> dict:
+def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
+                  styles: ViewerStyles | None = None) -> dict:
+    """What the page is built from; ``styles``: a viewer file's (none: the defaults)."""
     layers, tilesets = list(layers), list(tilesets)
+    styles = NO_STYLES if styles is None else styles
     return {
         "live": [layer.name for layer in layers if layer.name in LIVE_LAYERS],
-        "deck": json.loads(deck(layers, tilesets, base_url=base_url).to_json()),
-        "entries": _entries(layers, tilesets),
-        "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in FIELD_LABELS.items()},
+        "deck": json.loads(deck(layers, tilesets, base_url=base_url, styles=styles).to_json()),
+        "entries": _entries(layers, tilesets, styles),
+        "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in styles.field_labels().items()},
         "i18n": I18N,
     }
 

@@ -1,37 +1,50 @@
-"""How each layer looks and is named in the viewer (Simplified Chinese first, English second)."""
+"""How each layer looks and is named in the viewer (Simplified Chinese first, English second).
+
+The viewer itself knows no layer by name: the styles of named layers, the
+layer whose extent is the initial view and extra property labels come from a
+JSON file (``cim demo`` copies ``data_samples/futian/viewer.json`` to the data
+directory's ``viewer.json``)::
+
+    {
+      "home": "futian_boundary",
+      "styles": {
+        "streets": {"fill": [70, 110, 160, 25], "line": [120, 180, 255, 230], "line_width_px": 2,
+                    "visible": true, "order": 80, "en": "Streets"}
+      },
+      "fields": {"land_class": {"zh": "地类", "en": "Land class"}}
+    }
+
+Every key is optional, and so is every key of a style (a missing one takes
+:class:`Style`'s default). Colours are ``[r, g, b]`` or ``[r, g, b, a]``,
+0-255. Read it with :meth:`ViewerStyles.load`: a missing file gives the
+defaults, a malformed one the defaults and a logged warning.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RGBA = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
 class Style:
-    fill: tuple[int, int, int, int] = (120, 160, 200, 60)
-    line: tuple[int, int, int, int] = (160, 200, 240, 200)
+    fill: RGBA = (120, 160, 200, 60)
+    line: RGBA = (160, 200, 240, 200)
     line_width_px: float = 1.0
     visible: bool = True
     order: int = 50  # drawing order: lower first (underneath)
     en: str | None = None  # English title (the catalogue's title is the Chinese one)
 
-
-#: the sample's layers; any other layer gets the default style, visible when it is a polygon layer
-STYLES: dict[str, Style] = {
-    "futian_boundary": Style(fill=(0, 0, 0, 0), line=(255, 255, 255, 230), line_width_px=2.5, order=90, en="District"),
-    "streets": Style(fill=(70, 110, 160, 25), line=(120, 180, 255, 230), line_width_px=2, order=80, en="Streets"),
-    "communities": Style(fill=(0, 0, 0, 0), line=(100, 150, 220, 160), line_width_px=1.2, order=70, visible=False,
-                         en="Communities"),
-    "grids": Style(fill=(0, 0, 0, 0), line=(90, 130, 190, 110), line_width_px=0.6, order=60, visible=False, en="Grids"),
-    "parcels": Style(fill=(240, 170, 60, 70), line=(250, 190, 80, 220), line_width_px=1.2, order=40, en="Approved parcels"),
-    "farmland": Style(fill=(200, 210, 80, 110), line=(220, 230, 110, 200), order=30, en="Farmland"),
-    "forest": Style(fill=(40, 150, 80, 110), line=(60, 190, 100, 200), order=30, en="Forest"),
-    "eco_redline": Style(fill=(230, 40, 40, 50), line=(255, 60, 60, 230), line_width_px=1.5, order=35,
-                         en="Ecological red line"),
-    "buildings": Style(fill=(230, 235, 245, 255), line=(0, 0, 0, 0), order=10, en="Buildings"),
-    "sensors": Style(fill=(80, 220, 160, 200), line=(0, 0, 0, 0), visible=False, order=95, en="IoT sensors"),
-    "cameras": Style(fill=(250, 210, 60, 220), line=(0, 0, 0, 0), visible=False, order=95, en="Video cameras"),
-    "tickets": Style(fill=(250, 110, 90, 220), line=(0, 0, 0, 0), visible=False, order=95, en="Citizen tickets"),
-}
 
 #: property names as people read them: (zh, en)
 FIELD_LABELS: dict[str, tuple[str, str]] = {  # in the order tooltips list them
@@ -57,11 +70,139 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {  # in the order tooltips list them
 OBLIQUE_FOOTPRINTS = Style(fill=(0, 0, 0, 0), line=(255, 190, 60, 200), line_width_px=1.2, order=12, en="Oblique photography")
 
 
-def style_of(name: str, geometry_type: str, kind: str = "") -> Style:
-    """A layer's style; ``kind`` is that of the layer's tileset, if it has one."""
-    if kind == "oblique":
-        return OBLIQUE_FOOTPRINTS
-    if name in STYLES:
-        return STYLES[name]
+
+def default_style(geometry_type: str) -> Style:
+    """A layer without a style of its own: polygons shown underneath, points and lines hidden on top."""
     polygons = "Polygon" in geometry_type
     return Style(visible=polygons, order=50 if polygons else 95)
+
+
+class ViewerConfigError(ValueError):
+    """What is wrong in a viewer file, and where (``styles.streets.fill: ...``)."""
+
+
+@dataclass(frozen=True)
+class ViewerStyles:
+    """A viewer file's contents: styles of named layers, the layer whose extent
+    is the initial view, and property labels added to :data:`FIELD_LABELS`.
+    ``ViewerStyles()`` is no file: every layer in the default style, the
+    initial view on every layer's extent."""
+
+    styles: Mapping[str, Style] = field(default_factory=dict)
+    home: str | None = None
+    fields: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # property name: (zh, en)
+
+    def style_of(self, name: str, geometry_type: str, kind: str = "") -> Style:
+        """A layer's style; ``kind`` is that of the layer's tileset, if it has one."""
+        if kind == "oblique":
+            return OBLIQUE_FOOTPRINTS
+        style = self.styles.get(name)
+        return style if style is not None else default_style(geometry_type)
+
+    def field_labels(self) -> dict[str, tuple[str, str]]:
+        """:data:`FIELD_LABELS` with this file's: a name already there keeps its place, new ones come after."""
+        return {**FIELD_LABELS, **self.fields}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ViewerStyles:
+        """The parsed JSON of a viewer file, checked: :class:`ViewerConfigError` says what is wrong."""
+        obj = _object(data, "the file")
+        _only(obj, ("home", "styles", "fields"), "the file")
+        home = obj.get("home")
+        if home is not None and not isinstance(home, str):
+            raise ViewerConfigError(f"home: expected a layer name, got {_short(home)}")
+        styles = {name: _style(value, f"styles.{name}") for name, value in _object(obj.get("styles", {}), "styles").items()}
+        labels = {name: _labels(value, f"fields.{name}") for name, value in _object(obj.get("fields", {}), "fields").items()}
+        return cls(styles=styles, home=home, fields=labels)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> ViewerStyles:
+        """The viewer file at ``path``. No file (or ``None``): the defaults. A
+        file that cannot be read or is malformed: the defaults, and a warning
+        naming the file and the problem (the page still opens)."""
+        if path is None:
+            return cls()
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot be read: {exc}"
+        else:
+            try:
+                return cls.from_dict(json.loads(text))
+            except (json.JSONDecodeError, RecursionError) as exc:
+                problem = f"is not JSON: {exc}"
+            except ViewerConfigError as exc:
+                problem = str(exc)
+        log.warning("viewer file %s ignored, every layer in the default style: %s", path, problem)
+        return cls()
+
+
+NO_STYLES = ViewerStyles()
+
+_STYLE_KEYS = tuple(f.name for f in dataclasses.fields(Style))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ViewerConfigError(f"{where}: expected an object, got {_short(value)}")
+    return value
+
+
+def _only(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(obj) - set(keys))
+    if unknown:
+        raise ViewerConfigError(f"{where}: unknown key {', '.join(map(repr, unknown))} (known: {', '.join(keys)})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _colour(value: Any, where: str) -> RGBA:
+    if not (isinstance(value, list) and len(value) in (3, 4) and all(_is_int(v) and 0 <= v <= 255 for v in value)):
+        raise ViewerConfigError(f"{where}: expected [r, g, b] or [r, g, b, a] of whole numbers 0-255, "
+                                f"got {_short(value)}")
+    return (value[0], value[1], value[2], value[3] if len(value) == 4 else 255)
+
+
+def _style(value: Any, where: str) -> Style:
+    obj = _object(value, where)
+    _only(obj, _STYLE_KEYS, where)
+    kwargs: dict[str, Any] = {}
+    for key in ("fill", "line"):
+        if key in obj:
+            kwargs[key] = _colour(obj[key], f"{where}.{key}")
+    if "line_width_px" in obj:
+        width = obj["line_width_px"]
+        if not (isinstance(width, (int, float)) and not isinstance(width, bool) and math.isfinite(width) and width >= 0):
+            raise ViewerConfigError(f"{where}.line_width_px: expected a number of pixels >= 0, got {_short(width)}")
+        kwargs["line_width_px"] = float(width)
+    if "visible" in obj:
+        if not isinstance(obj["visible"], bool):
+            raise ViewerConfigError(f"{where}.visible: expected true or false, got {_short(obj['visible'])}")
+        kwargs["visible"] = obj["visible"]
+    if "order" in obj:
+        if not _is_int(obj["order"]):
+            raise ViewerConfigError(f"{where}.order: expected a whole number, got {_short(obj['order'])}")
+        kwargs["order"] = obj["order"]
+    if "en" in obj:
+        if obj["en"] is not None and not isinstance(obj["en"], str):
+            raise ViewerConfigError(f"{where}.en: expected a title or null, got {_short(obj['en'])}")
+        kwargs["en"] = obj["en"]
+    return Style(**kwargs)
+
+
+def _labels(value: Any, where: str) -> tuple[str, str]:
+    obj = _object(value, where)
+    _only(obj, ("zh", "en"), where)
+    if not (isinstance(obj.get("zh"), str) and isinstance(obj.get("en"), str)):
+        raise ViewerConfigError(f"{where}: expected {{\"zh\": ..., \"en\": ...}} (two strings), got {_short(obj)}")
+    return (obj["zh"], obj["en"])

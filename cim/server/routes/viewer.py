@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
@@ -12,6 +14,7 @@ from tiles.output import current_tilesets, storey_tilesets
 from viewer.assets import vendor_file
 from viewer.deck import TilesetRef
 from viewer.page import viewer_config, viewer_page
+from viewer.styles import ViewerStyles
 
 router = APIRouter(tags=["viewer"])
 
@@ -24,17 +27,37 @@ def tileset_refs(settings: Settings, catalogue: dict[str, LayerInfo]) -> list[Ti
             for name, extras in current_tilesets(settings.tilesets_dir).items()]
 
 
+#: the last viewer file read, per path: (its mtime, size and inode, or None when absent; what it held)
+_styles_cache: dict[Path, tuple[tuple[int, int, int] | None, ViewerStyles]] = {}
+
+
+def viewer_styles(settings: Settings) -> ViewerStyles:
+    """The data directory's viewer file (``cim demo`` puts the sample's there),
+    read again only when it changes; absent or malformed: the defaults."""
+    path = settings.viewer_config_file
+    try:
+        st = path.stat()
+        stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        stamp = None
+    cached = _styles_cache.get(path)
+    if cached is None or cached[0] != stamp:
+        cached = _styles_cache[path] = (stamp, ViewerStyles.load(path))
+    return cached[1]
+
+
 @router.get("/viewer", response_class=HTMLResponse, summary="The viewer page")
 async def viewer(catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
                  settings: Settings = Depends(get_settings_dep)) -> HTMLResponse:
-    config = viewer_config(catalogue.values(), tileset_refs(settings, catalogue))
+    config = viewer_config(catalogue.values(), tileset_refs(settings, catalogue),
+                           styles=viewer_styles(settings))
     return HTMLResponse(viewer_page(config), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/viewer/config.json", summary="What the viewer page is built from: the deck JSON, layers, labels")
 async def viewer_config_json(catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
                              settings: Settings = Depends(get_settings_dep)) -> dict:
-    return viewer_config(catalogue.values(), tileset_refs(settings, catalogue))
+    return viewer_config(catalogue.values(), tileset_refs(settings, catalogue), styles=viewer_styles(settings))
 
 
 @router.get("/viewer/vendor/{name}", include_in_schema=False)
