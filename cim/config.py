@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -55,11 +57,22 @@ class Settings(BaseSettings):
     sla_contact_minutes: int = Field(30, ge=1, le=100_000, description="minutes to contact the citizen")
     sla_resolve_hours: int = Field(24, ge=1, le=100_000, description="hours to resolve the ticket")
 
-    @field_validator("database_url", "mqtt_url")
+    @field_validator("database_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and "://" not in value:
-            raise ValueError(f"{value!r} is not a URL (scheme://...)")
+    def _conninfo(cls, value: str | None) -> str | None:
+        """A libpq URL (postgresql://...) or key=value string, as psycopg takes it."""
+        if value is not None:
+            try:
+                conninfo_to_dict(value)
+            except psycopg.ProgrammingError as exc:
+                raise ValueError(f"not a PostgreSQL connection URL or string ({exc})") from None
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mqtt://", "tcp://")):
+            raise ValueError("not an mqtt://host:port URL")
         return value
 
     @property
@@ -98,7 +111,9 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             first = exc.errors()[0]
             name = "CIM_" + str(first["loc"][0]).upper() if first["loc"] else "CIM_*"
-            raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None
+            problem = " ".join(str(first["msg"]).removeprefix("Value error, ").split())
+            raise ConfigError(f"{name}={first.get('input')!r}: {problem}",
+                              hint="fix or unset the variable; README lists the settings") from None
 
 
 def settings_table() -> str:

@@ -1,5 +1,6 @@
 """Shared fixtures: a real PostgreSQL/PostGIS server, the imported Futian
-sample, and a real ``cim serve`` over HTTP.
+sample, and the app served over real HTTP from this process (routes are
+called in-process through FastAPI's TestClient).
 
 By default a throw-away local cluster is initialised under a temporary data
 directory (as root, the server runs as the ``postgres`` user). Set
@@ -8,22 +9,35 @@ directory (as root, the server runs as the ``postgres`` user). Set
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import anyio.from_thread
 import psycopg
 import pytest
 
 from cim.cluster import LocalCluster
 from cim.config import Settings
-from cim.net import free_port, wait_until_healthy
+from cim.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 CIM = str(Path(sys.executable).parent / "cim")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reaches the database (through the ``settings`` fixture,
+    which every database fixture builds on) is marked ``db``."""
+    for item in items:
+        if "settings" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
 
 
 @pytest.fixture(scope="session")
@@ -60,11 +74,46 @@ def cli_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_cim(settings: Settings, *args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([CIM, *args], capture_output=True, text=True, env=cli_env(settings), timeout=timeout)
+@dataclass
+class CimResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cim(settings: Settings, *args: str, check: bool = False, timeout: float = 600,
+            subprocess_: bool = False) -> CimResult:
+    """Run ``cim ARGS`` against the test database: in this process through
+    typer's CliRunner (the CLI's own code: option parsing, progress, the
+    one-line errors and exit codes; breakpoints and coverage reach it), or,
+    with ``subprocess_``, as the installed console script (the smoke tests)."""
+    if subprocess_:
+        done = subprocess.run([CIM, *args], capture_output=True, text=True, env=cli_env(settings), timeout=timeout)
+        result = CimResult(done.returncode, done.stdout, done.stderr)
+    else:
+        result = _run_in_process(settings, list(args))
     if check and result.returncode != 0:
         raise AssertionError(f"cim {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def _run_in_process(settings: Settings, args: list[str]) -> CimResult:
+    from typer.testing import CliRunner
+
+    import cim.cli
+    from cim.config import get_settings
+
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("CIM_")}  # the CLI reads only these
+    env.update(CIM_DATA_DIR=str(settings.data_dir), CIM_DATABASE_URL=settings.database_url)
+    widths = cim.cli.console.width, cim.cli.err_console.width
+    cim.cli.console.width = cim.cli.err_console.width = 200  # as a terminal of 200 columns: summaries unwrapped
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(cim.cli.app, args, env=env, catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+        cim.cli.console.width, cim.cli.err_console.width = widths
+    return CimResult(out.exit_code, out.stdout, out.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -75,26 +124,69 @@ def sample(settings: Settings):
     return {r.name: r for r in import_sample(settings)}
 
 
-@pytest.fixture(scope="session")
-def server(settings: Settings, sample) -> str:
-    """A real `cim serve` process over the imported sample; yields its base URL.
-    Its log goes to a file (a pipe nobody reads would fill and block it)."""
-    port = free_port()
-    log = open(settings.data_dir / "serve.log", "w")
-    proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=cli_env(settings), stdout=log,
-                            stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(f"{base}/healthz", proc)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{exc}\n{(settings.data_dir / 'serve.log').read_text()}") from None
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+class InProcessServer:
+    """The app, served by uvicorn on a loopback port from a thread of the test
+    process, so that breakpoints and coverage reach the server code. The
+    thread's event loop also runs a blocking portal: a TestClient given it
+    calls the same app instance (the same pool, the same live hub) in-process."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from cim.server.app import create_app
+
+        self.app = create_app(settings)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                     lifespan="on"))
+        self._portal: queue.Queue[anyio.from_thread.BlockingPortal | BaseException] = queue.Queue()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name="cim-test-server", daemon=True)
+
+    async def _main(self) -> None:
+        try:
+            async with anyio.from_thread.BlockingPortal() as portal:
+                self._portal.put(portal)
+                await self._server.serve()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread, which raises it
+            self._portal.put(exc)
+            raise
+
+    def __enter__(self) -> InProcessServer:
+        self._thread.start()
+        got = self._portal.get(timeout=30)
+        if isinstance(got, BaseException):
+            raise got
+        self.portal = got
+        deadline = time.monotonic() + 60
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process server did not start (see the log above)")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")
-def http(server: str):
-    with httpx.Client(base_url=server, timeout=60) as client:
-        yield client
+def in_process(settings: Settings, sample):
+    with InProcessServer(settings) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def server(in_process: InProcessServer) -> str:
+    """The base URL of the app over real HTTP (for browsers, WebSockets, MQTT publishers)."""
+    return in_process.base
+
+
+@pytest.fixture(scope="session")
+def http(in_process: InProcessServer):
+    """FastAPI's TestClient, calling the served app in-process (on the server's own event loop)."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(in_process.app, base_url=in_process.base)
+    client.portal = in_process.portal  # the server's loop: no second app, no second lifespan
+    yield client

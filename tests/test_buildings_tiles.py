@@ -171,7 +171,7 @@ def test_a_failed_import_leaves_layer_and_tileset_as_they_were(settings, conn, t
     before = (settings.tilesets_dir / "b_keep").resolve()
     points = tmp_path / "points.gpkg"
     gpd.GeoDataFrame({"h": [1.0]}, geometry=[shapely.Point(114.05, 22.54)], crs=4326).to_file(points)
-    out = run_cim(settings, "import", "buildings", str(points), "--name", "b_keep")
+    out = run_cim(settings, "import", "buildings", str(points), "--name", "b_keep", subprocess_=True)  # smoke test
     assert out.returncode != 0 and "buildings need polygon footprints" in out.stderr
     assert (settings.tilesets_dir / "b_keep").resolve() == before and (before / "tileset.json").is_file()
     assert conn.execute("SELECT version FROM cim.layers WHERE name = 'b_keep'").fetchone()[0] == 1
@@ -179,6 +179,7 @@ def test_a_failed_import_leaves_layer_and_tileset_as_they_were(settings, conn, t
     assert leftovers == [before]
 
 
+@pytest.mark.browser
 def test_cesiumjs_loads_the_tileset_in_headless_chromium(tileset_dir, conn):
     from tests.browser import load_in_cesium
 

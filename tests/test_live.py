@@ -376,6 +376,7 @@ _WAIT_LIVE = """(async () => {
 })()"""
 
 
+@pytest.mark.browser
 def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publisher):
     import threading
 
@@ -408,6 +409,7 @@ def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publish
     assert result["alarmCount"] >= 1 and result["status"] == "实时连接正常" and result["counts"] == 10  # ten streets
 
 
+@pytest.mark.browser
 def test_a_camera_click_plays_its_hls_stream(server, settings):
     """An HLS stream made by Debian's ffmpeg, served for the sample's first camera, played through hls.js."""
     from tests.browser import browse
@@ -432,6 +434,7 @@ def test_a_camera_click_plays_its_hls_stream(server, settings):
     assert result["playing"] == {"id": "CAM000001", "url": "/live/cameras/CAM000001/index.m3u8"}
 
 
+@pytest.mark.browser
 def test_the_viewer_reconnects_after_a_server_restart(settings, db_url, tmp_path):
     import threading
 

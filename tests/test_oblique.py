@@ -78,7 +78,8 @@ def pyramid(folder: Path, tmp: Path) -> tuple[int, int, list[str]]:
 
 @pytest.fixture(scope="module")
 def imported(settings, sample) -> dict:
-    result = run_cim(settings, "import", "oblique", str(PRODUCTION), "--name", "oblique_sample", check=True)
+    result = run_cim(settings, "import", "oblique", str(PRODUCTION), "--name", "oblique_sample", check=True,
+                     subprocess_=True)  # the console script's smoke test
     folder = (settings.tilesets_dir / "oblique_sample").resolve()
     tileset = json.loads((folder / "tileset.json").read_text())
     return {"folder": folder, "tileset": tileset, "out": " ".join(result.stdout.split()),
@@ -196,6 +197,7 @@ def test_footprints_and_extent_in_the_catalogue(imported, conn):
     assert catalogued == (3,)
 
 
+@pytest.mark.browser
 def test_cesiumjs_loads_the_oblique_tileset(imported):
     from tests.browser import load_in_cesium
 
@@ -205,6 +207,7 @@ def test_cesiumjs_loads_the_oblique_tileset(imported):
     assert report["foreignRequests"] == [] and result["loaded"] >= 5
 
 
+@pytest.mark.browser
 def test_the_viewer_draws_the_oblique_tileset(imported, server, http, tmp_path):
     from tests.browser import browse
 

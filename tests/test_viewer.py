@@ -31,6 +31,7 @@ def default_view(server):
     return browse(f"{server}/viewer")
 
 
+@pytest.mark.browser
 def test_the_page_is_offline_and_error_free(default_view):
     report = default_view
     assert report.get("error") is None, report
@@ -51,6 +52,7 @@ def _bright_pixels(path) -> int:
     return int(grey.sum())
 
 
+@pytest.mark.browser
 def test_buildings_are_drawn(server, tower, tmp_path):
     _, _, lon, lat = tower
     view = f"view={lon:.6f},{lat:.6f},15.5,50,20"
@@ -63,6 +65,7 @@ def test_buildings_are_drawn(server, tower, tmp_path):
     assert dark < 0.01 * total and lit > 10 * max(dark, 1)
 
 
+@pytest.mark.browser
 def test_one_building_is_picked_and_described_in_chinese(server, tower):
     bid, height, lon, lat = tower
     # only the buildings on: other tests import layers that may lie over the tower
@@ -77,6 +80,7 @@ def test_one_building_is_picked_and_described_in_chinese(server, tower):
     assert tip.startswith("建筑") and bid in tip and "高度 (米)" in tip and f"{height:.2f}" in tip and "网格" in tip
 
 
+@pytest.mark.browser
 def test_url_state_reopens_the_same_view_in_english(server):
     report = browse(f"{server}/viewer#view=114.050000,22.540000,14.25,30.0,15.0&layers=streets,parcels&lang=en",
                     eval="({view: cimViewer.viewState, lang: document.documentElement.lang, "
@@ -91,6 +95,7 @@ def test_url_state_reopens_the_same_view_in_english(server):
     assert "layers=streets%2Cparcels" in e["hash"] or "layers=parcels%2Cstreets" in e["hash"]
 
 
+@pytest.mark.browser
 def test_fly_to_a_layers_extent(server, conn):
     report = browse(f"{server}/viewer", eval="""new Promise((done) => {
         document.querySelector('li[data-key="parcels"] .fly').click();

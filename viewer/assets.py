@@ -3,11 +3,9 @@ served from the project's node_modules (installed by npm ci; never a CDN)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-NODE_MODULES = Path(os.environ.get("CIM_NODE_MODULES", Path(__file__).resolve().parent.parent / "node_modules"))
 
 #: URL name -> file under node_modules; nothing else there is served
 VENDOR: dict[str, str] = {
@@ -21,9 +19,10 @@ VENDOR: dict[str, str] = {
 }
 
 
-def vendor_file(name: str) -> Path | None:
+def vendor_file(name: str, node_modules: Path) -> Path | None:
+    """The file served as ``/viewer/vendor/NAME`` from ``node_modules`` (``CIM_NODE_MODULES``), if installed."""
     relative = VENDOR.get(name)
     if relative is None:
         return None
-    path = NODE_MODULES / relative
+    path = node_modules / relative
     return path if path.is_file() else None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, HTMLResponse
 
 from cim.config import Settings
+from cim.errors import NotFoundError
 from cim.server.deps import get_catalogue, get_settings_dep
 from layers.catalogue import LayerInfo
 from tiles.output import current_tilesets, storey_tilesets
@@ -61,8 +62,8 @@ async def viewer_config_json(catalogue: dict[str, LayerInfo] = Depends(get_catal
 
 
 @router.get("/viewer/vendor/{name}", include_in_schema=False)
-async def vendor(name: str) -> FileResponse:
-    path = vendor_file(name)
+async def vendor(name: str, settings: Settings = Depends(get_settings_dep)) -> FileResponse:
+    path = vendor_file(name, settings.node_modules)
     if path is None:
-        raise HTTPException(404, detail=f"no vendor file {name!r} (run scripts/bootstrap.sh to install them)")
+        raise NotFoundError(f"no vendor file {name!r}", hint="run scripts/bootstrap.sh to install them")
     return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
