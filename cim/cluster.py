@@ -192,12 +192,14 @@ class LocalCluster:
                                 hint="install Debian's postgresql-15 package, or run as an ordinary user") from exc
 
     def _run(self, args: list[str], *, check: bool = True, **kw) -> subprocess.CompletedProcess:
-        user = {} if self._run_as is None else {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid,
-                                                 "extra_groups": []}
+        run_as = self._run_as  # None: as ourselves (subprocess's defaults for user, group, extra_groups)
         env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
-        if self._run_as is not None:
-            env["HOME"] = self._run_as.pw_dir
-        result = subprocess.run(args, capture_output=True, text=True, env=env, cwd="/", **user, **kw)
+        if run_as is not None:
+            env["HOME"] = run_as.pw_dir
+        result = subprocess.run(args, capture_output=True, text=True, env=env, cwd="/",
+                                user=None if run_as is None else run_as.pw_uid,
+                                group=None if run_as is None else run_as.pw_gid,
+                                extra_groups=None if run_as is None else [], **kw)
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise DatabaseError(f"{Path(args[0]).name} failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}",

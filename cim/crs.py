@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pyproj
@@ -82,8 +84,9 @@ def is_wgs84_like(crs: pyproj.CRS) -> bool:
     epsg = crs.to_epsg(min_confidence=70)
     if epsg in (4326, 4490, 4610, 4479):  # WGS84, CGCS2000 (geographic 2D/3D)
         return True
-    ellps = crs.ellipsoid
-    return ellps is not None and abs(ellps.semi_major_metre - 6378137.0) < 1e-3 and crs.prime_meridian.longitude == 0
+    ellps, meridian = crs.ellipsoid, crs.prime_meridian
+    return (ellps is not None and abs(ellps.semi_major_metre - 6378137.0) < 1e-3
+            and meridian is not None and meridian.longitude == 0)
 
 
 # --- GCJ-02 / BD-09 ----------------------------------------------------------
@@ -174,11 +177,13 @@ def transform_arrays(transformer: pyproj.Transformer, *arrays: np.ndarray) -> tu
 
     pyproj 3.7 takes a one-element array for a scalar (a NumPy deprecation,
     soon an error); a single point is therefore transformed as two."""
+    # cast: pyproj's overloads take two to four arrays by position, which mypy cannot match to *arrays
+    transform = cast(Callable[..., tuple[Any, ...]], transformer.transform)
     arrays = tuple(np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in arrays)
     if arrays[0].size == 1:
-        out = transformer.transform(*(np.repeat(a, 2) for a in arrays), errcheck=False)
+        out = transform(*(np.repeat(a, 2) for a in arrays), errcheck=False)
         return tuple(np.asarray(o)[:1] for o in out)
-    return tuple(np.asarray(o) for o in transformer.transform(*arrays, errcheck=False))
+    return tuple(np.asarray(o) for o in transform(*arrays, errcheck=False))
 
 
 # --- geometry arrays ------------------------------------------------------------

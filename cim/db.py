@@ -47,6 +47,8 @@ class ServerVersions:
 
 
 def server_versions(conn: psycopg.Connection) -> ServerVersions:
-    pg = conn.execute("SHOW server_version").fetchone()[0]
+    shown = conn.execute("SHOW server_version").fetchone()
+    assert shown is not None  # SHOW returns one row
+    pg = shown[0]
     row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
     return ServerVersions(postgresql=pg, postgis=row[0] if row else None)

@@ -6,6 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.progress import Progress
 
@@ -14,6 +15,9 @@ from cim.crs import Datum
 from import_scripts import buildings as buildings_importer
 from import_scripts import layer as layer_importer
 from import_scripts.report import ImportReport
+
+if TYPE_CHECKING:  # the generator (geopandas) is imported only when a sample is generated
+    from cim.samples.futian.params import Scale as SampleScale
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data_samples" / "futian"
@@ -46,7 +50,7 @@ SAMPLE_LAYERS: tuple[SampleLayer, ...] = (
 )
 
 
-def sample_dir(settings: Settings, scale: str) -> Path:
+def sample_dir(settings: Settings, scale: SampleScale) -> Path:
     """The committed small sample, or the full one generated on demand."""
     if scale == "small":
         return SAMPLE_DIR
@@ -79,13 +83,14 @@ def install_viewer_config(settings: Settings, source: Path = SAMPLE_VIEWER_CONFI
     return target
 
 
-def import_sample(settings: Settings, scale: str = "small", progress: Progress | None = None) -> list[ImportReport]:
+def import_sample(settings: Settings, scale: SampleScale = "small",
+                  progress: Progress | None = None) -> list[ImportReport]:
     folder = sample_dir(settings, scale)
     install_viewer_config(settings)  # first: the layers look right in a running viewer as they arrive
     task = progress.add_task("import", total=len(SAMPLE_LAYERS) + 1) if progress else None
 
     def step(description: str) -> None:
-        if progress is not None:
+        if progress is not None and task is not None:
             progress.update(task, advance=1, description=description)
 
     # the real district boundary, as published in GCJ-02: converted on import

@@ -116,10 +116,9 @@ def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], 
     return out
 
 
-class BuildingsImporter(VectorImporter):
+class BuildingsImporter(VectorImporter[BuildingOptions]):
     kind = "buildings"
     writes_tileset = True
-    options: BuildingOptions  # type: ignore[assignment]  # a VectorImporter whose layer options are nested
 
     def layer_options(self) -> LayerOptions:
         return self.options.layer

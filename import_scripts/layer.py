@@ -3,11 +3,12 @@ FlatGeobuf, CSV) into a PostGIS layer, placed in streets/communities/grids."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 
 from cim.config import Settings
 from cim.crs import Datum
-from import_scripts.contract import Importer
+from import_scripts.contract import Importer, OptionsT
 from import_scripts.report import ImportReport, Progress
 from import_scripts.vector import Features, LayerOptions, normalise, read_vector
 from layers.load import LoadResult
@@ -17,14 +18,17 @@ from tiles.output import TilesetVersion
 __all__ = ["LayerImporter", "LayerOptions", "VectorImporter", "run"]
 
 
-class VectorImporter(Importer[LayerOptions]):
+class VectorImporter(Importer[OptionsT]):
     """The base of the importers of vector files: reads and normalises the
-    features, loads them, and reports what was repaired or skipped."""
+    features, loads them, and reports what was repaired or skipped. Its
+    options are of any type that holds the :class:`LayerOptions` it reads
+    with (see :meth:`layer_options`)."""
 
     features: Features
 
+    @abstractmethod
     def layer_options(self) -> LayerOptions:
-        return self.options
+        """The vector-reading options, from within :attr:`options`."""
 
     def read(self) -> None:
         options = self.layer_options()
@@ -49,8 +53,11 @@ class VectorImporter(Importer[LayerOptions]):
             self.report.note(f"converted from {self.layer_options().datum.value.upper()} to WGS84")
 
 
-class LayerImporter(VectorImporter):
+class LayerImporter(VectorImporter[LayerOptions]):
     kind = "layer"
+
+    def layer_options(self) -> LayerOptions:
+        return self.options
 
     def write(self, version: TilesetVersion | None) -> LoadResult:
         return self.load_features()

@@ -8,6 +8,7 @@ resolve the CRS, transform, undo GCJ-02/BD-09, repair invalid geometries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,7 +234,9 @@ def _to_multi(geoms: np.ndarray, family: str) -> np.ndarray:
     """Promote single geometries to their Multi type (vectorised: a (n, 1)
     array of parts makes n one-part Multi geometries)."""
     single_ids = {"point": (0,), "line": (1, 2), "polygon": (3,)}[family]
-    maker = {"point": shapely.multipoints, "line": shapely.multilinestrings, "polygon": shapely.multipolygons}[family]
+    makers: dict[str, Callable[[np.ndarray], shapely.Geometry | np.ndarray]] = {
+        "point": shapely.multipoints, "line": shapely.multilinestrings, "polygon": shapely.multipolygons}
+    maker = makers[family]
     out = geoms.copy()
     is_single = np.isin(shapely.get_type_id(out), single_ids)
     if is_single.any():

@@ -36,11 +36,11 @@ class GridPlacement:
         """The point of a feature that decides its grid (over staging rows ``s``)."""
         return sql.SQL("s.geom") if point_geometry else sql.SQL("ST_PointOnSurface(s.geom)")
 
-    def index_sql(self, stage: sql.Identifier, *, point_geometry: bool) -> sql.Composable:
+    def index_sql(self, stage: sql.Identifier, *, point_geometry: bool) -> sql.Composed:
         expression = sql.SQL("geom") if point_geometry else sql.SQL("(ST_PointOnSurface(geom))")
         return sql.SQL("CREATE INDEX ON {} USING gist ({})").format(stage, expression)
 
-    def matches_sql(self, stage: sql.Identifier, *, point_geometry: bool) -> sql.Composable:
+    def matches_sql(self, stage: sql.Identifier, *, point_geometry: bool) -> sql.Composed:
         """SELECT fid, street, community, grid for every staging row inside a grid."""
         picks = sql.SQL(", ").join(
             sql.SQL("gg.{} AS {}").format(sql.Identifier(src), sql.Identifier(dst))

@@ -240,10 +240,11 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
             if placement:
                 cur.execute(sql.SQL("DROP TABLE {}").format(matches))
             _swap(cur, name, fresh_name)
+        west, south, east, north = (float(v) for v in shapely.total_bounds(features.geometry))
         info = LayerInfo(
             name=name, title=title or (previous.title if previous else name), table_schema=LAYER_SCHEMA,
             table_name=name, geometry_type=features.geometry_type, srid=4326, feature_count=len(features),
-            bbox=tuple(float(v) for v in shapely.total_bounds(features.geometry)),
+            bbox=(west, south, east, north),
             columns={**types, **{c: "text" for c in extra}}, source=source, source_crs=source_crs,
             version=(previous.version + 1) if previous else 1, repaired_count=repaired, skipped_count=skipped,
         )

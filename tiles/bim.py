@@ -88,8 +88,8 @@ def quaternion(r: np.ndarray) -> np.ndarray:
     else:
         z = np.sqrt(1 - r[0, 0] - r[1, 1] + r[2, 2]) / 2
         q = [(r[0, 2] + r[2, 0]) / (4 * z), (r[1, 2] + r[2, 1]) / (4 * z), z, (r[1, 0] - r[0, 1]) / (4 * z)]
-    q = np.array(q)
-    return q / np.linalg.norm(q)
+    quat = np.array(q)
+    return quat / np.linalg.norm(quat)
 
 
 _Y_UP = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # ENU -> glTF, as gltf_axes
@@ -99,20 +99,22 @@ def _instanced(model: BimModel, members: list[int], frame: EnuFrame, centre: np.
                ) -> tuple[list[InstancedMesh], list[int]]:
     """Instanced meshes for the repeated geometry among ``members`` (local
     feature ids are positions in ``members``), and the members left plain."""
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[tuple[int, np.ndarray]]] = {}  # (local id, vertices in the part's own frame)
     for local_id, i in enumerate(members):
         part = model.parts[i]
         if part.prototype is not None and part.local is not None and len(part.faces) >= MIN_INSTANCED_TRIANGLES:
-            groups.setdefault(part.prototype, []).append(local_id)
-    meshes, instanced = [], set()
-    for ids in groups.values():
-        if len(ids) < 2:
+            groups.setdefault(part.prototype, []).append((local_id, part.local))
+    meshes: list[InstancedMesh] = []
+    instanced: set[int] = set()
+    for group in groups.values():
+        if len(group) < 2:
             continue
-        fits = [rigid_fit(model.parts[members[k]].local, frame.to_enu(model.parts[members[k]].ecef)) for k in ids]
+        ids = [k for k, _ in group]
+        fits = [rigid_fit(local, frame.to_enu(model.parts[members[k]].ecef)) for k, local in group]
         if max(f[2] for f in fits) > MAX_FIT_ERROR_M:
             continue
-        first = model.parts[members[ids[0]]]
-        parts = _triangles([(0, first.local, first)])
+        first_id, first_local = group[0]
+        parts = _triangles([(0, first_local, model.parts[members[first_id]])])
         primitives = [_welded(p["tri"].reshape(-1, 3), np.repeat(p["normal"], 3, axis=0), None, p["material"],
                               axes=False) for p in parts]
         meshes.append(InstancedMesh(
@@ -131,7 +133,8 @@ def _chunks(model: BimModel, max_triangles: int) -> list[tuple[str, list[int]]]:
         groups.setdefault(part.group, []).append(i)
     out = []
     for group, members in groups.items():
-        run, count = [], 0
+        run: list[int] = []
+        count = 0
         for i in members:
             n = len(model.parts[i].faces)
             if run and count + n > max_triangles:

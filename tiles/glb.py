@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,11 +37,11 @@ class Material:
     unlit: bool = False  # KHR_materials_unlit: photographs carry their own light (oblique photography)
 
     def to_json(self) -> dict:
-        out = {"name": self.name, "pbrMetallicRoughness": {
-            "baseColorFactor": list(self.base_color), "metallicFactor": self.metallic,
-            "roughnessFactor": self.roughness}}
+        pbr: dict[str, object] = {"baseColorFactor": list(self.base_color), "metallicFactor": self.metallic,
+                                  "roughnessFactor": self.roughness}
         if self.texture is not None:
-            out["pbrMetallicRoughness"]["baseColorTexture"] = {"index": self.texture}
+            pbr["baseColorTexture"] = {"index": self.texture}
+        out: dict[str, object] = {"name": self.name, "pbrMetallicRoughness": pbr}
         if self.unlit:
             out["extensions"] = {"KHR_materials_unlit": {}}
         if self.blend:
@@ -118,7 +119,7 @@ class _Builder:
 
 
 def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
-              instanced: list[InstancedMesh] = (), images: list[Image] = ()) -> bytes:
+              instanced: Sequence[InstancedMesh] = (), images: Sequence[Image] = ()) -> bytes:
     """GLB bytes: a mesh made of ``primitives`` and a node per instanced mesh;
     feature ids (of vertices or of instances) index ``table``; materials'
     ``texture`` index ``images``."""
@@ -139,7 +140,8 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
                 out[-1]["extensions"] = {"EXT_mesh_features": feature_ext(p.feature_ids)}
         return out
 
-    meshes, nodes = [], []
+    meshes: list[dict] = []
+    nodes: list[dict] = []
     if primitives:
         meshes.append({"primitives": mesh_primitives(primitives)})
         nodes.append({"mesh": 0})

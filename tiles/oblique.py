@@ -12,6 +12,7 @@ stored as they came.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,9 +86,11 @@ def png_bytes(raw: bytes, width: int, height: int, channels: int) -> bytes:
     return out.getvalue()
 
 
-def write_mesh_tile(meshes: list[TexturedMesh], images: list[Image], path: Path, uri: str) -> TileContent | None:
+def write_mesh_tile(meshes: list[TexturedMesh], images: Sequence[Image | None], path: Path, uri: str
+                    ) -> TileContent | None:
     """One GLB: a primitive per mesh, unlit, textured where it has a texture.
-    None when there is nothing to draw."""
+    None when there is nothing to draw. ``images`` holds None for a texture
+    that could not be decoded: no mesh refers to it."""
     meshes = [m for m in meshes if len(m.indices) and len(m.positions)]
     if not meshes:
         return None
@@ -105,7 +108,12 @@ def write_mesh_tile(meshes: list[TexturedMesh], images: list[Image], path: Path,
         primitives.append(Primitive(positions=gltf_axes(m.positions - centre), normals=None,  # cast by write_glb
                                     feature_ids=None, indices=m.indices, material=material,
                                     texcoords=m.uv if textured else None))
-    glb = write_glb(primitives, images=[images[i] for i in used])
+    textures: list[Image] = []
+    for i in used:
+        image = images[i]
+        assert image is not None  # a mesh whose texture could not be decoded has texture -1
+        textures.append(image)
+    glb = write_glb(primitives, images=textures)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(glb)
     tmp.replace(path)
@@ -139,10 +147,12 @@ class TreeTile:
 
 
 def _py3dtiles_tile(node: TreeTile, parent_centre: np.ndarray | None, frame: EnuFrame) -> Tile:
-    centre = node.content.centre if node.content else (node.lo + node.hi) / 2
+    lo, hi = node.lo, node.hi
+    assert lo is not None and hi is not None  # set by bounds(); a tile without is skipped by its parent
+    centre = node.content.centre if node.content else (lo + hi) / 2
     transform = frame.matrix() @ translation(centre) if parent_centre is None else translation(centre - parent_centre)
     tile = Tile(geometric_error=node.geometric_error, transform=transform, refine_mode="REPLACE",
-                bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([node.lo - centre, node.hi - centre])),
+                bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo - centre, hi - centre])),
                 content_uri=node.content.uri if node.content else None)
     tile.children.extend(_py3dtiles_tile(c, centre, frame) for c in node.children if c.lo is not None)
     return tile
@@ -154,12 +164,14 @@ def write_tree_tileset(folder: Path, filename: str, root: TreeTile, frame: EnuFr
     the root's transform is ``frame``'s, each tile translated to its centre).
     Returns the tile that refers to it (as ``ref_uri``) from a parent
     tileset (an oriented box in ECEF), or None when the pyramid holds nothing."""
-    if root.bounds() is None:
+    box = root.bounds()
+    if box is None:
         return None
+    lo, hi = box
     root.monotonic()
-    error = max(float(np.linalg.norm(root.hi - root.lo)), root.geometric_error)  # at least the box's diagonal
+    error = max(float(np.linalg.norm(hi - lo)), root.geometric_error)  # at least the box's diagonal
     write_tileset_json(folder, _py3dtiles_tile(root, None, frame), error, extras, filename=filename)
-    return Tile(geometric_error=error, bounding_volume=ecef_box(frame, root.lo, root.hi),
+    return Tile(geometric_error=error, bounding_volume=ecef_box(frame, lo, hi),
                 refine_mode="REPLACE", content_uri=ref_uri)
 
 

@@ -152,6 +152,7 @@ class LiveHub:
     # --- MQTT ---------------------------------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        assert self._mqtt is not None  # start() subscribes before it starts the reader
         while not self._stop.is_set():
             try:
                 messages = self._mqtt.read(timeout=0.2)
@@ -188,6 +189,7 @@ class LiveHub:
                     log.warning("refused MQTT message on %s (%d refused so far): %s", message.topic,
                                 self.counters.malformed, exc)
         connection = messages[0].connection
+        assert self._mqtt is not None  # the messages were read from it
         self._mqtt.ack(connection, refused_ids)
         if readings:
             self._accept(_Item(readings, connection, stored_ids))
@@ -283,6 +285,7 @@ class LiveHub:
             if item.packet_ids:
                 stored_ids.setdefault(item.connection, []).extend(item.packet_ids)
         for connection, ids in stored_ids.items():
+            assert self._mqtt is not None  # packet ids come only from messages read from it
             self._mqtt.ack(connection, ids)  # stored: the broker may forget them now
         try:  # the readings are stored and acknowledged: an alarm evaluation that fails is logged, not fatal
             self._alarms(evaluate_rules(self._conn, sorted({r.sensor_id for r in readings})))

@@ -159,6 +159,7 @@ class Subscription:
                 self._lost(f"connecting: {exc}")
                 return []
         sock = self._sock
+        assert sock is not None  # connected above: only _lost() clears it
         now = time.monotonic()
         if now - self._last_sent > self.keepalive / 2:
             self._queue_out(_PINGREQ, self.connection)

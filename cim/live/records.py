@@ -10,7 +10,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from collections.abc import Container
-from typing import Any
+from typing import Any, TypeGuard
 
 from cim.live.store import STATUSES, Reading, Ticket
 
@@ -49,6 +49,11 @@ def parse_time(value: Any, name: str) -> dt.datetime:
     if parsed.tzinfo is None:
         raise RecordError(f"{name} {value!r} has no time zone (add Z or +08:00)")
     return parsed
+
+
+def _finite_number(value: object) -> TypeGuard[float]:
+    """A JSON number (not a boolean) that is finite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _optional_time(record: dict, name: str) -> dt.datetime | None:
@@ -105,8 +110,7 @@ def ticket(record: Any) -> Ticket:
         if not isinstance(record.get(name), str) or not record[name]:
             raise RecordError(f"{name} is missing")
     lon, lat = record.get("lon"), record.get("lat")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lon, lat)) \
-            or not (-180 <= lon <= 180 and -90 <= lat <= 90):
+    if not (_finite_number(lon) and _finite_number(lat)) or not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise RecordError("lon and lat must be WGS84 degrees")
     created = parse_time(record.get("created_at"), "created_at")
     stages = {name: _optional_time(record, name) for name in ("acknowledged_at", "contacted_at", "resolved_at")}
@@ -115,5 +119,7 @@ def ticket(record: Any) -> Ticket:
             raise RecordError(f"{name} is before created_at")
     text = {name: record.get(name) if isinstance(record.get(name), str) else None
             for name in ("address", "department", "status")}
-    return Ticket(record["id"], record["channel"], record["category"], float(lon), float(lat), created, **stages,
-                  **text)
+    return Ticket(record["id"], record["channel"], record["category"], float(lon), float(lat), created,
+                  acknowledged_at=stages["acknowledged_at"], contacted_at=stages["contacted_at"],
+                  resolved_at=stages["resolved_at"],
+                  address=text["address"], department=text["department"], status=text["status"])

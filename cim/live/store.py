@@ -174,7 +174,9 @@ def ensure_live_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.live.schema'))")
         conn.execute(_DDL)
-        if conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.rules").fetchone()[0] == 0:
+        row = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.rules").fetchone()
+        assert row is not None  # count(*) returns one row
+        if row[0] == 0:
             conn.cursor().executemany(f"INSERT INTO {LIVE_SCHEMA}.rules (category, kind, threshold, minutes, severity, "
                                       "message) VALUES (%s, %s, %s, %s, %s, %s)", DEFAULT_RULES)
 
@@ -227,7 +229,9 @@ def open_alarm_sensors(conn: psycopg.Connection, sensors: list[str] | None = Non
 
 
 def _has_layer(conn: psycopg.Connection, name: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{LAYER_SCHEMA}.{name}",)).fetchone()[0]
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{LAYER_SCHEMA}.{name}",)).fetchone()
+    assert row is not None  # a SELECT without FROM returns one row
+    return row[0]
 
 
 #: what each live registry takes from its layer: column -> the layer's expression for it (besides ``id``)
@@ -268,7 +272,9 @@ def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
         for table in _REGISTRY_COLUMNS:
             if _has_layer(conn, table):
                 conn.execute(_sync_sql(table))
-            counts[table] = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.{table}").fetchone()[0]
+            row = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.{table}").fetchone()
+            assert row is not None  # count(*) returns one row
+            counts[table] = row[0]
     return counts
 
 
@@ -373,5 +379,6 @@ def upsert_ticket(conn: psycopg.Connection, t: Ticket, placement: dict[str, str 
         RETURNING (xmax = 0), created_at, acknowledged_at, contacted_at, resolved_at, address, department, status""",
         {**t.__dict__, "street": placement.get("street"), "community": placement.get("community"),
          "grid": placement.get("grid")}).fetchone()
+    assert row is not None  # an upsert without a WHERE returns its row, inserted or updated
     stored = Ticket(t.id, t.channel, t.category, t.lon, t.lat, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
     return bool(row[0]), stored

@@ -49,6 +49,7 @@ def _footprints(model: Model, ecef: list[np.ndarray]) -> tuple[np.ndarray, np.nd
     for points in ecef:
         llh = ecef_to_lonlath(points)
         hull = shapely.convex_hull(shapely.multipoints(llh[:, :2]))
+        assert isinstance(hull, shapely.Geometry)  # of one (n, 2) array of points: one geometry
         if not isinstance(hull, shapely.Polygon) or hull.area == 0:
             hull = hull.buffer(_MIN_SIZE_DEG, quad_segs=1)  # a wall seen edge-on, a line-like rail
         hulls.append(shapely.MultiPolygon([hull]))
@@ -109,6 +110,8 @@ class BimImporter(Importer[BimOptions]):
     def write(self, version: TilesetVersion | None) -> LoadResult:
         assert version is not None
         outline = shapely.union_all(shapely.make_valid(self.footprints))
+        # the union of the elements' footprints, each a MultiPolygon with an area (read_model refuses no elements)
+        assert isinstance(outline, (shapely.Polygon, shapely.MultiPolygon))
         outline_table = FeatureTable(
             pa.table({"name": [self.title], "elements": [len(self.model.elements)], "schema": [self.model.schema]}),
             np.array([outline if isinstance(outline, shapely.MultiPolygon) else shapely.MultiPolygon([outline])],

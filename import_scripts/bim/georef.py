@@ -14,6 +14,7 @@ metres off mean sea level (Shenzhen: about -3 m; Germany: about +48 m).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ifcopenshell
@@ -26,6 +27,9 @@ import pyproj
 from cim.crs import WGS84, resolve_crs, transform_arrays
 from cim.errors import CrsError, InputError
 from tiles.geodesy import EnuFrame, lonlath_to_ecef
+
+#: (n, 3) local metres -> (n, 3) ECEF metres
+ToEcef = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Anchor:
 class Georeference:
     method: str  # for people: how the model was placed
     origin: tuple[float, float, float]  # lon, lat, height of the local origin
-    _to_ecef: object = field(repr=False)
+    _to_ecef: ToEcef = field(repr=False)
     notes: list[str] = field(default_factory=list)
 
     def to_ecef(self, local: np.ndarray) -> np.ndarray:
@@ -68,7 +72,7 @@ def _rotated(local: np.ndarray, angle: float) -> np.ndarray:
     return out
 
 
-def _enu_placement(lon: float, lat: float, height: float, angle: float) -> "callable":
+def _enu_placement(lon: float, lat: float, height: float, angle: float) -> ToEcef:
     frame = EnuFrame.at(lon, lat, height)
     return lambda local: frame.to_ecef(_rotated(local, angle))
 

@@ -165,6 +165,7 @@ def _layer_table(production: Production, trees: list[FolderTree], levels: int) -
     if not geoms:
         raise InputError(str(production.source), "has no tile with geometry")
     extent = shapely.convex_hull(shapely.union_all(geoms))
+    assert isinstance(extent, shapely.Polygon)  # the hull of footprints that are polygons with an area
     geoms.insert(0, shapely.MultiPolygon([extent]))
     rows.insert(0, {"kind": "production", "name": production.source.name, "levels": levels,
                     "tiles": sum(t.tiles for t in trees), "triangles": sum(t.triangles for t in trees),
@@ -213,7 +214,9 @@ class ObliqueImporter(Importer[ObliqueOptions]):
                                          {"folder": folder.name, "levels": tree.levels},
                                          ref_uri=f"tiles/{folder.name}/tileset.json")
                 if ref is not None:
-                    refs.append((ref, tree.root.lo, tree.root.hi))
+                    lo, hi = tree.root.lo, tree.root.hi
+                    assert lo is not None and hi is not None  # a tileset was written: its box is known
+                    refs.append((ref, lo, hi))
             self.progress("tileset", i + 1, len(production.folders))
         broken_roots = [t for t in trees if t.root_error]
         if broken_roots:

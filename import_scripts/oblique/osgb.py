@@ -167,6 +167,7 @@ class OsgbReader:
         if "\n" in path:
             return OsgbFile(path, error="a file name with a line break cannot be read")
         proc = self._start()
+        assert proc.stdin is not None  # started with stdin=PIPE
         try:
             proc.stdin.write(path.encode("utf-8") + b"\n")
             header = json.loads(self._exactly(proc, struct.unpack("<Q", self._exactly(proc, 8))[0]))
@@ -180,6 +181,7 @@ class OsgbReader:
 
     @staticmethod
     def _exactly(proc: subprocess.Popen, size: int) -> bytes:
+        assert proc.stdout is not None  # started with stdout=PIPE
         chunks, left = [], size
         while left:
             chunk = proc.stdout.read(left)
@@ -191,6 +193,7 @@ class OsgbReader:
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None  # started with stdin=PIPE
             self.proc.stdin.close()
             self.proc.wait(timeout=10)
         self.proc = None

@@ -60,6 +60,7 @@ class Georef:
     def description(self) -> str:
         if self.enu:
             return f"ENU at {self.enu[0]:.6f}, {self.enu[1]:.6f}, origin {self.origin}"
+        assert self.crs_wkt is not None  # parse() sets one of enu and crs_wkt
         return f"{pyproj.CRS.from_wkt(self.crs_wkt).name}, origin {self.origin}"
 
     def to_lonlath(self, xyz: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ class Placement:
     def __init__(self, georef: Georef) -> None:
         self.origin = np.array(georef.origin, dtype=np.float64)
         self.frame = EnuFrame.at(georef.enu[1], georef.enu[0], 0.0) if georef.enu else None
-        self.transformer = None
+        self.transformer: pyproj.Transformer | None = None
         if georef.crs_wkt:
             self.transformer = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(georef.crs_wkt), WGS84, always_xy=True)
 
@@ -88,6 +89,7 @@ class Placement:
     def to_lonlath(self, xyz: np.ndarray) -> np.ndarray:
         if self.frame is not None:
             return ecef_to_lonlath(self.to_ecef(xyz))
+        assert self.transformer is not None  # not ENU: the georef has a CRS
         p = np.asarray(xyz, np.float64) + self.origin
         lon, lat = transform_arrays(self.transformer, p[:, 0], p[:, 1])
         return np.column_stack([lon, lat, p[:, 2]])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 import shapely.ops
+from shapely.geometry.base import BaseGeometry
 
 from cim.samples import names
 from cim.samples.futian.geometry import lonlat_to_metric
@@ -34,7 +35,7 @@ class AdminLevel:
 
 @dataclass
 class Admin:
-    boundary: shapely.Geometry
+    boundary: BaseGeometry
     streets: AdminLevel
     communities: AdminLevel
     grids: AdminLevel
@@ -65,7 +66,7 @@ def _community_names(counts: np.ndarray, rng: np.random.Generator) -> list[list[
     return out
 
 
-def build_admin(boundary: shapely.Geometry, seed: int) -> Admin:
+def build_admin(boundary: BaseGeometry, seed: int) -> Admin:
     """Streets -> communities -> grids, top-down Voronoi partitions made exact by
     noding all grids together and rebuilding the parents as unions of grids."""
     rng = _rng(seed, "admin")
@@ -107,7 +108,7 @@ def build_admin(boundary: shapely.Geometry, seed: int) -> Admin:
     )
 
 
-def _nearest_inside(region: shapely.Geometry, xy: np.ndarray) -> np.ndarray:
+def _nearest_inside(region: BaseGeometry, xy: np.ndarray) -> np.ndarray:
     """Points outside region moved to the nearest point just inside it."""
     xy = xy.copy()
     inner = shapely.buffer(region, -50.0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from cim.samples import names
 from cim.samples.futian.admin import Admin
@@ -57,11 +59,11 @@ class UrbanVillages:
     angles: np.ndarray
 
 
-def place_urban_villages(district: shapely.Geometry, no_build: shapely.Geometry,
+def place_urban_villages(district: BaseGeometry, no_build: BaseGeometry,
                          rng: np.random.Generator) -> UrbanVillages:
     """A rotated rectangle (~200-360 m) for each named village that fits."""
     inner = shapely.buffer(district, -20.0)
-    zones: list[shapely.Geometry] = []
+    zones: list[BaseGeometry] = []
     labels: list[str] = []
     angles: list[float] = []
     for name, (lon, lat) in names.URBAN_VILLAGES:
@@ -156,17 +158,19 @@ def building_footprints(cells: Cells, kind: np.ndarray, rng: np.random.Generator
         shell, hole = _fit_in_cells(shell, hole, phi, inner[idx], rng)
         shell = cells.local_to_metric(shell, idx)
         if k == TWIN:
-            out[idx] = shapely.multipolygons(np.stack([shapely.polygons(shell[:, :4]),
-                                                       shapely.polygons(shell[:, 4:])], axis=1))
+            first, second = shapely.polygons(shell[:, :4]), shapely.polygons(shell[:, 4:])
+            assert isinstance(first, np.ndarray) and isinstance(second, np.ndarray)  # (n, 4, 2) rings: n polygons
+            out[idx] = shapely.multipolygons(np.stack([first, second], axis=1))
         elif hole is not None:
             rings = shapely.linearrings(cells.local_to_metric(hole, idx))
+            assert isinstance(rings, np.ndarray)  # (n, k, 2) coordinates: n rings
             out[idx] = shapely.polygons(shapely.linearrings(shell), holes=rings[:, None])
         else:
             out[idx] = shapely.polygons(shell)
     return out
 
 
-def _weighted_choice(table: dict[str, float], n: int, rng: np.random.Generator) -> np.ndarray:
+def _weighted_choice(table: Mapping[str, float], n: int, rng: np.random.Generator) -> np.ndarray:
     keys = list(table)
     p = np.array([table[k] for k in keys], dtype=float)
     return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
@@ -284,6 +288,7 @@ def select_buildings(buildings: Buildings, spec: ScaleSpec, admin: Admin) -> Bui
     grids = admin.grids.geometry
     tree = shapely.STRtree(grids)
     points = shapely.points(buildings.centre)
+    assert isinstance(points, np.ndarray)  # (n, 2) coordinates: n points
     b_idx, g_idx = tree.query(points, predicate="within")
     grid_of = np.full(len(points), -1)
     grid_of[b_idx] = g_idx

@@ -9,6 +9,7 @@ import numpy as np
 import pyproj
 import shapely
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
 from cim.crs import gcj02_to_wgs84, geometries_to_wgs84
 from cim.samples.futian.params import BOUNDARY_GCJ02, DECIMALS, METRIC_CRS
@@ -51,7 +52,7 @@ def as_multipolygons(geoms) -> np.ndarray:
     return out
 
 
-def load_boundary_metric(path: Path = BOUNDARY_GCJ02) -> shapely.Geometry:
+def load_boundary_metric(path: Path = BOUNDARY_GCJ02) -> BaseGeometry:
     """The real district outline: GCJ-02 GeoJSON -> WGS84 -> EPSG:4547."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if data.get("type") == "FeatureCollection":
@@ -80,18 +81,18 @@ def rotate_xy(xy: np.ndarray, angle) -> np.ndarray:
     return np.stack([c * x - s * y, s * x + c * y], axis=-1)
 
 
-def to_local(geom: shapely.Geometry, origin: np.ndarray, angle: float) -> shapely.Geometry:
+def to_local(geom: BaseGeometry, origin: np.ndarray, angle: float) -> BaseGeometry:
     """A geometry in a lattice's frame: origin at 0, x axis along angle."""
     return shapely.transform(geom, lambda c: rotate_xy(c - origin, -angle))
 
 
-def lonlat_box(lon0: float, lat0: float, lon1: float, lat1: float) -> shapely.Geometry:
+def lonlat_box(lon0: float, lat0: float, lon1: float, lat1: float) -> BaseGeometry:
     corners = lonlat_to_metric([lon0, lon1, lon1, lon0], [lat0, lat0, lat1, lat1])
     return shapely.Polygon(corners)
 
 
 def smooth_blob(centre: np.ndarray, radius: float, aspect: float, angle: float,
-                rng: np.random.Generator, vertices: int = 72) -> shapely.Geometry:
+                rng: np.random.Generator, vertices: int = 72) -> BaseGeometry:
     """A wobbly star-shaped polygon (hill, park) around centre."""
     theta = np.linspace(0.0, 2.0 * np.pi, vertices, endpoint=False)
     r = np.ones(vertices)
@@ -101,10 +102,14 @@ def smooth_blob(centre: np.ndarray, radius: float, aspect: float, angle: float,
     return shapely.Polygon(centre + rotate_xy(xy, angle))
 
 
-def polygons_only(geom: shapely.Geometry) -> shapely.Geometry:
+def polygons_only(geom: BaseGeometry) -> BaseGeometry:
     """The polygon parts (over 1 m²) of an overlay result, as a MultiPolygon;
     drops the points and lines an overlay can leave behind."""
     parts = shapely.get_parts(geom)
     parts = parts[np.isin(shapely.get_type_id(parts), [shapely.GeometryType.POLYGON])]
     parts = parts[shapely.area(parts) > 1.0]
-    return shapely.multipolygons(parts) if len(parts) else shapely.Polygon()
+    if not len(parts):
+        return shapely.Polygon()
+    out = shapely.multipolygons(parts)
+    assert isinstance(out, shapely.MultiPolygon)  # of a 1-D array of polygons: one MultiPolygon
+    return out

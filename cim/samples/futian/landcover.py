@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from cim.samples import names
 from cim.samples.futian.geometry import (
@@ -37,15 +38,15 @@ class LandCover:
     eco_redline: Patches
     hills: np.ndarray  # whole hill/park outlines (forest compartments sit inside)
 
-    def no_build_zone(self) -> shapely.Geometry:
+    def no_build_zone(self) -> BaseGeometry:
         """Where nothing is built: hills, parks, farmland and the red line."""
         return shapely.union_all(np.concatenate([self.hills, self.farmland.geometry, self.eco_redline.geometry]))
 
 
-def build_land_cover(district: shapely.Geometry, seed: int) -> LandCover:
+def build_land_cover(district: BaseGeometry, seed: int) -> LandCover:
     rng = _rng(seed, "land")
     inner = shapely.buffer(district, -2.0)
-    hills: list[shapely.Geometry] = []
+    hills: list[BaseGeometry] = []
     hill_names: list[str] = []
     hill_parts: list[int] = []
     for name, (lon, lat), radius, aspect, parts in names.HILLS:
@@ -58,7 +59,7 @@ def build_land_cover(district: shapely.Geometry, seed: int) -> LandCover:
         hill_names.append(name)
         hill_parts.append(parts)
 
-    forest_geoms: list[shapely.Geometry] = []
+    forest_geoms: list[BaseGeometry] = []
     forest_names: list[str] = []
     for blob, name, parts in zip(hills, hill_names, hill_parts):
         pieces = partition(blob, parts, rng, lloyd_steps=4)
@@ -85,11 +86,11 @@ def polygons_only_all(geoms: np.ndarray) -> np.ndarray:
     return np.array([polygons_only(g) for g in geoms], dtype=object)
 
 
-def _eco_redline(district: shapely.Geometry, inner: shapely.Geometry, hills: list[shapely.Geometry],
-                 hill_names: list[str]) -> tuple[list[shapely.Geometry], list[str]]:
+def _eco_redline(district: BaseGeometry, inner: BaseGeometry, hills: list[BaseGeometry],
+                 hill_names: list[str]) -> tuple[list[BaseGeometry], list[str]]:
     """The mangrove coast, the Shenzhen River bank and the cores of the big hills."""
     ring = shapely.boundary(district)
-    candidates: list[tuple[str, shapely.Geometry]] = [
+    candidates: list[tuple[str, BaseGeometry]] = [
         ("福田红树林自然保护区生态保护红线",
          shapely.intersection(shapely.buffer(ring, 240.0), lonlat_box(113.98, 22.49, 114.036, 22.519))),
         ("深圳河湿地生态保护红线",
@@ -98,9 +99,9 @@ def _eco_redline(district: shapely.Geometry, inner: shapely.Geometry, hills: lis
     for hill, name in zip(hills, hill_names):
         if name in ("梅林山", "笔架山", "银湖山"):
             candidates.append((f"{name}生态保护红线", shapely.buffer(hill, -40.0)))
-    geoms: list[shapely.Geometry] = []
+    geoms: list[BaseGeometry] = []
     labels: list[str] = []
-    taken = shapely.Polygon()
+    taken: BaseGeometry = shapely.Polygon()
     for label, geom in candidates:
         geom = polygons_only(shapely.difference(shapely.intersection(geom, inner), taken))
         if geom.is_empty:
@@ -111,13 +112,13 @@ def _eco_redline(district: shapely.Geometry, inner: shapely.Geometry, hills: lis
     return geoms, labels
 
 
-def _farmland(inner: shapely.Geometry, avoid: shapely.Geometry,
-              rng: np.random.Generator) -> tuple[list[shapely.Geometry], list[str]]:
+def _farmland(inner: BaseGeometry, avoid: BaseGeometry,
+              rng: np.random.Generator) -> tuple[list[BaseGeometry], list[str]]:
     """A few small vegetable plots in the north (above ~22.568N)."""
     north = shapely.intersection(inner, lonlat_box(113.98, 22.568, 114.11, 22.60))
-    blocked = shapely.buffer(avoid, 15.0)
+    blocked: BaseGeometry = shapely.buffer(avoid, 15.0)
     wanted = int(rng.integers(4, 8))
-    geoms: list[shapely.Geometry] = []
+    geoms: list[BaseGeometry] = []
     labels: list[str] = []
     for _ in range(400):
         if len(geoms) == wanted:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from cim.samples.futian.geometry import rotate_xy, to_local
 
@@ -42,8 +43,8 @@ def _breaks(lo: float, hi: float, pitch: tuple[float, float], rng: np.random.Gen
     return lo - rng.uniform(0.0, pitch[1]) + np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def lattice_cells(region: shapely.Geometry, angle: float, pitch: tuple[float, float],
-                  rng: np.random.Generator, avoid: shapely.Geometry | None = None) -> Cells:
+def lattice_cells(region: BaseGeometry, angle: float, pitch: tuple[float, float],
+                  rng: np.random.Generator, avoid: BaseGeometry | None = None) -> Cells:
     """Cells of a jittered rectangular lattice (rows/columns of random width,
     rotated by angle) lying entirely inside region and clear of avoid."""
     origin = np.array(shapely.get_coordinates(shapely.centroid(region))[0])

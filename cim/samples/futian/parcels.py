@@ -59,6 +59,7 @@ def build_parcels(admin: Admin, land: LandCover, spec: ScaleSpec, seed: int) -> 
     local = np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y0]), np.column_stack([x1, y1 - cy]),
                       np.column_stack([x1 - cx, y1]), np.column_stack([x0, y1])], axis=1)
     geometry = shapely.remove_repeated_points(shapely.polygons(cells.local_to_metric(local)), 0.0)
+    assert isinstance(geometry, np.ndarray)  # (n, 5, 2) coordinates: n polygons
 
     near_cbd = dist_cbd < CBD_RADIUS_M
     use_idx = np.where(near_cbd,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from cim.samples.futian.params import NODE_GRID_M
 
 
-def random_points_in(region: shapely.Geometry, n: int, rng: np.random.Generator) -> np.ndarray:
+def random_points_in(region: BaseGeometry, n: int, rng: np.random.Generator) -> np.ndarray:
     """n uniform random points inside region (rejection sampling), (n, 2)."""
     shapely.prepare(region)
     x0, y0, x1, y1 = region.bounds
@@ -23,7 +24,7 @@ def random_points_in(region: shapely.Geometry, n: int, rng: np.random.Generator)
     return np.vstack(found)[:n]
 
 
-def voronoi_cells(region: shapely.Geometry, seeds: np.ndarray) -> np.ndarray:
+def voronoi_cells(region: BaseGeometry, seeds: np.ndarray) -> np.ndarray:
     """The Voronoi cell of each seed (in seed order) clipped to region."""
     if len(seeds) == 1:
         return np.array([region], dtype=object)
@@ -34,7 +35,7 @@ def voronoi_cells(region: shapely.Geometry, seeds: np.ndarray) -> np.ndarray:
     return shapely.intersection(cells, region)
 
 
-def lloyd_relax(region: shapely.Geometry, seeds: np.ndarray, steps: int) -> np.ndarray:
+def lloyd_relax(region: BaseGeometry, seeds: np.ndarray, steps: int) -> np.ndarray:
     """Move seeds to their cells' centroids a few times, for compact cells."""
     for _ in range(steps):
         cells = voronoi_cells(region, seeds)
@@ -49,8 +50,8 @@ def lloyd_relax(region: shapely.Geometry, seeds: np.ndarray, steps: int) -> np.n
 def merge_orphan_parts(cells: np.ndarray) -> np.ndarray:
     """Keep each cell's largest part; give every other part (a piece cut off by
     a concave parent) to the cell it shares the most border with, so no area is lost."""
-    mains: list[shapely.Geometry] = []
-    orphans: list[shapely.Geometry] = []
+    mains: list[BaseGeometry] = []
+    orphans: list[BaseGeometry] = []
     for cell in cells:
         parts = shapely.get_parts(cell)
         parts = parts[shapely.get_type_id(parts) == shapely.GeometryType.POLYGON]
@@ -67,7 +68,7 @@ def merge_orphan_parts(cells: np.ndarray) -> np.ndarray:
     return main
 
 
-def partition(region: shapely.Geometry, n: int, rng: np.random.Generator, *,
+def partition(region: BaseGeometry, n: int, rng: np.random.Generator, *,
               seeds: np.ndarray | None = None, lloyd_steps: int = 5) -> np.ndarray:
     """Split region into n compact pieces that cover it without overlap."""
     if seeds is None:
@@ -104,7 +105,7 @@ def subdivide(parents: np.ndarray, total: int, rng: np.random.Generator, *, lloy
     least 3 each), each parent partitioned exactly. Returns the pieces in
     reading order within each parent, each piece's parent, and the counts."""
     counts = apportion(total, shapely.area(parents), 3)
-    pieces_all: list[shapely.Geometry] = []
+    pieces_all: list[BaseGeometry] = []
     parent_of: list[int] = []
     for p, (geom, n) in enumerate(zip(parents, counts)):
         pieces = partition(geom, int(n), rng, lloyd_steps=lloyd_steps)

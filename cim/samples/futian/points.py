@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from cim.samples import names
 from cim.samples.futian.admin import Admin
@@ -21,7 +22,7 @@ from cim.samples.futian.partitions import apportion
 
 
 def _near_buildings(buildings: Buildings, weights: np.ndarray, n: int, jitter_m: float,
-                    inside: shapely.Geometry, rng: np.random.Generator) -> np.ndarray:
+                    inside: BaseGeometry, rng: np.random.Generator) -> np.ndarray:
     """Points at buildings (picked with the given weights) jittered by a few metres;
     a jittered point that leaves the district falls back to the building centroid."""
     centroids = shapely.get_coordinates(shapely.centroid(buildings.geometry))
@@ -32,7 +33,7 @@ def _near_buildings(buildings: Buildings, weights: np.ndarray, n: int, jitter_m:
     return xy
 
 
-def _southern_points(region: shapely.Geometry, n: int, rng: np.random.Generator) -> np.ndarray:
+def _southern_points(region: BaseGeometry, n: int, rng: np.random.Generator) -> np.ndarray:
     """Points inside region, denser towards its southern edge (river, coast)."""
     x0, y0, x1, y1 = region.bounds
     found: list[np.ndarray] = []
@@ -60,10 +61,10 @@ def _random_dates(first: str, last: str, n: int, rng: np.random.Generator) -> np
 @dataclass
 class PointLayer:
     xy: np.ndarray  # metric (n, 2)
-    columns: dict[str, np.ndarray | list]
+    columns: dict[str, np.ndarray | list | pd.Series]
 
 
-def build_sensors(buildings: Buildings, road_cells: Cells, district: shapely.Geometry, n: int,
+def build_sensors(buildings: Buildings, road_cells: Cells, district: BaseGeometry, n: int,
                   seed: int) -> PointLayer:
     """IoT sensors: fire/gas/electrical detectors in buildings, manholes, hydrants,
     air and noise monitors on the street lattice, water level gauges towards the south."""

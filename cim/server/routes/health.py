@@ -16,7 +16,9 @@ async def healthz(pool: AsyncConnectionPool = Depends(get_pool)) -> JSONResponse
     try:
         async with pool.connection(timeout=5) as conn:
             cur = await conn.execute("SELECT current_setting('server_version'), postgis_lib_version()")
-            pg, postgis = await cur.fetchone()
+            row = await cur.fetchone()
+            assert row is not None, "the database answered no row"  # a SELECT without FROM returns one
+            pg, postgis = row
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", said plainly
         return JSONResponse({"status": "error", "database": str(exc).splitlines()[0]}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok", "postgresql": pg, "postgis": postgis})

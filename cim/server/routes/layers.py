@@ -63,4 +63,5 @@ async def items(request: Request, layer: LayerInfo = Depends(get_layer),
     async with pool.connection() as conn:  # a filter value the column's type cannot hold: DataError, a 400
         cur = await conn.execute(query, params)
         row = await cur.fetchone()
+    assert row is not None  # json_build_object over an aggregate: always one row
     return Response(content=row[0], media_type="application/geo+json")

@@ -125,10 +125,11 @@ async def sensor_snapshot_route(request: Request, bbox: str | None = Query(None,
     return Response(body, media_type="application/octet-stream", headers=headers)
 
 
-async def _columns(pool: AsyncConnectionPool, query: str, params: tuple = ()) -> dict[str, list]:
+async def _columns(pool: AsyncConnectionPool, query: str, params: tuple = ()) -> dict[str, int | list]:
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(query, params)
         rows = await cur.fetchall()
+        assert cur.description is not None  # the query is a SELECT: it has columns
         names = [d.name for d in cur.description]
     return {"count": len(rows), **{name: [r[i] for r in rows] for i, name in enumerate(names)}}
 
