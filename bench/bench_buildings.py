@@ -36,8 +36,9 @@ def main() -> None:
     if settings.database_url:
         env["CIM_DATABASE_URL"] = settings.database_url
 
-    ours_s, ours_mb, out = run([str(VENV_BIN / "cim"), "import", "buildings", str(source), "--name", "bench_buildings"],
-                               env)
+    ours_s, ours_mb, out = run(
+        [str(VENV_BIN / "cim"), "import", "buildings", str(source), "--name", "bench_buildings"], env
+    )
     flat = " ".join(out.split())
     n = int(re.search(r"features\W+([\d,]+) MultiPolygon", flat).group(1).replace(",", ""))
     tiles_s = float(re.search(r"written in ([\d.]+) s", flat).group(1))
@@ -57,18 +58,36 @@ def main() -> None:
     conninfo = f"host={u.hostname} port={u.port} dbname={u.path.lstrip('/')} user={u.username} password={u.password}"
     peer_dir = OUT / "py3dtiles-buildings"
     shutil.rmtree(peer_dir, ignore_errors=True)
-    peer_s, peer_mb, _ = run([str(VENV_BIN / "py3dtiles"), "export", "-D", conninfo, "-t", "bench_py3dtiles.buildings_3d",
-                              "-c", "geom", "-i", "fid", "-s", str(peer_dir)])
+    peer_s, peer_mb, _ = run(
+        [
+            str(VENV_BIN / "py3dtiles"),
+            "export",
+            "-D",
+            conninfo,
+            "-t",
+            "bench_py3dtiles.buildings_3d",
+            "-c",
+            "geom",
+            "-i",
+            "fid",
+            "-s",
+            str(peer_dir),
+        ]
+    )
     peer_bytes = folder_bytes(peer_dir)
 
     print(f"buildings: {n:,} (full Futian sample, {source})")
     print(f"{'':<34}{'seconds':>9}{'buildings/s':>13}{'peak MB':>9}{'bytes/bldg':>12}")
-    print(f"{'ours: cim import buildings':<34}{ours_s:>9.2f}{n / ours_s:>13,.0f}{ours_mb:>9.0f}{ours_bytes / n:>12,.0f}")
+    print(
+        f"{'ours: cim import buildings':<34}{ours_s:>9.2f}{n / ours_s:>13,.0f}{ours_mb:>9.0f}{ours_bytes / n:>12,.0f}"
+    )
     print(f"{'ours: of which the tileset':<34}{tiles_s:>9.2f}{n / tiles_s:>13,.0f}")
     print(f"{'peer: SFCGAL solids (not counted)':<34}{prep_s:>9.2f}")
     print(f"{'peer: py3dtiles export':<34}{peer_s:>9.2f}{n / peer_s:>13,.0f}{peer_mb:>9.0f}{peer_bytes / n:>12,.0f}")
-    print(f"throughput ratio ours/py3dtiles: {peer_s / ours_s:.1f}x end to end, "
-          f"{peer_s / tiles_s:.1f}x tileset writing alone")
+    print(
+        f"throughput ratio ours/py3dtiles: {peer_s / ours_s:.1f}x end to end, "
+        f"{peer_s / tiles_s:.1f}x tileset writing alone"
+    )
 
 
 if __name__ == "__main__":

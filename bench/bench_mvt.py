@@ -23,8 +23,8 @@ import time
 import httpx
 
 from bench.common import VENV_BIN, bench_settings, peak_rss_mb
-from cim.net import free_port, wait_until_healthy
 from cim.db import database_url
+from cim.net import free_port, wait_until_healthy
 
 FUTIAN = (113.985, 22.502, 114.101, 22.591)
 CAP = 50_000
@@ -75,9 +75,16 @@ def run_clients(urls: list[str], clients: int = 2) -> dict:
         t.join()
     wall = time.perf_counter() - t0
     lat = sorted(latencies)
-    return dict(tiles=len(urls), seconds=wall, tiles_per_s=len(urls) / wall,
-                p50_ms=1000 * statistics.median(lat), p99_ms=1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-                nonempty=sum(1 for s in sizes if s > 0), bytes=sum(sizes), errors=errors)
+    return dict(
+        tiles=len(urls),
+        seconds=wall,
+        tiles_per_s=len(urls) / wall,
+        p50_ms=1000 * statistics.median(lat),
+        p99_ms=1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        nonempty=sum(1 for s in sizes if s > 0),
+        bytes=sum(sizes),
+        errors=errors,
+    )
 
 
 def main() -> None:
@@ -94,48 +101,80 @@ def main() -> None:
     env_ours = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_MVT_FEATURE_LIMIT=str(CAP))
     if settings.database_url:
         env_ours["CIM_DATABASE_URL"] = settings.database_url
-    env_tipg = dict(os.environ, DATABASE_URL=url, TIPG_DB_SCHEMAS='["layers"]', TIPG_MAX_FEATURES_PER_TILE=str(CAP),
-                    TIPG_TILE_BUFFER=str(BUFFER), TIPG_DB_MIN_CONN_SIZE="2", TIPG_DB_MAX_CONN_SIZE="8")
+    env_tipg = dict(
+        os.environ,
+        DATABASE_URL=url,
+        TIPG_DB_SCHEMAS='["layers"]',
+        TIPG_MAX_FEATURES_PER_TILE=str(CAP),
+        TIPG_TILE_BUFFER=str(BUFFER),
+        TIPG_DB_MIN_CONN_SIZE="2",
+        TIPG_DB_MAX_CONN_SIZE="8",
+    )
     p_ours, p_tipg = free_port(), free_port()
-    ours = subprocess.Popen([str(VENV_BIN / "cim"), "serve", "--port", str(p_ours)], env=env_ours,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    tipg = subprocess.Popen([str(VENV_BIN / "uvicorn"), "tipg.main:app", "--port", str(p_tipg), "--log-level", "warning"],
-                            env=env_tipg, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ours = subprocess.Popen(
+        [str(VENV_BIN / "cim"), "serve", "--port", str(p_ours)],
+        env=env_ours,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    tipg = subprocess.Popen(
+        [str(VENV_BIN / "uvicorn"), "tipg.main:app", "--port", str(p_tipg), "--log-level", "warning"],
+        env=env_tipg,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_until_healthy(f"http://127.0.0.1:{p_ours}/healthz", ours)
         wait_until_healthy(f"http://127.0.0.1:{p_tipg}/healthz", tipg)
         servers = {
-            "ours": (ours, lambda l, z, x, y: f"http://127.0.0.1:{p_ours}/layers/{l}/tiles/{z}/{x}/{y}.mvt"),
-            "tipg": (tipg, lambda l, z, x, y: f"http://127.0.0.1:{p_tipg}/collections/layers.{l}/tiles/WebMercatorQuad/{z}/{x}/{y}"),
+            "ours": (ours, lambda layer, z, x, y: f"http://127.0.0.1:{p_ours}/layers/{layer}/tiles/{z}/{x}/{y}.mvt"),
+            "tipg": (
+                tipg,
+                lambda layer, z, x, y: (
+                    f"http://127.0.0.1:{p_tipg}/collections/layers.{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+                ),
+            ),
         }
-        print(f"{len(tile_list)} tiles per layer (z{args.zooms}), layers: {', '.join(layers)}; 2 clients; cap {CAP}/tile")
+        print(
+            f"{len(tile_list)} tiles per layer (z{args.zooms}), layers: {', '.join(layers)}; 2 clients; cap {CAP}/tile"
+        )
         results: dict = {}
         for rnd in range(1, args.rounds + 1):
             for name, (proc, make) in servers.items():
-                urls = [make(l, *t) for l in layers for t in tile_list]
+                urls = [make(layer, *t) for layer in layers for t in tile_list]
                 r = run_clients(urls)
                 r["rss_mb"] = peak_rss_mb(proc.pid)
                 results[(rnd, name)] = r
-                print(f"round {rnd} {name:<5} {r['tiles_per_s']:8.1f} tiles/s  p50 {r['p50_ms']:7.1f} ms  "
-                      f"p99 {r['p99_ms']:7.1f} ms  non-empty {r['nonempty']}  {r['bytes'] / 1e6:7.1f} MB  "
-                      f"peak RSS {r['rss_mb']:.0f} MB  errors {len(r['errors'])}")
+                print(
+                    f"round {rnd} {name:<5} {r['tiles_per_s']:8.1f} tiles/s  p50 {r['p50_ms']:7.1f} ms  "
+                    f"p99 {r['p99_ms']:7.1f} ms  non-empty {r['nonempty']}  {r['bytes'] / 1e6:7.1f} MB  "
+                    f"peak RSS {r['rss_mb']:.0f} MB  errors {len(r['errors'])}"
+                )
                 if r["errors"]:
                     print("   first errors:", r["errors"][:3])
             o, t = results[(rnd, "ours")], results[(rnd, "tipg")]
-            print(f"round {rnd} ratio ours/tipg: {o['tiles_per_s'] / t['tiles_per_s']:.2f}x tiles/s, "
-                  f"p99 {t['p99_ms'] / o['p99_ms']:.2f}x lower")
+            print(
+                f"round {rnd} ratio ours/tipg: {o['tiles_per_s'] / t['tiles_per_s']:.2f}x tiles/s, "
+                f"p99 {t['p99_ms'] / o['p99_ms']:.2f}x lower"
+            )
         # per-layer view of the last round, ours vs tipg
         print("per layer (last round):")
-        for l in layers:
+        for layer in layers:
             row = []
-            for name, (proc, make) in servers.items():
-                r = run_clients([make(l, *t) for t in tile_list])
+            for _name, (_proc, make) in servers.items():
+                r = run_clients([make(layer, *t) for t in tile_list])
                 row.append(r)
-            print(f"  {l:<10} ours {row[0]['tiles_per_s']:7.1f}/s p99 {row[0]['p99_ms']:7.1f} ms | "
-                  f"tipg {row[1]['tiles_per_s']:7.1f}/s p99 {row[1]['p99_ms']:7.1f} ms | "
-                  f"{row[0]['tiles_per_s'] / row[1]['tiles_per_s']:.2f}x")
-        print(json.dumps({f"{k[0]}:{k[1]}": {kk: vv for kk, vv in v.items() if kk != 'errors'}
-                          for k, v in results.items()}))
+            print(
+                f"  {layer:<10} ours {row[0]['tiles_per_s']:7.1f}/s p99 {row[0]['p99_ms']:7.1f} ms | "
+                f"tipg {row[1]['tiles_per_s']:7.1f}/s p99 {row[1]['p99_ms']:7.1f} ms | "
+                f"{row[0]['tiles_per_s'] / row[1]['tiles_per_s']:.2f}x"
+            )
+        print(
+            json.dumps(
+                {f"{k[0]}:{k[1]}": {kk: vv for kk, vv in v.items() if kk != "errors"} for k, v in results.items()}
+            )
+        )
     finally:
         for p in (ours, tipg):
             p.terminate()

@@ -92,8 +92,13 @@ def ours(prod: Path, name: str, env: dict[str, str]) -> tuple[float, float, floa
     shutil.rmtree(bench_settings().tilesets_dir / ".versions" / f"{name}-partial", ignore_errors=True)
     peak = [0]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(VENV_BIN / "cim"), "import", "oblique", str(prod), "--name", name],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "cim"), "import", "oblique", str(prod), "--name", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
     done = threading.Event()
 
     def sample() -> None:
@@ -121,8 +126,11 @@ def main() -> None:
     env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), COLUMNS="200")
     if settings.database_url:
         env["CIM_DATABASE_URL"] = settings.database_url
-    print(f"{'GB':>5}{'files':>7}{'MB OSGB':>9}{'triangles':>12}{'floor s':>9}{'ours s':>9}{'ratio':>7}"
-          f"{'MB/s':>7}{'tri/s':>10}{'floor MB':>10}{'tree MB':>9}{'main MB':>9}", flush=True)
+    print(
+        f"{'GB':>5}{'files':>7}{'MB OSGB':>9}{'triangles':>12}{'floor s':>9}{'ours s':>9}{'ratio':>7}"
+        f"{'MB/s':>7}{'tri/s':>10}{'floor MB':>10}{'tree MB':>9}{'main MB':>9}",
+        flush=True,
+    )
     for size in [s for s in (0.25, 0.5) if s < gb] + [gb]:
         prod = production(size)
         files = [f for folder in osgb_files(prod) for f in folder]
@@ -131,9 +139,12 @@ def main() -> None:
         ours_s, tree_mb, main_mb, out = ours(prod, f"bench_oblique_{size:g}".replace(".", "_"), env)
         flat = " ".join(out.replace("│", " ").split())
         triangles = int(re.search(r"levels, ([\d,]+) triangles", flat).group(1).replace(",", ""))
-        print(f"{size:>5g}{len(files):>7}{mb:>9.0f}{triangles:>12,}{floor_s:>9.1f}{ours_s:>9.1f}"
-              f"{ours_s / floor_s:>6.2f}x{mb / ours_s:>7.1f}{triangles / ours_s:>10,.0f}{floor_mb:>10.0f}"
-              f"{tree_mb:>9.0f}{main_mb:>9.0f}", flush=True)
+        print(
+            f"{size:>5g}{len(files):>7}{mb:>9.0f}{triangles:>12,}{floor_s:>9.1f}{ours_s:>9.1f}"
+            f"{ours_s / floor_s:>6.2f}x{mb / ours_s:>7.1f}{triangles / ours_s:>10,.0f}{floor_mb:>10.0f}"
+            f"{tree_mb:>9.0f}{main_mb:>9.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

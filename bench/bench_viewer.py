@@ -27,26 +27,40 @@ def main() -> None:
     import_sample(settings)
     port = free_port()
     env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir))
-    server = subprocess.Popen([str(VENV_BIN / "cim"), "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [str(VENV_BIN / "cim"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_healthy(f"{base}/healthz", server)
-        keys = [e["key"] for e in json.loads(subprocess.run(["curl", "-s", f"{base}/viewer/config.json"],
-                                                            capture_output=True, text=True).stdout)["entries"]]
+        keys = [
+            e["key"]
+            for e in json.loads(
+                subprocess.run(["curl", "-s", f"{base}/viewer/config.json"], capture_output=True, text=True).stdout
+            )["entries"]
+        ]
         url = f"{base}/viewer#layers={','.join(keys)}"
         runs = []
         for _ in range(5):
-            out = subprocess.run(["node", str(REPO / "tools" / "browser_check.mjs"), url, "--timeout", "120000"],
-                                 capture_output=True, text=True, cwd=REPO)
+            out = subprocess.run(
+                ["node", str(REPO / "tools" / "browser_check.mjs"), url, "--timeout", "120000"],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
             report = json.loads(out.stdout.strip().splitlines()[-1])
             assert not report.get("error") and not report["foreignRequests"], report
             runs.append((report["result"]["firstFrameMs"], report["result"]["loadedMs"], report["requests"]))
         first = statistics.median(r[0] for r in runs)
         loaded = statistics.median(r[1] for r in runs)
         print(f"layers on: {len(keys)} ({', '.join(keys)})")
-        print(f"first frame: median {first:.0f} ms; all visible layers loaded: median {loaded:.0f} ms; "
-              f"requests per load: {runs[0][2]}")
+        print(
+            f"first frame: median {first:.0f} ms; all visible layers loaded: median {loaded:.0f} ms; "
+            f"requests per load: {runs[0][2]}"
+        )
         print("runs (first frame ms, loaded ms, requests):", [(round(a), round(b), c) for a, b, c in runs])
     finally:
         server.terminate()

@@ -26,6 +26,8 @@ def parse_bbox(text: str | None, name: str = "bbox") -> BBox | None:
         raise InputError(name, f"{text!r} is not west,south,east,north (four numbers, degrees)")
     w, s, e, n = parts
     if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
-        raise InputError(name, f"{text!r} is not west,south,east,north with -180 <= west <= east <= 180 "
-                               "and -90 <= south <= north <= 90")
+        raise InputError(
+            name,
+            f"{text!r} is not west,south,east,north with -180 <= west <= east <= 180 and -90 <= south <= north <= 90",
+        )
     return (w, s, e, n)

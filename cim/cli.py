@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import typer
@@ -27,14 +28,17 @@ from rich.table import Table
 
 from cim.config import get_settings
 from cim.crs import Datum
-from cim.samples import Scale
 from cim.errors import CimError
+from cim.samples import Scale
 
 if TYPE_CHECKING:
     from import_scripts.contract import Importer
 
-app = typer.Typer(help="CIM twin: import city data into 3D Tiles and PostGIS layers, and serve the viewer.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="CIM twin: import city data into 3D Tiles and PostGIS layers, and serve the viewer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The PostgreSQL/PostGIS database (local cluster or CIM_DATABASE_URL).", no_args_is_help=True)
 import_app = typer.Typer(help="Import a source into a layer and/or a tileset.", no_args_is_help=True)
 samples_app = typer.Typer(help="Generate sample data.", no_args_is_help=True)
@@ -58,8 +62,12 @@ def friendly_errors(fn: Callable) -> Callable:
             raise typer.Exit(exc.exit_code) from None
         except psycopg.Error as exc:  # a database failure no importer anticipated: still one line
             primary = exc.diag.message_primary if exc.diag and exc.diag.message_primary else str(exc).strip()
-            err_console.print(f"[bold red]error:[/] database: {primary.splitlines()[0] if primary else exc!r} "
-                              "(check `cim db status`)", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] database: {primary.splitlines()[0] if primary else exc!r} "
+                "(check `cim db status`)",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(3) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: nothing was changed by the unfinished step")
@@ -113,8 +121,10 @@ def db_status() -> None:
 
         state = LocalCluster(settings).status()
         if not state.running:
-            console.print(f"local cluster: [yellow]not running[/] ({state.data_dir}"
-                          f"{'' if state.initialised else ', not initialised'}); start it with: cim db up")
+            console.print(
+                f"local cluster: [yellow]not running[/] ({state.data_dir}"
+                f"{'' if state.initialised else ', not initialised'}); start it with: cim db up"
+            )
             raise typer.Exit(1)
         console.print(f"local cluster: [green]running[/] on 127.0.0.1:{state.port} ({state.data_dir})")
     else:
@@ -145,8 +155,14 @@ def layers_list() -> None:
         found = list_layers(conn)
     t = Table("name", "title", "type", "features", "version", "imported", title="layers")
     for layer in found:
-        t.add_row(layer.name, layer.title, layer.geometry_type, f"{layer.feature_count:,}", str(layer.version),
-                  f"{layer.imported_at:%Y-%m-%d %H:%M}" if layer.imported_at else "")
+        t.add_row(
+            layer.name,
+            layer.title,
+            layer.geometry_type,
+            f"{layer.feature_count:,}",
+            str(layer.version),
+            f"{layer.imported_at:%Y-%m-%d %H:%M}" if layer.imported_at else "",
+        )
     console.print(t if found else "no layers yet: `cim import layer SRC --name NAME` adds one")
 
 
@@ -168,6 +184,7 @@ def samples_futian(
     t0 = time.perf_counter()
     table = Table("layer", "features", title=f"Futian sample ({scale.value}, seed {seed}) -> {out}")
     with console.status("generating...") as status:
+
         def on_layer(layer: str, count: int) -> None:
             status.update(f"generating... {layer} done")
             table.add_row(layer, f"{count:,}")
@@ -202,8 +219,15 @@ class _ProgressBars:
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def print_report(report) -> None:
@@ -216,7 +240,9 @@ def print_report(report) -> None:
     t.add_row("output", f"{report.output} (version {report.version})")
     t.add_row("source CRS", report.crs)
     t.add_row("repaired", f"{report.repaired:,} invalid geometries")
-    t.add_row("skipped", f"{report.skipped_count:,}" + (f" ({'; '.join(report.skipped[:5])})" if report.skipped else ""))
+    t.add_row(
+        "skipped", f"{report.skipped_count:,}" + (f" ({'; '.join(report.skipped[:5])})" if report.skipped else "")
+    )
     t.add_row("time", f"{report.seconds:.2f} s ({report.rate:,.0f} features/s)")
     for note in report.notes:
         t.add_row("note", note)
@@ -243,9 +269,15 @@ def _run_import(importer: type[Importer[Any]], source: Path, name: str, options:
 
 @import_app.command("layer")
 @friendly_errors
-def import_layer(source: Path = _SOURCE, name: str = _NAME, title: Optional[str] = _TITLE,
-                 layer: Optional[str] = _LAYER, src_crs: Optional[str] = _SRC_CRS, datum: Datum = _DATUM,
-                 grid_join: bool = _GRID_JOIN) -> None:
+def import_layer(
+    source: Path = _SOURCE,
+    name: str = _NAME,
+    title: str | None = _TITLE,
+    layer: str | None = _LAYER,
+    src_crs: str | None = _SRC_CRS,
+    datum: Datum = _DATUM,
+    grid_join: bool = _GRID_JOIN,
+) -> None:
     """Import a vector file into a PostGIS layer (replacing its previous version only on success)."""
     from import_scripts.layer import LayerImporter, LayerOptions
 
@@ -256,13 +288,19 @@ def import_layer(source: Path = _SOURCE, name: str = _NAME, title: Optional[str]
 @import_app.command("buildings")
 @friendly_errors
 def import_buildings(
-    source: Path = _SOURCE, name: str = _NAME, title: Optional[str] = _TITLE, layer: Optional[str] = _LAYER,
-    src_crs: Optional[str] = _SRC_CRS, datum: Datum = _DATUM, grid_join: bool = _GRID_JOIN,
-    height_field: Optional[str] = typer.Option(None, help="field with the height in metres (default: a field "
-                                                          "named height/高度)"),
-    floors_field: Optional[str] = typer.Option(None, help="field with the number of floors (default: floors/层数)"),
+    source: Path = _SOURCE,
+    name: str = _NAME,
+    title: str | None = _TITLE,
+    layer: str | None = _LAYER,
+    src_crs: str | None = _SRC_CRS,
+    datum: Datum = _DATUM,
+    grid_join: bool = _GRID_JOIN,
+    height_field: str | None = typer.Option(
+        None, help="field with the height in metres (default: a field named height/高度)"
+    ),
+    floors_field: str | None = typer.Option(None, help="field with the number of floors (default: floors/层数)"),
     floor_height: float = typer.Option(3.0, help="metres per floor, with --floors-field"),
-    base_height_field: Optional[str] = typer.Option(None, help="field with the base height in metres (default 0)"),
+    base_height_field: str | None = typer.Option(None, help="field with the base height in metres (default 0)"),
     default_height: float = typer.Option(9.0, help="height given to a building without a usable one"),
 ) -> None:
     """Import building footprints into a PostGIS layer and a 3D Tiles 1.1 tileset (the white model)."""
@@ -273,8 +311,12 @@ def import_buildings(
         raise CimError("give --height-field or --floors-field, not both")
     options = BuildingOptions(
         layer=LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join),
-        height_field=height_field, floors_field=floors_field, floor_height=floor_height,
-        base_height_field=base_height_field, default_height=default_height)
+        height_field=height_field,
+        floors_field=floors_field,
+        floor_height=floor_height,
+        base_height_field=base_height_field,
+        default_height=default_height,
+    )
     _run_import(BuildingsImporter, source, name, options)
 
 
@@ -282,11 +324,15 @@ def import_buildings(
 @friendly_errors
 def import_bim(
     source: Path = typer.Argument(..., help="an IFC file (IFC2X3, IFC4, IFC4.3)"),
-    name: str = _NAME, title: Optional[str] = _TITLE,
-    anchor: Optional[str] = typer.Option(None, help="LON,LAT,HEIGHT[,ROTATION_DEG]: where the model's origin stands "
-                                                    "(and the compass bearing of its +Y axis); overrides the file's "
-                                                    "georeference, required without one"),
-    jobs: Optional[int] = typer.Option(None, help="processes for triangulation (default: all cores)"),
+    name: str = _NAME,
+    title: str | None = _TITLE,
+    anchor: str | None = typer.Option(
+        None,
+        help="LON,LAT,HEIGHT[,ROTATION_DEG]: where the model's origin stands "
+        "(and the compass bearing of its +Y axis); overrides the file's "
+        "georeference, required without one",
+    ),
+    jobs: int | None = typer.Option(None, help="processes for triangulation (default: all cores)"),
     grid_join: bool = _GRID_JOIN,
 ) -> None:
     """Import a BIM model: 3D Tiles (one feature per element), an element layer and the building outline."""
@@ -300,14 +346,19 @@ def import_bim(
 @import_app.command("oblique")
 @friendly_errors
 def import_oblique(
-    source: Path = typer.Argument(..., help="a production folder (metadata.xml + Data/Tile_*/Tile_*.osgb, or .obj "
-                                            "tiles), or one tile file"),
-    name: str = _NAME, title: Optional[str] = _TITLE,
-    srs: Optional[str] = typer.Option(None, help="the production's SRS when metadata.xml has none or is wrong: "
-                                                 "EPSG code, WKT, .prj file, or ENU:LAT,LON"),
-    origin: Optional[str] = typer.Option(None, help="X,Y,Z: the SRS origin the vertices are offsets from "
-                                                    "(default: metadata.xml's SRSOrigin, else 0,0,0)"),
-    jobs: Optional[int] = typer.Option(None, help="worker processes (default: all cores)"),
+    source: Path = typer.Argument(
+        ..., help="a production folder (metadata.xml + Data/Tile_*/Tile_*.osgb, or .obj tiles), or one tile file"
+    ),
+    name: str = _NAME,
+    title: str | None = _TITLE,
+    srs: str | None = typer.Option(
+        None,
+        help="the production's SRS when metadata.xml has none or is wrong: EPSG code, WKT, .prj file, or ENU:LAT,LON",
+    ),
+    origin: str | None = typer.Option(
+        None, help="X,Y,Z: the SRS origin the vertices are offsets from (default: metadata.xml's SRSOrigin, else 0,0,0)"
+    ),
+    jobs: int | None = typer.Option(None, help="worker processes (default: all cores)"),
     grid_join: bool = _GRID_JOIN,
 ) -> None:
     """Import oblique photography (OSGB/OBJ) into 3D Tiles, keeping its LOD pyramid; its footprints into a layer.
@@ -315,8 +366,13 @@ def import_oblique(
     from import_scripts.oblique import ObliqueImporter, ObliqueOptions
     from import_scripts.oblique.production import parse_origin
 
-    options = ObliqueOptions(srs=srs, origin=parse_origin(origin, "--origin") if origin else None, jobs=jobs,
-                             title=title, grid_join=grid_join)
+    options = ObliqueOptions(
+        srs=srs,
+        origin=parse_origin(origin, "--origin") if origin else None,
+        jobs=jobs,
+        title=title,
+        grid_join=grid_join,
+    )
     _run_import(ObliqueImporter, source, name, options)
 
 
@@ -326,8 +382,8 @@ def import_oblique(
 @app.command("serve")
 @friendly_errors
 def serve(
-    host: Optional[str] = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
-    port: Optional[int] = typer.Option(None, help="port (default 8000)"),
+    host: str | None = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="port (default 8000)"),
 ) -> None:
     """Serve the layers, tiles and viewer over HTTP."""
     import uvicorn
@@ -346,9 +402,11 @@ def serve(
 @app.command("demo")
 @friendly_errors
 def demo(
-    scale: Scale = typer.Option(Scale.small, help="small: the committed sample; full: generate 20,000+ buildings first"),
+    scale: Scale = typer.Option(
+        Scale.small, help="small: the committed sample; full: generate 20,000+ buildings first"
+    ),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="serve the viewer when the imports are done"),
-    port: Optional[int] = typer.Option(None, help="port (default 8000)"),
+    port: int | None = typer.Option(None, help="port (default 8000)"),
 ) -> None:
     """Import the Futian sample and serve the viewer: the whole chain in one command."""
     from cim.demo import import_sample

@@ -23,9 +23,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 
@@ -50,18 +50,25 @@ class ClusterStatus:
 def _find_bindir() -> Path:
     """The newest PostgreSQL server binaries on this machine that have PostGIS
     (Debian keeps each major version in /usr/lib/postgresql/N)."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
-    with_postgis = [c for c in candidates
-                    if Path(f"/usr/share/postgresql/{c.parent.parent.name}/extension/postgis.control").exists()]
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    with_postgis = [
+        c
+        for c in candidates
+        if Path(f"/usr/share/postgresql/{c.parent.parent.name}/extension/postgis.control").exists()
+    ]
     if with_postgis or candidates:
         return (with_postgis or candidates)[-1].parent
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    raise DatabaseError("PostgreSQL server binaries (initdb, pg_ctl) not found",
-                        hint="install them with: apt-get install postgresql-15-postgis-3, "
-                             "or set CIM_DATABASE_URL to an existing PostGIS server")
+    raise DatabaseError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found",
+        hint="install them with: apt-get install postgresql-15-postgis-3, "
+        "or set CIM_DATABASE_URL to an existing PostGIS server",
+    )
 
 
 def _port_in_use(port: int) -> bool:
@@ -132,8 +139,7 @@ class LocalCluster:
         """The TCP connection URL (for the app, QGIS, psql)."""
         port = self.port()
         if port is None:
-            raise DatabaseError(f"the local database under {self.home} is not initialised",
-                                hint="run: cim db up")
+            raise DatabaseError(f"the local database under {self.home} is not initialised", hint="run: cim db up")
         return f"postgresql://{DB_USER}:{self.password()}@127.0.0.1:{port}/{DB_NAME}"
 
     def is_running(self) -> bool:
@@ -144,8 +150,13 @@ class LocalCluster:
 
     def status(self) -> ClusterStatus:
         running = self.is_running()
-        return ClusterStatus(running=running, initialised=self.initialised, port=self.port(),
-                             data_dir=self.home, url=self.url() if self.initialised else None)
+        return ClusterStatus(
+            running=running,
+            initialised=self.initialised,
+            port=self.port(),
+            data_dir=self.home,
+            url=self.url() if self.initialised else None,
+        )
 
     # --- operations ---------------------------------------------------------------
 
@@ -188,22 +199,33 @@ class LocalCluster:
         try:
             return pwd.getpwnam("postgres")
         except KeyError as exc:
-            raise DatabaseError("running as root, and there is no 'postgres' system user to run the server as",
-                                hint="install Debian's postgresql-15 package, or run as an ordinary user") from exc
+            raise DatabaseError(
+                "running as root, and there is no 'postgres' system user to run the server as",
+                hint="install Debian's postgresql-15 package, or run as an ordinary user",
+            ) from exc
 
     def _run(self, args: list[str], *, check: bool = True, **kw) -> subprocess.CompletedProcess:
         run_as = self._run_as  # None: as ourselves (subprocess's defaults for user, group, extra_groups)
         env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
         if run_as is not None:
             env["HOME"] = run_as.pw_dir
-        result = subprocess.run(args, capture_output=True, text=True, env=env, cwd="/",
-                                user=None if run_as is None else run_as.pw_uid,
-                                group=None if run_as is None else run_as.pw_gid,
-                                extra_groups=None if run_as is None else [], **kw)
+        result = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+            user=None if run_as is None else run_as.pw_uid,
+            group=None if run_as is None else run_as.pw_gid,
+            extra_groups=None if run_as is None else [],
+            **kw,
+        )
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
-            raise DatabaseError(f"{Path(args[0]).name} failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}",
-                                hint=f"see {self.home / 'server.log'}")
+            raise DatabaseError(
+                f"{Path(args[0]).name} failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}",
+                hint=f"see {self.home / 'server.log'}",
+            )
         return result
 
     def _own(self, path: Path) -> None:
@@ -242,8 +264,23 @@ class LocalCluster:
         pwfile.write_text(password + "\n")
         pwfile.chmod(0o600)
         self._own(pwfile)
-        self._run([str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", DB_USER, "--pwfile", str(pwfile),
-                   "-E", "UTF8", "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"])
+        self._run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                DB_USER,
+                "--pwfile",
+                str(pwfile),
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-instructions",
+            ]
+        )
         self._write_conf(free_port())
 
     def _write_conf(self, port: int) -> None:
@@ -290,14 +327,28 @@ class LocalCluster:
             self._write_conf(free_port() if port is None or _port_in_use(port) else port)
             self.socket_dir.mkdir(parents=True, exist_ok=True)
             self._own(self.socket_dir)
-            result = self._run([str(self.bindir / "pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(log),
-                                "-w", "-t", str(int(timeout))], check=False)
+            result = self._run(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "start",
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                ],
+                check=False,
+            )
             if result.returncode == 0:
                 return
             if attempt == 2 or not _port_in_use(self.port() or 0):
                 tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-                raise DatabaseError(f"the local PostgreSQL server under {self.pgdata} did not start: "
-                                    + " | ".join(tail), hint=f"see {log}")
+                raise DatabaseError(
+                    f"the local PostgreSQL server under {self.pgdata} did not start: " + " | ".join(tail),
+                    hint=f"see {log}",
+                )
             time.sleep(0.2)
 
     def _ensure_database(self) -> None:
@@ -305,8 +356,10 @@ class LocalCluster:
         try:
             self._create_database(conninfo)
         except psycopg.OperationalError as exc:
-            raise DatabaseError(f"the local PostgreSQL server under {self.pgdata} does not answer: "
-                                f"{str(exc).strip().splitlines()[0]}", hint=f"see {self.home / 'server.log'}") from exc
+            raise DatabaseError(
+                f"the local PostgreSQL server under {self.pgdata} does not answer: {str(exc).strip().splitlines()[0]}",
+                hint=f"see {self.home / 'server.log'}",
+            ) from exc
 
     def _create_database(self, conninfo: dict) -> None:
         with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:
@@ -317,8 +370,10 @@ class LocalCluster:
             try:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
             except psycopg.errors.FeatureNotSupported as exc:
-                raise DatabaseError("the PostGIS extension is not installed for this PostgreSQL",
-                                    hint="apt-get install postgresql-15-postgis-3") from exc
+                raise DatabaseError(
+                    "the PostGIS extension is not installed for this PostgreSQL",
+                    hint="apt-get install postgresql-15-postgis-3",
+                ) from exc
             except psycopg.errors.UniqueViolation:
                 pass  # created at the same moment by another process
 

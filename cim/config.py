@@ -36,24 +36,29 @@ class Settings(BaseSettings):
     PostgreSQL/PostGIS server instead (the project then never starts one).
     """
 
-    model_config = SettingsConfigDict(env_prefix="CIM_", frozen=True, extra="ignore", env_ignore_empty=True,
-                                      validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CIM_", frozen=True, extra="ignore", env_ignore_empty=True, validate_default=True
+    )
 
     data_dir: ResolvedPath = Field(Path(".cim"), description="local cluster (`pg/`), tilesets, caches")
-    database_url: str | None = Field(None, description="use this PostgreSQL/PostGIS server; no local cluster "
-                                                       "is started")
+    database_url: str | None = Field(
+        None, description="use this PostgreSQL/PostGIS server; no local cluster is started"
+    )
     host: str = Field("127.0.0.1", description="where `cim serve` listens")
     port: int = Field(8000, ge=1, le=65535, description="the port `cim serve` listens on")
     grid_layer: str = Field("grids", description="the layer that places features in street/community/grid")
     mvt_feature_limit: int = Field(50_000, ge=1, le=10_000_000, description="most features in one vector tile")
     db_pool_size: int = Field(8, ge=2, le=1000, description="database connections of the HTTP server")
-    node_modules: ResolvedPath = Field(_REPO / "node_modules",
-                                       description="where the viewer's JavaScript is served from")
-    mqtt_url: str | None = Field(None, description="the MQTT broker of live readings (`mqtt://host:1883`); "
-                                                   "unset: a local mosquitto")
+    node_modules: ResolvedPath = Field(
+        _REPO / "node_modules", description="where the viewer's JavaScript is served from"
+    )
+    mqtt_url: str | None = Field(
+        None, description="the MQTT broker of live readings (`mqtt://host:1883`); unset: a local mosquitto"
+    )
     live_retention_days: int = Field(90, ge=1, le=36_500, description="days of readings kept")
-    sla_acknowledge_minutes: int = Field(10, ge=1, le=100_000, description="the 10-30-24 rule: minutes to "
-                                                                           "acknowledge a ticket")
+    sla_acknowledge_minutes: int = Field(
+        10, ge=1, le=100_000, description="the 10-30-24 rule: minutes to acknowledge a ticket"
+    )
     sla_contact_minutes: int = Field(30, ge=1, le=100_000, description="minutes to contact the citizen")
     sla_resolve_hours: int = Field(24, ge=1, le=100_000, description="hours to resolve the ticket")
 
@@ -106,14 +111,15 @@ class Settings(BaseSettings):
         try:
             if env is None:
                 return cls()
-            values = {k[len("CIM_"):].lower(): v for k, v in env.items() if k.startswith("CIM_") and v != ""}
+            values = {k[len("CIM_") :].lower(): v for k, v in env.items() if k.startswith("CIM_") and v != ""}
             return cls.model_validate({k: v for k, v in values.items() if k in cls.model_fields})
         except ValidationError as exc:
             first = exc.errors()[0]
             name = "CIM_" + str(first["loc"][0]).upper() if first["loc"] else "CIM_*"
             problem = " ".join(str(first["msg"]).removeprefix("Value error, ").split())
-            raise ConfigError(f"{name}={first.get('input')!r}: {problem}",
-                              hint="fix or unset the variable; README lists the settings") from None
+            raise ConfigError(
+                f"{name}={first.get('input')!r}: {problem}", hint="fix or unset the variable; README lists the settings"
+            ) from None
 
 
 def settings_table() -> str:

@@ -65,15 +65,22 @@ def resolve_crs(value: str | int | pyproj.CRS, *, source: str = "--src-crs") -> 
     if text.isdigit():
         text = f"EPSG:{text}"
     try:
-        if text.lstrip().upper().startswith(("PROJCS", "GEOGCS", "PROJCRS", "GEOGCRS", "GEODCRS", "COMPD", "COMPOUNDCRS", "BOUNDCRS")):
+        if (
+            text.lstrip()
+            .upper()
+            .startswith(("PROJCS", "GEOGCS", "PROJCRS", "GEOGCRS", "GEODCRS", "COMPD", "COMPOUNDCRS", "BOUNDCRS"))
+        ):
             return pyproj.CRS.from_wkt(strip_root_authority(text))
         return pyproj.CRS.from_user_input(text)
     except pyproj.exceptions.CRSError as exc:
         shown = text if len(text) < 60 else text[:57] + "..."
         found = re.search(r"proj_create: ([^:)]+)", str(exc))  # PROJ's own words, without its nesting
         reason = found.group(1).strip() if found else str(exc).splitlines()[0]
-        raise CrsError(source, f"not a coordinate reference system I can read: {shown!r} ({reason})",
-                       hint="give an EPSG code such as 4547, or the whole WKT") from exc
+        raise CrsError(
+            source,
+            f"not a coordinate reference system I can read: {shown!r} ({reason})",
+            hint="give an EPSG code such as 4547, or the whole WKT",
+        ) from exc
 
 
 def is_wgs84_like(crs: pyproj.CRS) -> bool:
@@ -85,8 +92,12 @@ def is_wgs84_like(crs: pyproj.CRS) -> bool:
     if epsg in (4326, 4490, 4610, 4479):  # WGS84, CGCS2000 (geographic 2D/3D)
         return True
     ellps, meridian = crs.ellipsoid, crs.prime_meridian
-    return (ellps is not None and abs(ellps.semi_major_metre - 6378137.0) < 1e-3
-            and meridian is not None and meridian.longitude == 0)
+    return (
+        ellps is not None
+        and abs(ellps.semi_major_metre - 6378137.0) < 1e-3
+        and meridian is not None
+        and meridian.longitude == 0
+    )
 
 
 # --- GCJ-02 / BD-09 ----------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import psycopg
@@ -24,7 +24,7 @@ def database_url(settings: Settings | None = None, *, start: bool = True) -> str
     return _local_url(settings.data_dir)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _local_url(data_dir: Path) -> str:
     """The local cluster started (once per process and data directory)."""
     return LocalCluster(Settings(data_dir=data_dir)).up()
@@ -36,8 +36,10 @@ def connect(settings: Settings | None = None, *, autocommit: bool = False) -> ps
         return psycopg.connect(url, autocommit=autocommit)
     except psycopg.OperationalError as exc:
         where = "CIM_DATABASE_URL" if (settings or get_settings()).database_url else "the local cluster"
-        raise DatabaseError(f"cannot connect to the database ({where}): {str(exc).strip().splitlines()[0]}",
-                            hint="check `cim db status`") from exc
+        raise DatabaseError(
+            f"cannot connect to the database ({where}): {str(exc).strip().splitlines()[0]}",
+            hint="check `cim db status`",
+        ) from exc
 
 
 @dataclass(frozen=True)

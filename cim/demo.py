@@ -83,8 +83,9 @@ def install_viewer_config(settings: Settings, source: Path = SAMPLE_VIEWER_CONFI
     return target
 
 
-def import_sample(settings: Settings, scale: SampleScale = "small",
-                  progress: Progress | None = None) -> list[ImportReport]:
+def import_sample(
+    settings: Settings, scale: SampleScale = "small", progress: Progress | None = None
+) -> list[ImportReport]:
     folder = sample_dir(settings, scale)
     install_viewer_config(settings)  # first: the layers look right in a running viewer as they arrive
     task = progress.add_task("import", total=len(SAMPLE_LAYERS) + 1) if progress else None
@@ -94,15 +95,22 @@ def import_sample(settings: Settings, scale: SampleScale = "small",
             progress.update(task, advance=1, description=description)
 
     # the real district boundary, as published in GCJ-02: converted on import
-    reports = [layer_importer.run(settings, BOUNDARY_GCJ02, "futian_boundary",
-                                  layer_importer.LayerOptions(title="福田区", datum=Datum.gcj02, grid_join=False))]
+    reports = [
+        layer_importer.run(
+            settings,
+            BOUNDARY_GCJ02,
+            "futian_boundary",
+            layer_importer.LayerOptions(title="福田区", datum=Datum.gcj02, grid_join=False),
+        )
+    ]
     step("futian_boundary")
     for layer in SAMPLE_LAYERS:
         options = layer_importer.LayerOptions(title=layer.title, grid_join=layer.grid_join)
         source = folder / f"{layer.name}.gpkg"
         if layer.kind == "buildings":
-            reports.append(buildings_importer.run(settings, source, layer.name,
-                                                  buildings_importer.BuildingOptions(layer=options)))
+            reports.append(
+                buildings_importer.run(settings, source, layer.name, buildings_importer.BuildingOptions(layer=options))
+            )
         else:
             reports.append(layer_importer.run(settings, source, layer.name, options))
         step(layer.name)

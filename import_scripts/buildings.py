@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 
 from cim.config import Settings
@@ -39,7 +39,7 @@ MAX_PLAUSIBLE_HEIGHT = 1000.0  # metres: the tallest building stands 828 m
 
 @dataclass(frozen=True)
 class BuildingOptions:
-    layer: LayerOptions = LayerOptions()
+    layer: LayerOptions = field(default_factory=LayerOptions)
     height_field: str | None = None
     floors_field: str | None = None
     floor_height: float = 3.0
@@ -107,8 +107,9 @@ def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], 
     if floors:
         values = _numbers(table, floors)
         plausible = np.isfinite(values) & (values >= 0) & (values <= 300)  # INT16; the tallest tower has 163
-        out.append(Column("floors", np.where(plausible, values, -1).astype(np.int64), "INT16",
-                          no_data=-1, title="层数"))
+        out.append(
+            Column("floors", np.where(plausible, values, -1).astype(np.int64), "INT16", no_data=-1, title="层数")
+        )
     text(USE_NAMES, "use", "用途")
     for column, title in zip(GRID_COLUMNS, ("街道", "社区", "网格")):
         if column in placed:
@@ -127,8 +128,9 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
         super().read()
         table = self.features.table
         if table.geometry_type != "MultiPolygon":
-            raise InputError(str(self.source),
-                             f"holds {table.geometry_type} geometries; buildings need polygon footprints")
+            raise InputError(
+                str(self.source), f"holds {table.geometry_type} geometries; buildings need polygon footprints"
+            )
         self.heights = resolve_heights(table.attributes, self.options, str(self.source))
         attributes = table.attributes
         if "height" in attributes.column_names:
@@ -142,10 +144,17 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
 
         def write_tiles(conn: psycopg.Connection, layer: LayerInfo) -> None:
             placed = _placement(conn, layer)
-            buildings = Buildings(footprints=table.geometry, base=heights.base, height=heights.height,
-                                  columns=_metadata(table.attributes, heights, placed, np.arange(1, len(table) + 1)))
-            tiles.append(write_buildings_tileset(buildings, version.folder,
-                                                 progress=lambda done, total: self.progress("tiles", done, total)))
+            buildings = Buildings(
+                footprints=table.geometry,
+                base=heights.base,
+                height=heights.height,
+                columns=_metadata(table.attributes, heights, placed, np.arange(1, len(table) + 1)),
+            )
+            tiles.append(
+                write_buildings_tileset(
+                    buildings, version.folder, progress=lambda done, total: self.progress("tiles", done, total)
+                )
+            )
 
         result = self.load_features(before_commit=write_tiles)
         self.tiles = tiles[0]
@@ -155,16 +164,25 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
         self.summary_notes(result)
         heights, ts = self.heights, self.tiles
         self.report.note(heights.rule)
-        self.report.note_named(f"{len(heights.defaulted)} buildings had no usable height and got the default "
-                               f"{self.options.default_height:g} m",
-                               [f"record {i + 1}" for i in heights.defaulted])
-        self.report.note(f"tileset: {ts.tiles} tiles, {ts.depth} levels, {ts.triangles:,} triangles, "
-                         f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s")
+        self.report.note_named(
+            f"{len(heights.defaulted)} buildings had no usable height and got the default "
+            f"{self.options.default_height:g} m",
+            [f"record {i + 1}" for i in heights.defaulted],
+        )
+        self.report.note(
+            f"tileset: {ts.tiles} tiles, {ts.depth} levels, {ts.triangles:,} triangles, "
+            f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s"
+        )
         return self.report.build(result, output=f"{result.layer.table_schema}.{self.name} + {tileset}")
 
 
-def run(settings: Settings, source: Path, name: str, options: BuildingOptions = BuildingOptions(),
-        progress: Progress | None = None) -> ImportReport:
+def run(
+    settings: Settings,
+    source: Path,
+    name: str,
+    options: BuildingOptions = BuildingOptions(),
+    progress: Progress | None = None,
+) -> ImportReport:
     return BuildingsImporter(settings, source, name, options, progress).run()
 
 
@@ -173,7 +191,10 @@ def _placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarr
     present = [c for c in GRID_COLUMNS if c in layer.columns]
     if not present:
         return {}
-    rows = conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY fid").format(
-        sql.SQL(", ").join(map(sql.Identifier, present)), sql.Identifier(layer.table_schema, layer.table_name))).fetchall()
+    rows = conn.execute(
+        sql.SQL("SELECT {} FROM {} ORDER BY fid").format(
+            sql.SQL(", ").join(map(sql.Identifier, present)), sql.Identifier(layer.table_schema, layer.table_name)
+        )
+    ).fetchall()
     values = np.array(rows, dtype=object).reshape(len(rows), len(present))
     return {c: values[:, i] for i, c in enumerate(present)}

@@ -43,8 +43,10 @@ def database_errors(source: Path | str, name: str) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         primary = exc.diag.message_primary if exc.diag and exc.diag.message_primary else str(exc).splitlines()[0]
-        raise DatabaseError(f"{source}: the database refused the import: {primary}",
-                            hint=f"nothing was changed: the previous version of layer {name!r} is intact") from exc
+        raise DatabaseError(
+            f"{source}: the database refused the import: {primary}",
+            hint=f"nothing was changed: the previous version of layer {name!r} is intact",
+        ) from exc
 
 
 class Importer(ABC, Generic[OptionsT]):
@@ -55,8 +57,9 @@ class Importer(ABC, Generic[OptionsT]):
     #: whether the importer writes a tileset named like its layer
     writes_tileset: ClassVar[bool] = False
 
-    def __init__(self, settings: Settings, source: Path | str, name: str, options: OptionsT,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self, settings: Settings, source: Path | str, name: str, options: OptionsT, progress: Progress | None = None
+    ) -> None:
         self.settings = settings
         self.source = Path(source)
         self.name = name
@@ -97,8 +100,7 @@ class Importer(ABC, Generic[OptionsT]):
         self.read()
         if not self.writes_tileset:
             return self.summary(self.write(None), None)
-        with TilesetVersion.writing(self.settings.tilesets_dir, self.name,
-                                    resume_key=self.resume_key()) as version:
+        with TilesetVersion.writing(self.settings.tilesets_dir, self.name, resume_key=self.resume_key()) as version:
             result = self.write(version)
         return self.summary(result, version.tileset)
 
@@ -108,13 +110,31 @@ class Importer(ABC, Generic[OptionsT]):
         """The layer that places features in street/community/grid, unless ``join`` is off."""
         return self.settings.grid_layer if join else None
 
-    def load(self, table: FeatureTable, *, title: str | None, source_crs: str, grid_join: bool,
-             source: Path | None = None, repaired: int = 0, skipped: int = 0,
-             before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None) -> LoadResult:
+    def load(
+        self,
+        table: FeatureTable,
+        *,
+        title: str | None,
+        source_crs: str,
+        grid_join: bool,
+        source: Path | None = None,
+        repaired: int = 0,
+        skipped: int = 0,
+        before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None,
+    ) -> LoadResult:
         """Load ``table`` as the layer ``self.name`` in one transaction (see
         :func:`layers.load.load_layer`); a database refusal fails in one line naming the source."""
         with database_errors(self.source, self.name), connect(self.settings, autocommit=True) as conn:
-            return load_layer(conn, self.name, table, title=title, source=str((source or self.source).resolve()),
-                              source_crs=source_crs, repaired=repaired, skipped=skipped,
-                              grid_layer=self.grid_layer(grid_join), progress=self.progress,
-                              before_commit=before_commit)
+            return load_layer(
+                conn,
+                self.name,
+                table,
+                title=title,
+                source=str((source or self.source).resolve()),
+                source_crs=source_crs,
+                repaired=repaired,
+                skipped=skipped,
+                grid_layer=self.grid_layer(grid_join),
+                progress=self.progress,
+                before_commit=before_commit,
+            )

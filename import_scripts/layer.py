@@ -42,9 +42,15 @@ class VectorImporter(Importer[OptionsT]):
 
     def load_features(self, **kwargs) -> LoadResult:
         options, checks = self.layer_options(), self.features.checks
-        return self.load(self.features.table, title=options.title, source_crs=self.features.vector.crs.to_wkt(),
-                         grid_join=options.grid_join, repaired=checks.repaired, skipped=checks.skipped_count,
-                         **kwargs)
+        return self.load(
+            self.features.table,
+            title=options.title,
+            source_crs=self.features.vector.crs.to_wkt(),
+            grid_join=options.grid_join,
+            repaired=checks.repaired,
+            skipped=checks.skipped_count,
+            **kwargs,
+        )
 
     def summary_notes(self, result: LoadResult) -> None:
         """The notes every vector import starts with: normalisation, loading, datum."""
@@ -67,6 +73,11 @@ class LayerImporter(VectorImporter[LayerOptions]):
         return self.report.build(result, output=f"{LAYER_SCHEMA}.{self.name}")
 
 
-def run(settings: Settings, source: Path, name: str, options: LayerOptions = LayerOptions(),
-        progress: Progress | None = None) -> ImportReport:
+def run(
+    settings: Settings,
+    source: Path,
+    name: str,
+    options: LayerOptions = LayerOptions(),
+    progress: Progress | None = None,
+) -> ImportReport:
     return LayerImporter(settings, source, name, options, progress).run()

@@ -74,12 +74,23 @@ class ReportBuilder:
         self.skipped_count += len(items) if count is None else count
         self.skipped += list(items[: max(0, NAMED - len(self.skipped))])
 
-    def build(self, result: LoadResult, *, output: str, feature_count: int | None = None,
-              geometry_type: str | None = None) -> ImportReport:
+    def build(
+        self, result: LoadResult, *, output: str, feature_count: int | None = None, geometry_type: str | None = None
+    ) -> ImportReport:
         layer = result.layer
-        return ImportReport(kind=self.kind, name=self.name, source=self.source,
-                            feature_count=layer.feature_count if feature_count is None else feature_count,
-                            geometry_type=geometry_type or layer.geometry_type, bbox=layer.bbox, output=output,
-                            crs=self.crs, version=layer.version, repaired=self.repaired,
-                            skipped_count=self.skipped_count, skipped=self.skipped, notes=self.notes,
-                            seconds=time.perf_counter() - self.started)
+        return ImportReport(
+            kind=self.kind,
+            name=self.name,
+            source=self.source,
+            feature_count=layer.feature_count if feature_count is None else feature_count,
+            geometry_type=geometry_type or layer.geometry_type,
+            bbox=layer.bbox,
+            output=output,
+            crs=self.crs,
+            version=layer.version,
+            repaired=self.repaired,
+            skipped_count=self.skipped_count,
+            skipped=self.skipped,
+            notes=self.notes,
+            seconds=time.perf_counter() - self.started,
+        )

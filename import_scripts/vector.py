@@ -34,9 +34,13 @@ _CSV_OPTIONS = {
 }
 _LONLAT_NAMES = {"lon", "lng", "long", "longitude", "经度"}
 _FAMILIES = {
-    "Point": "point", "MultiPoint": "point",
-    "LineString": "line", "MultiLineString": "line", "LinearRing": "line",
-    "Polygon": "polygon", "MultiPolygon": "polygon",
+    "Point": "point",
+    "MultiPoint": "point",
+    "LineString": "line",
+    "MultiLineString": "line",
+    "LinearRing": "line",
+    "Polygon": "polygon",
+    "MultiPolygon": "polygon",
 }
 _LAYER_TYPE = {"line": "MultiLineString", "polygon": "MultiPolygon"}
 
@@ -76,8 +80,11 @@ def _choose_layer(path: Path, layer: str | None, name_hint: str | None) -> str:
     try:
         layers = [str(row[0]) for row in pyogrio.list_layers(path)]
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise InputError(str(path), f"not a vector file GDAL can read ({_first_line(exc)})",
-                         hint="use Shapefile, GeoPackage, GeoJSON, FlatGeobuf or CSV") from exc
+        raise InputError(
+            str(path),
+            f"not a vector file GDAL can read ({_first_line(exc)})",
+            hint="use Shapefile, GeoPackage, GeoJSON, FlatGeobuf or CSV",
+        ) from exc
     if not layers:
         raise InputError(str(path), "holds no layers")
     if layer is not None:
@@ -97,8 +104,9 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0].split("; It might help")[0].rstrip(".") if text else type(exc).__name__
 
 
-def read_vector(path: Path | str, *, layer: str | None = None, src_crs: str | None = None,
-                name_hint: str | None = None) -> VectorSource:
+def read_vector(
+    path: Path | str, *, layer: str | None = None, src_crs: str | None = None, name_hint: str | None = None
+) -> VectorSource:
     """Read a vector source whole. ``src_crs`` overrides the file's CRS (and
     is required when the file has none)."""
     path = Path(path)
@@ -111,11 +119,22 @@ def read_vector(path: Path | str, *, layer: str | None = None, src_crs: str | No
     options = _CSV_OPTIONS if is_csv else {}
     try:
         meta, table = pyogrio.read_arrow(path, layer=layer_name, **options)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
-            pyogrio.errors.GeometryError, pyogrio.errors.CRSError) as exc:
+    except (
+        pyogrio.errors.DataSourceError,
+        pyogrio.errors.DataLayerError,
+        pyogrio.errors.FieldError,
+        pyogrio.errors.GeometryError,
+        pyogrio.errors.CRSError,
+    ) as exc:
         raise InputError(str(path), f"cannot be read ({_first_line(exc)})") from exc
-    geom_col = next((c for c in ("wkb_geometry", meta.get("geometry_name") or "", "geometry", "geom")
-                     if c and c in table.column_names), None)
+    geom_col = next(
+        (
+            c
+            for c in ("wkb_geometry", meta.get("geometry_name") or "", "geometry", "geom")
+            if c and c in table.column_names
+        ),
+        None,
+    )
     if geom_col is None:
         hint = "CSV needs lon/lat columns or a WKT column named wkt/geometry" if is_csv else None
         raise InputError(str(path), "has no geometry column", hint=hint)
@@ -137,9 +156,14 @@ def read_vector(path: Path | str, *, layer: str | None = None, src_crs: str | No
         crs = WGS84
         crs_note = "EPSG:4326, assumed from the lon/lat column names"
     else:
-        raise CrsError(str(path), "has no coordinate reference system and none was given",
-                       hint="pass --src-crs, e.g. --src-crs 4547 or --src-crs file.prj")
-    return VectorSource(path=path, layer=layer_name, attributes=attributes, geometry=geometry, crs=crs, crs_note=crs_note)
+        raise CrsError(
+            str(path),
+            "has no coordinate reference system and none was given",
+            hint="pass --src-crs, e.g. --src-crs 4547 or --src-crs file.prj",
+        )
+    return VectorSource(
+        path=path, layer=layer_name, attributes=attributes, geometry=geometry, crs=crs, crs_note=crs_note
+    )
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -149,8 +173,18 @@ def _csv_header(path: Path) -> list[str]:
     return [c.strip().strip('"') for c in first.split(sep)]
 
 
-_TYPE_NAMES = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
-                        "MultiPolygon", "GeometryCollection"])
+_TYPE_NAMES = np.array(
+    [
+        "Point",
+        "LineString",
+        "LinearRing",
+        "Polygon",
+        "MultiPoint",
+        "MultiLineString",
+        "MultiPolygon",
+        "GeometryCollection",
+    ]
+)
 _FAMILY_OF_TYPE = np.array([_FAMILIES.get(n, "other") for n in _TYPE_NAMES])
 
 
@@ -179,18 +213,30 @@ def normalise(source: VectorSource, datum: Datum = Datum.wgs84) -> tuple[Feature
     odd = np.flatnonzero(keep & (fam_of_row != family))
     if len(odd):
         i = odd[0]
-        raise InputError(where, f"is a {_TYPE_NAMES[types[i]]} in a layer of {family}s ({len(odd)} such records)",
-                         record=f"record {i + 1}", hint="split the file by geometry type")
+        raise InputError(
+            where,
+            f"is a {_TYPE_NAMES[types[i]]} in a layer of {family}s ({len(odd)} such records)",
+            record=f"record {i + 1}",
+            hint="split the file by geometry type",
+        )
 
     idx = np.flatnonzero(keep)
     geoms = geometries_to_wgs84(geoms[idx], source.crs, datum)
     bounds = shapely.bounds(geoms)
-    bad = ~np.isfinite(bounds).all(axis=1) | (np.abs(bounds[:, [0, 2]]) > 180).any(axis=1) | (np.abs(bounds[:, [1, 3]]) > 90).any(axis=1)
+    bad = (
+        ~np.isfinite(bounds).all(axis=1)
+        | (np.abs(bounds[:, [0, 2]]) > 180).any(axis=1)
+        | (np.abs(bounds[:, [1, 3]]) > 90).any(axis=1)
+    )
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raw = shapely.bounds(source.geometry[idx[i]])
-        raise CrsError(where, f"coordinates ({raw[0]:.6g}, {raw[1]:.6g}) do not fit {source.crs_note}",
-                       record=f"record {idx[i] + 1}", hint="give the right CRS with --src-crs")
+        raise CrsError(
+            where,
+            f"coordinates ({raw[0]:.6g}, {raw[1]:.6g}) do not fit {source.crs_note}",
+            record=f"record {idx[i] + 1}",
+            hint="give the right CRS with --src-crs",
+        )
 
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():
@@ -200,8 +246,10 @@ def normalise(source: VectorSource, datum: Datum = Datum.wgs84) -> tuple[Feature
         report.repaired = int(invalid.sum()) - int(still_bad.sum())
         if still_bad.any():
             report.skipped_count += int(still_bad.sum())
-            report.skipped += [f"record {idx[j] + 1}: invalid geometry that cannot be repaired"
-                               for j in np.flatnonzero(still_bad)[:NAMED]]
+            report.skipped += [
+                f"record {idx[j] + 1}: invalid geometry that cannot be repaired"
+                for j in np.flatnonzero(still_bad)[:NAMED]
+            ]
             geoms, idx = geoms[~still_bad], idx[~still_bad]
             if len(idx) == 0:
                 raise InputError(where, "no record has a usable geometry (all are invalid and cannot be repaired)")
@@ -235,7 +283,10 @@ def _to_multi(geoms: np.ndarray, family: str) -> np.ndarray:
     array of parts makes n one-part Multi geometries)."""
     single_ids = {"point": (0,), "line": (1, 2), "polygon": (3,)}[family]
     makers: dict[str, Callable[[np.ndarray], shapely.Geometry | np.ndarray]] = {
-        "point": shapely.multipoints, "line": shapely.multilinestrings, "polygon": shapely.multipolygons}
+        "point": shapely.multipoints,
+        "line": shapely.multilinestrings,
+        "polygon": shapely.multipolygons,
+    }
     maker = makers[family]
     out = geoms.copy()
     is_single = np.isin(shapely.get_type_id(out), single_ids)
@@ -252,4 +303,3 @@ class Features:
     vector: VectorSource
     table: FeatureTable
     checks: NormaliseReport
-

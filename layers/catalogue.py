@@ -17,8 +17,10 @@ from psycopg.rows import dict_row
 from cim.errors import NotFoundError
 from layers.schema import META_SCHEMA
 
-COLUMNS = ("name, title, table_schema, table_name, geometry_type, srid, feature_count, bbox, columns, "
-            "source, source_crs, imported_at, version, repaired_count, skipped_count")
+COLUMNS = (
+    "name, title, table_schema, table_name, geometry_type, srid, feature_count, bbox, columns, "
+    "source, source_crs, imported_at, version, repaired_count, skipped_count"
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,20 @@ def upsert_layer(conn: psycopg.Connection, info: LayerInfo) -> None:
               source = EXCLUDED.source, source_crs = EXCLUDED.source_crs, imported_at = now(),
               version = EXCLUDED.version, repaired_count = EXCLUDED.repaired_count,
               skipped_count = EXCLUDED.skipped_count""",
-        (info.name, info.title, info.table_schema, info.table_name, info.geometry_type, info.srid,
-         info.feature_count, list(info.bbox), json.dumps(info.columns, ensure_ascii=False), info.source,
-         info.source_crs, info.version, info.repaired_count, info.skipped_count),
+        (
+            info.name,
+            info.title,
+            info.table_schema,
+            info.table_name,
+            info.geometry_type,
+            info.srid,
+            info.feature_count,
+            list(info.bbox),
+            json.dumps(info.columns, ensure_ascii=False),
+            info.source,
+            info.source_crs,
+            info.version,
+            info.repaired_count,
+            info.skipped_count,
+        ),
     )

@@ -14,7 +14,7 @@ SEARCH_LIMIT = 50
 
 
 def is_element_layer(layer: LayerInfo) -> bool:
-    return ELEMENT_COLUMNS <= set(layer.columns)
+    return set(layer.columns) >= ELEMENT_COLUMNS
 
 
 def _table(layer: LayerInfo) -> sql.Identifier:
@@ -23,14 +23,16 @@ def _table(layer: LayerInfo) -> sql.Identifier:
 
 def storeys_query(layer: LayerInfo) -> sql.Composed:
     """Rows (storey, elements, z_min, z_max), lowest storey first."""
-    return sql.SQL("SELECT storey, count(*), min(z_min), max(z_max) FROM {} GROUP BY storey "
-                   "ORDER BY min(z_min), storey").format(_table(layer))
+    return sql.SQL(
+        "SELECT storey, count(*), min(z_min), max(z_max) FROM {} GROUP BY storey ORDER BY min(z_min), storey"
+    ).format(_table(layer))
 
 
 def classes_query(layer: LayerInfo) -> sql.Composed:
     """Rows (ifc_class, elements), the commonest first."""
     return sql.SQL("SELECT ifc_class, count(*) FROM {} GROUP BY ifc_class ORDER BY count(*) DESC, ifc_class").format(
-        _table(layer))
+        _table(layer)
+    )
 
 
 def search_query(layer: LayerInfo, text: str, limit: int = SEARCH_LIMIT) -> tuple[sql.Composed, dict]:

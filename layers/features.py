@@ -31,15 +31,23 @@ def _where(layer: LayerInfo, request: ItemsRequest) -> tuple[sql.Composable, dic
     clauses: list[sql.Composable] = []
     params: dict = {}
     if request.bbox:
-        clauses.append(sql.SQL("t.geom && ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326) "
-                               "AND ST_Intersects(t.geom, ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326))"))
+        clauses.append(
+            sql.SQL(
+                "t.geom && ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326) "
+                "AND ST_Intersects(t.geom, ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326))"
+            )
+        )
         params.update({f"b{i}": v for i, v in enumerate(request.bbox)})
     for i, (column, value) in enumerate(sorted(request.filters.items())):
         if column not in layer.columns:
-            raise InputError(column, f"is not a property of layer {layer.name!r}",
-                             hint=f"its properties: {', '.join(layer.columns)}")
-        clauses.append(sql.SQL("t.{} = %({})s::{}").format(
-            sql.Identifier(column), sql.SQL(f"p{i}"), sql.SQL(layer.columns[column])))
+            raise InputError(
+                column, f"is not a property of layer {layer.name!r}", hint=f"its properties: {', '.join(layer.columns)}"
+            )
+        clauses.append(
+            sql.SQL("t.{} = %({})s::{}").format(
+                sql.Identifier(column), sql.SQL(f"p{i}"), sql.SQL(layer.columns[column])
+            )
+        )
         params[f"p{i}"] = value
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
     return where, params

@@ -44,19 +44,25 @@ class GridPlacement:
         """SELECT fid, street, community, grid for every staging row inside a grid."""
         picks = sql.SQL(", ").join(
             sql.SQL("gg.{} AS {}").format(sql.Identifier(src), sql.Identifier(dst))
-            for src, dst in zip(_SOURCE_COLUMNS, GRID_COLUMNS))
-        return sql.SQL("SELECT DISTINCT ON (s.fid) s.fid, {} FROM {} gg JOIN {} s ON ST_Intersects(gg.geom, {}) "
-                       "ORDER BY s.fid, gg.fid").format(
-            picks, sql.Identifier(self.schema, self.table), stage, self.probe(point_geometry))
-
+            for src, dst in zip(_SOURCE_COLUMNS, GRID_COLUMNS)
+        )
+        return sql.SQL(
+            "SELECT DISTINCT ON (s.fid) s.fid, {} FROM {} gg JOIN {} s ON ST_Intersects(gg.geom, {}) "
+            "ORDER BY s.fid, gg.fid"
+        ).format(picks, sql.Identifier(self.schema, self.table), stage, self.probe(point_geometry))
 
     def place_point(self, conn: psycopg.Connection, lon: float, lat: float) -> dict[str, str | None]:
         """Street, community and grid of one point (a live record), lowest grid fid on an edge."""
         picks = sql.SQL(", ").join(sql.Identifier(src) for src in _SOURCE_COLUMNS)
-        row = conn.execute(sql.SQL("SELECT {} FROM {} WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) "
-                                   "ORDER BY fid LIMIT 1").format(picks, sql.Identifier(self.schema, self.table)),
-                           (lon, lat)).fetchone()
+        row = conn.execute(
+            sql.SQL(
+                "SELECT {} FROM {} WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) "
+                "ORDER BY fid LIMIT 1"
+            ).format(picks, sql.Identifier(self.schema, self.table)),
+            (lon, lat),
+        ).fetchone()
         return dict(zip(GRID_COLUMNS, row or (None, None, None)))
+
 
 def grid_placement(conn: psycopg.Connection, grid_layer: str) -> GridPlacement | None:
     """The placement for ``grid_layer``, or None when that layer is not
@@ -65,4 +71,3 @@ def grid_placement(conn: psycopg.Connection, grid_layer: str) -> GridPlacement |
     if info is None or not set(_SOURCE_COLUMNS) <= set(info.columns):
         return None
     return GridPlacement(info.table_schema, info.table_name)
-

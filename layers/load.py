@@ -13,8 +13,8 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import psycopg
@@ -82,7 +82,9 @@ def _pg_type(dtype: pa.DataType) -> str | None:
     return None
 
 
-def normalise_attributes(table: pa.Table, *, extra_reserved: tuple[str, ...] = ()) -> tuple[pa.Table, dict[str, str], list[str]]:
+def normalise_attributes(
+    table: pa.Table, *, extra_reserved: tuple[str, ...] = ()
+) -> tuple[pa.Table, dict[str, str], list[str]]:
     """Column names made safe for PostgreSQL (unique, at most 63 bytes, not
     clashing with ``fid``/``geom``/grid columns) and types mapped to
     PostgreSQL; unsupported types become text. Returns the table, the
@@ -157,20 +159,33 @@ def ewkb_hex(geometry: np.ndarray, srid: int = 4326) -> list[str]:
     return [h[:8] + "20" + srid_hex + h[10:] for h in (w.hex() for w in shapely.to_wkb(geometry, byte_order=1))]
 
 
-def _copy_rows(cur: psycopg.Cursor, stage: sql.Identifier, attrs: pa.Table, types: dict[str, str],
-               geometry: np.ndarray, progress: Progress | None) -> None:
-    columns = sql.SQL(", ").join([sql.Identifier("fid"), *map(sql.Identifier, attrs.column_names), sql.Identifier("geom")])
+def _copy_rows(
+    cur: psycopg.Cursor,
+    stage: sql.Identifier,
+    attrs: pa.Table,
+    types: dict[str, str],
+    geometry: np.ndarray,
+    progress: Progress | None,
+) -> None:
+    columns = sql.SQL(", ").join(
+        [sql.Identifier("fid"), *map(sql.Identifier, attrs.column_names), sql.Identifier("geom")]
+    )
     n = len(geometry)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, columns)) as copy:
         for start in range(0, n, COPY_CHUNK_ROWS):
             stop = min(start + COPY_CHUNK_ROWS, n)
             wkb = ewkb_hex(geometry[start:stop])
-            chunk = pa.table({
-                "fid": pa.array(np.arange(start + 1, stop + 1, dtype=np.int64)),
-                **{c: _on_the_wire(attrs.column(c).slice(start, stop - start), types[c]) for c in attrs.column_names},
-                "geom": pa.array(wkb, type=pa.string()),
-            })
+            chunk = pa.table(
+                {
+                    "fid": pa.array(np.arange(start + 1, stop + 1, dtype=np.int64)),
+                    **{
+                        c: _on_the_wire(attrs.column(c).slice(start, stop - start), types[c])
+                        for c in attrs.column_names
+                    },
+                    "geom": pa.array(wkb, type=pa.string()),
+                }
+            )
             buf = io.BytesIO()
             pacsv.write_csv(chunk, buf, options)
             copy.write(buf.getbuffer())
@@ -178,11 +193,21 @@ def _copy_rows(cur: psycopg.Cursor, stage: sql.Identifier, attrs: pa.Table, type
                 progress("load", stop, n)
 
 
-def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, title: str | None = None,
-               source: str, source_crs: str | None = None, repaired: int = 0, skipped: int = 0,
-               grid_layer: str | None = None, progress: Progress | None = None,
-               before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None,
-               within_transaction: bool = False) -> LoadResult:
+def load_layer(
+    conn: psycopg.Connection,
+    name: str,
+    features: FeatureTable,
+    *,
+    title: str | None = None,
+    source: str,
+    source_crs: str | None = None,
+    repaired: int = 0,
+    skipped: int = 0,
+    grid_layer: str | None = None,
+    progress: Progress | None = None,
+    before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None,
+    within_transaction: bool = False,
+) -> LoadResult:
     """Load ``features`` as layer ``name`` (replacing any previous version
     atomically) and register it in the catalogue. With ``grid_layer``, every
     feature is placed in its street, community and grid.
@@ -203,16 +228,19 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
     attrs, types, notes = normalise_attributes(features.attributes, extra_reserved=extra)
     types.update({c: t for c, t in features.column_types.items() if c in types})
     if grid_layer and grid_layer != name and placement is None:
-        notes.append(f"grid layer {grid_layer!r} is not imported yet: street/community/grid not set "
-                     f"(import it, then re-import {name!r})")
+        notes.append(
+            f"grid layer {grid_layer!r} is not imported yet: street/community/grid not set "
+            f"(import it, then re-import {name!r})"
+        )
     points = features.geometry_type in ("Point", "MultiPoint")
     tag = f"{name}_{os.getpid()}"
     stage = sql.Identifier(STAGING_SCHEMA, f"stage_{tag}")
     matches = sql.Identifier(STAGING_SCHEMA, f"grid_{tag}")
     fresh_name = f"new_{tag}"
     fresh = sql.Identifier(STAGING_SCHEMA, fresh_name)
-    attr_defs = sql.SQL("").join(sql.SQL("{} {}, ").format(sql.Identifier(c), sql.SQL(_stage_type(t)))
-                                 for c, t in types.items())
+    attr_defs = sql.SQL("").join(
+        sql.SQL("{} {}, ").format(sql.Identifier(c), sql.SQL(_stage_type(t))) for c, t in types.items()
+    )
     placed = None
 
     with conn.transaction():
@@ -229,24 +257,35 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
             if placement:
                 # no ANALYZE of the stage: the plan (grids outer, index inner) is the same without
                 cur.execute(placement.index_sql(stage, point_geometry=points))
-                cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS {}").format(
-                    matches, placement.matches_sql(stage, point_geometry=points)))
+                cur.execute(
+                    sql.SQL("CREATE UNLOGGED TABLE {} AS {}").format(
+                        matches, placement.matches_sql(stage, point_geometry=points)
+                    )
+                )
                 placed = cur.rowcount
             if progress:
                 progress("index", 0, 1)
-            _build_table(cur, name, fresh, stage, matches if placement else None, types, extra,
-                         features.geometry_type)
+            _build_table(cur, name, fresh, stage, matches if placement else None, types, extra, features.geometry_type)
             cur.execute(sql.SQL("DROP TABLE {}").format(stage))
             if placement:
                 cur.execute(sql.SQL("DROP TABLE {}").format(matches))
             _swap(cur, name, fresh_name)
         west, south, east, north = (float(v) for v in shapely.total_bounds(features.geometry))
         info = LayerInfo(
-            name=name, title=title or (previous.title if previous else name), table_schema=LAYER_SCHEMA,
-            table_name=name, geometry_type=features.geometry_type, srid=4326, feature_count=len(features),
+            name=name,
+            title=title or (previous.title if previous else name),
+            table_schema=LAYER_SCHEMA,
+            table_name=name,
+            geometry_type=features.geometry_type,
+            srid=4326,
+            feature_count=len(features),
             bbox=(west, south, east, north),
-            columns={**types, **{c: "text" for c in extra}}, source=source, source_crs=source_crs,
-            version=(previous.version + 1) if previous else 1, repaired_count=repaired, skipped_count=skipped,
+            columns={**types, **{c: "text" for c in extra}},
+            source=source,
+            source_crs=source_crs,
+            version=(previous.version + 1) if previous else 1,
+            repaired_count=repaired,
+            skipped_count=skipped,
         )
         upsert_layer(conn, info)
         if before_commit is not None:
@@ -256,23 +295,37 @@ def load_layer(conn: psycopg.Connection, name: str, features: FeatureTable, *, t
     return LoadResult(layer=info, placed_in_grid=placed, notes=notes, seconds=time.perf_counter() - t0)
 
 
-def _build_table(cur: psycopg.Cursor, name: str, fresh: sql.Identifier, stage: sql.Identifier,
-                 matches: sql.Identifier | None, types: dict[str, str], extra: tuple[str, ...],
-                 geometry_type: str) -> None:
+def _build_table(
+    cur: psycopg.Cursor,
+    name: str,
+    fresh: sql.Identifier,
+    stage: sql.Identifier,
+    matches: sql.Identifier | None,
+    types: dict[str, str],
+    extra: tuple[str, ...],
+    geometry_type: str,
+) -> None:
     """The new layer table ``fresh`` (in the staging schema) from the staging
     rows and their grid matches, with its primary key, GiST index and
     statistics. CREATE TABLE AS, then the keys: cheaper than filling a table
     whose indexes already exist. Key and index are named ``<name>__pkey`` and
     ``<name>__geom``: layer names cannot hold ``__``, so these never collide
     with another layer's table."""
-    values = [sql.SQL("s.fid"), *(_from_stage(c, t) for c, t in types.items()),
-              *(sql.SQL("m.{}::text").format(sql.Identifier(c)) for c in extra),
-              sql.SQL("s.geom::geometry({}, 4326) AS geom").format(sql.SQL(geometry_type))]
+    values = [
+        sql.SQL("s.fid"),
+        *(_from_stage(c, t) for c, t in types.items()),
+        *(sql.SQL("m.{}::text").format(sql.Identifier(c)) for c in extra),
+        sql.SQL("s.geom::geometry({}, 4326) AS geom").format(sql.SQL(geometry_type)),
+    ]
     join = sql.SQL(" LEFT JOIN {} m ON m.fid = s.fid").format(matches) if matches else sql.SQL("")
-    cur.execute(sql.SQL("CREATE TABLE {} AS SELECT {} FROM {} s{}").format(
-        fresh, sql.SQL(", ").join(values), stage, join))
-    cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (fid), ALTER COLUMN geom SET NOT NULL").format(
-        fresh, sql.Identifier(f"{name}__pkey")))
+    cur.execute(
+        sql.SQL("CREATE TABLE {} AS SELECT {} FROM {} s{}").format(fresh, sql.SQL(", ").join(values), stage, join)
+    )
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (fid), ALTER COLUMN geom SET NOT NULL").format(
+            fresh, sql.Identifier(f"{name}__pkey")
+        )
+    )
     cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}__geom"), fresh))
     cur.execute(sql.SQL("ANALYZE {}").format(fresh))
 
@@ -280,7 +333,11 @@ def _build_table(cur: psycopg.Cursor, name: str, fresh: sql.Identifier, stage: s
 def _swap(cur: psycopg.Cursor, name: str, fresh_name: str) -> None:
     """Replace ``layers.<name>`` by the staging table ``fresh_name`` (inside the caller's transaction)."""
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(LAYER_SCHEMA, name)))
-    cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-        sql.Identifier(STAGING_SCHEMA, fresh_name), sql.Identifier(LAYER_SCHEMA)))
-    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-        sql.Identifier(LAYER_SCHEMA, fresh_name), sql.Identifier(name)))
+    cur.execute(
+        sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+            sql.Identifier(STAGING_SCHEMA, fresh_name), sql.Identifier(LAYER_SCHEMA)
+        )
+    )
+    cur.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(LAYER_SCHEMA, fresh_name), sql.Identifier(name))
+    )

@@ -35,8 +35,9 @@ def tile_query(layer: LayerInfo, z: int, x: int, y: int, *, limit: int) -> tuple
     props = []
     for column, pgtype in layer.columns.items():
         ident = sql.Identifier(column)
-        props.append(sql.SQL("t.{}").format(ident) if pgtype in _MVT_NATIVE
-                     else sql.SQL("t.{}::text AS {}").format(ident, ident))
+        props.append(
+            sql.SQL("t.{}").format(ident) if pgtype in _MVT_NATIVE else sql.SQL("t.{}::text AS {}").format(ident, ident)
+        )
     points = layer.geometry_type in ("Point", "MultiPoint")
     geom = sql.SQL("t.geom") if points else sql.SQL("ST_Simplify(t.geom, %(tol)s, true)")
     query = sql.SQL("""
@@ -54,8 +55,20 @@ def tile_query(layer: LayerInfo, z: int, x: int, y: int, *, limit: int) -> tuple
             LIMIT %(limit)s
         )
         SELECT ST_AsMVT(f.*, %(name)s, %(extent)s, 'geom', 'fid') FROM f
-    """).format(props=sql.SQL("").join(sql.SQL("{}, ").format(p) for p in props), geom=geom,
-                table=sql.Identifier(layer.table_schema, layer.table_name))
-    params = dict(z=z, x=x, y=y, margin=BUFFER / EXTENT, extent=EXTENT, buffer=BUFFER, limit=limit,
-                  name=layer.name, tol=_pixel_degrees(z))
+    """).format(
+        props=sql.SQL("").join(sql.SQL("{}, ").format(p) for p in props),
+        geom=geom,
+        table=sql.Identifier(layer.table_schema, layer.table_name),
+    )
+    params = dict(
+        z=z,
+        x=x,
+        y=y,
+        margin=BUFFER / EXTENT,
+        extent=EXTENT,
+        buffer=BUFFER,
+        limit=limit,
+        name=layer.name,
+        tol=_pixel_degrees(z),
+    )
     return query, params

@@ -48,8 +48,11 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.layers (
 def validate_layer_name(name: str) -> str:
     """Layer names become table names: lower-case letters, digits, underscores."""
     if not _NAME.match(name or "") or _RESERVED_PART in name or name.endswith("_"):
-        raise InputError("--name", f"{name!r} is not a usable layer name",
-                         hint="use lower-case letters, digits and single _ (start with a letter, at most 48)")
+        raise InputError(
+            "--name",
+            f"{name!r} is not a usable layer name",
+            hint="use lower-case letters, digits and single _ (start with a letter, at most 48)",
+        )
     return name
 
 

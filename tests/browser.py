@@ -9,8 +9,15 @@ from pathlib import Path
 from tests.conftest import REPO
 
 
-def browse(url: str, *, timeout_ms: int = 90_000, screenshot: Path | None = None, size: str = "1280x800",
-           hover: str | None = None, eval: str | None = None) -> dict:
+def browse(
+    url: str,
+    *,
+    timeout_ms: int = 90_000,
+    screenshot: Path | None = None,
+    size: str = "1280x800",
+    hover: str | None = None,
+    eval: str | None = None,
+) -> dict:
     """Open ``url``, wait for the page's ``window.__cimDone``; then optionally
     screenshot, move the mouse to ``hover`` ("x,y") and evaluate ``eval``."""
     args = ["node", str(REPO / "tools" / "browser_check.mjs"), url, "--timeout", str(timeout_ms), "--size", size]
@@ -33,7 +40,10 @@ def load_in_cesium(tileset_folder: Path) -> dict:
     (``report["result"]``: loaded, failed, features, sample, error)."""
     from tests.static_server import serve
 
-    mounts = {"/cesium": REPO / "node_modules" / "cesium" / "Build" / "Cesium",
-              "/page.html": REPO / "tests" / "pages" / "cesium_tileset.html", "/tileset": tileset_folder.resolve()}
+    mounts = {
+        "/cesium": REPO / "node_modules" / "cesium" / "Build" / "Cesium",
+        "/page.html": REPO / "tests" / "pages" / "cesium_tileset.html",
+        "/tileset": tileset_folder.resolve(),
+    }
     with serve(mounts) as base:
         return browse(f"{base}/page.html?tileset=/tileset/tileset.json")

@@ -81,8 +81,9 @@ class CimResult:
     stderr: str
 
 
-def run_cim(settings: Settings, *args: str, check: bool = False, timeout: float = 600,
-            subprocess_: bool = False) -> CimResult:
+def run_cim(
+    settings: Settings, *args: str, check: bool = False, timeout: float = 600, subprocess_: bool = False
+) -> CimResult:
     """Run ``cim ARGS`` against the test database: in this process through
     typer's CliRunner (the CLI's own code: option parsing, progress, the
     one-line errors and exit codes; breakpoints and coverage reach it), or,
@@ -138,8 +139,9 @@ class InProcessServer:
         self.app = create_app(settings)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="on"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self._portal: queue.Queue[anyio.from_thread.BlockingPortal | BaseException] = queue.Queue()
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name="cim-test-server", daemon=True)
 
@@ -148,7 +150,7 @@ class InProcessServer:
             async with anyio.from_thread.BlockingPortal() as portal:
                 self._portal.put(portal)
                 await self._server.serve()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread, which raises it
+        except BaseException as exc:
             self._portal.put(exc)
             raise
 

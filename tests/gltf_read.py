@@ -12,8 +12,15 @@ import numpy as np
 
 _COMPONENTS = {5120: "i1", 5121: "u1", 5122: "<i2", 5123: "<u2", 5125: "<u4", 5126: "<f4"}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
-_SCALARS = {"INT16": "<i2", "UINT16": "<u2", "INT32": "<i4", "UINT32": "<u4", "INT64": "<i8",
-            "FLOAT32": "<f4", "FLOAT64": "<f8"}
+_SCALARS = {
+    "INT16": "<i2",
+    "UINT16": "<u2",
+    "INT32": "<i4",
+    "UINT32": "<u4",
+    "INT64": "<i8",
+    "FLOAT32": "<f4",
+    "FLOAT64": "<f8",
+}
 
 
 class Glb:
@@ -22,24 +29,28 @@ class Glb:
         assert magic == 0x46546C67 and version == 2 and length == len(data)
         json_len, json_type = struct.unpack_from("<II", data, 12)
         assert json_type == 0x4E4F534A
-        self.json = json.loads(data[20:20 + json_len])
+        self.json = json.loads(data[20 : 20 + json_len])
         bin_len, bin_type = struct.unpack_from("<II", data, 20 + json_len)
         assert bin_type == 0x004E4942
-        self.bin = data[28 + json_len:28 + json_len + bin_len]
+        self.bin = data[28 + json_len : 28 + json_len + bin_len]
 
     @classmethod
-    def read(cls, path: Path) -> "Glb":
+    def read(cls, path: Path) -> Glb:
         return cls(path.read_bytes())
 
     def view(self, index: int) -> bytes:
         v = self.json["bufferViews"][index]
-        return self.bin[v.get("byteOffset", 0):v.get("byteOffset", 0) + v["byteLength"]]
+        return self.bin[v.get("byteOffset", 0) : v.get("byteOffset", 0) + v["byteLength"]]
 
     def accessor(self, index: int) -> np.ndarray:
         a = self.json["accessors"][index]
         raw = self.view(a["bufferView"])
-        arr = np.frombuffer(raw, dtype=_COMPONENTS[a["componentType"]], count=a["count"] * _WIDTH[a["type"]],
-                            offset=a.get("byteOffset", 0))
+        arr = np.frombuffer(
+            raw,
+            dtype=_COMPONENTS[a["componentType"]],
+            count=a["count"] * _WIDTH[a["type"]],
+            offset=a.get("byteOffset", 0),
+        )
         return arr.reshape(a["count"], _WIDTH[a["type"]]) if _WIDTH[a["type"]] > 1 else arr
 
     @property
@@ -62,10 +73,11 @@ class Glb:
             if kind["type"] == "STRING":
                 values = self.view(prop["values"])
                 offsets = np.frombuffer(self.view(prop["stringOffsets"]), dtype="<u4")
-                out[name] = [values[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(table["count"])]
+                out[name] = [values[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(table["count"])]
             else:
-                out[name] = np.frombuffer(self.view(prop["values"]), dtype=_SCALARS[kind["componentType"]],
-                                          count=table["count"]).tolist()
+                out[name] = np.frombuffer(
+                    self.view(prop["values"]), dtype=_SCALARS[kind["componentType"]], count=table["count"]
+                ).tolist()
         return out
 
 

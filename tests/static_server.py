@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import http.server
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar
 
 from cim.net import free_port
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    mounts: dict[str, Path] = {}
+    mounts: ClassVar[dict[str, Path]] = {}
 
     def translate_path(self, path: str) -> str:
         path = path.split("?", 1)[0].split("#", 1)[0]
         for prefix, folder in sorted(self.mounts.items(), key=lambda kv: -len(kv[0])):
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                rest = path[len(prefix.rstrip("/")):].lstrip("/")
+                rest = path[len(prefix.rstrip("/")) :].lstrip("/")
                 return str(folder / rest) if folder.is_dir() else str(folder)
         return str(Path("/nonexistent") / path.lstrip("/"))
 
@@ -29,9 +30,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @contextmanager
 def serve(mounts: dict[str, Path]) -> Iterator[str]:
     """Serve ``{"/prefix": folder_or_file}`` on 127.0.0.1; yields the base URL."""
-    handler = type("Handler", (_Handler,), {"mounts": mounts,
-                                            "extensions_map": {**_Handler.extensions_map,
-                                                               ".glb": "model/gltf-binary", ".js": "text/javascript"}})
+    handler = type(
+        "Handler",
+        (_Handler,),
+        {
+            "mounts": mounts,
+            "extensions_map": {**_Handler.extensions_map, ".glb": "model/gltf-binary", ".js": "text/javascript"},
+        },
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

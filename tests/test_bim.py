@@ -89,14 +89,31 @@ def test_map_conversion_placement_within_5_cm(imported):
     model = ifcopenshell.open(str(IFC / MODELS["bim_gk"][0]))
     conversion = model.by_type("IfcMapConversion")[0]
     points = np.array(model.by_type("IfcCartesianPointList3D")[0].CoordList) / 1000.0  # the file is in millimetres
-    e, n, h = zip(*(ifcopenshell.util.geolocation.xyz2enh(
-        x, y, z, conversion.Eastings, conversion.Northings, conversion.OrthogonalHeight,
-        conversion.XAxisAbscissa, conversion.XAxisOrdinate, 1.0) for x, y, z in points))
+    e, n, h = zip(
+        *(
+            ifcopenshell.util.geolocation.xyz2enh(
+                x,
+                y,
+                z,
+                conversion.Eastings,
+                conversion.Northings,
+                conversion.OrthogonalHeight,
+                conversion.XAxisAbscissa,
+                conversion.XAxisOrdinate,
+                1.0,
+            )
+            for x, y, z in points
+        )
+    )
     lon, lat = pyproj.Transformer.from_crs(31467, 4326, always_xy=True).transform(np.array(e), np.array(n))
     expected = np.column_stack(TO_ECEF.transform(lon, lat, np.array(h)))
     tileset = json.loads((imported["bim_gk"] / "tileset.json").read_text())
-    got = np.concatenate([to_ecef(glb.attribute("POSITION"), tile_transforms(tileset, imported["bim_gk"])[uri])
-                          for uri, glb in _glbs(imported["bim_gk"]).items()])
+    got = np.concatenate(
+        [
+            to_ecef(glb.attribute("POSITION"), tile_transforms(tileset, imported["bim_gk"])[uri])
+            for uri, glb in _glbs(imported["bim_gk"]).items()
+        ]
+    )
     d = np.linalg.norm(expected[:, None, :] - got[None, :, :], axis=2)
     assert d.min(axis=1).max() < 0.05 and d.min(axis=0).max() < 0.05
     # the apex stands on the conversion's origin, 113.7 m up
@@ -107,17 +124,20 @@ def test_fzk_haus_lands_at_its_site_latitude_and_longitude(imported, conn):
     site = ifcopenshell.open(str(IFC / MODELS["bim_fzk"][0])).by_type("IfcSite")[0]
     lat = ifcopenshell.util.geolocation.dms2dd(*site.RefLatitude)
     lon = ifcopenshell.util.geolocation.dms2dd(*site.RefLongitude)
-    x, y = conn.execute("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM layers.bim_fzk_outline) q "
-                        ).fetchone()
+    x, y = conn.execute(
+        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM layers.bim_fzk_outline) q "
+    ).fetchone()
     assert GEOD.inv(lon, lat, x, y)[2] < 25  # the house (about 12 x 10 m, terrain around it) is at the site point
-    walls = conn.execute("SELECT count(*), min(z_min), max(z_max) FROM layers.bim_fzk WHERE ifc_class LIKE 'IfcWall%%'"
-                         ).fetchone()
+    walls = conn.execute(
+        "SELECT count(*), min(z_min), max(z_max) FROM layers.bim_fzk WHERE ifc_class LIKE 'IfcWall%%'"
+    ).fetchone()
     assert walls[0] > 10 and 108 < walls[1] < 112 and walls[2] - walls[1] > 5  # on RefElevation 110 m, two storeys
 
 
 def test_anchor_places_a_model_without_georeference(imported, conn):
-    x, y = conn.execute("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM layers.bim_openhouse_outline) q"
-                        ).fetchone()
+    x, y = conn.execute(
+        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM layers.bim_openhouse_outline) q"
+    ).fetchone()
     assert GEOD.inv(114.0553, 22.5333, x, y)[2] < 20
     placed = conn.execute("SELECT count(*) FROM layers.bim_openhouse WHERE grid IS NOT NULL").fetchone()[0]
     assert placed > 0  # on a Futian parcel, it is placed in its grid
@@ -133,8 +153,9 @@ def test_element_rows_carry_storey_class_and_properties(imported, conn):
     tileset = json.loads((imported["bim_duplex"] / "tileset.json").read_text())
     storeys = {t["extras"]["storey"] for t in tileset["root"]["children"]}
     assert storeys >= {"Level 1", "Level 2"}  # one external tileset per storey, listed in the extras too
-    assert [s["name"] for s in tileset["asset"]["extras"]["storeys"]] == [t["extras"]["storey"]
-                                                                        for t in tileset["root"]["children"]]
+    assert [s["name"] for s in tileset["asset"]["extras"]["storeys"]] == [
+        t["extras"]["storey"] for t in tileset["root"]["children"]
+    ]
 
 
 @pytest.mark.browser
@@ -148,8 +169,10 @@ def test_cesiumjs_loads_a_bim_tileset(imported):
 
 
 def test_bad_ifc_files_fail_cleanly_and_keep_the_previous_version(settings, imported, conn, tmp_path):
-    before = (conn.execute("SELECT version FROM cim.layers WHERE name = 'bim_gk'").fetchone()[0],
-              (settings.tilesets_dir / "bim_gk").resolve())
+    before = (
+        conn.execute("SELECT version FROM cim.layers WHERE name = 'bim_gk'").fetchone()[0],
+        (settings.tilesets_dir / "bim_gk").resolve(),
+    )
     text = (IFC / MODELS["bim_gk"][0]).read_text()
     truncated = tmp_path / "truncated.ifc"
     truncated.write_text(text[: len(text) // 2])
@@ -157,24 +180,32 @@ def test_bad_ifc_files_fail_cleanly_and_keep_the_previous_version(settings, impo
     unknown.write_text(text.replace("IFC4X3_ADD2", "IFC9_TOMORROW"))
     empty = tmp_path / "empty.ifc"
     empty.write_text(re.sub(r"#149=.*?;\n", "", text).replace("(#149)", "()"))
-    for path, problem in ((truncated, "is truncated"), (unknown, "is not a readable IFC file"),
-                          (empty, "holds no element with geometry")):
+    for path, problem in (
+        (truncated, "is truncated"),
+        (unknown, "is not a readable IFC file"),
+        (empty, "holds no element with geometry"),
+    ):
         out = run_cim(settings, "import", "bim", str(path), "--name", "bim_gk")
         assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert path.name in out.stderr and problem in out.stderr, out.stderr
-    after = (conn.execute("SELECT version FROM cim.layers WHERE name = 'bim_gk'").fetchone()[0],
-             (settings.tilesets_dir / "bim_gk").resolve())
+    after = (
+        conn.execute("SELECT version FROM cim.layers WHERE name = 'bim_gk'").fetchone()[0],
+        (settings.tilesets_dir / "bim_gk").resolve(),
+    )
     assert after == before
 
 
 def test_an_element_whose_geometry_fails_is_skipped_and_named(settings, conn, tmp_path):
     text = (IFC / MODELS["bim_gk"][0]).read_text()
-    broken = text.replace("/* Site */", """#6149= IFCBUILDINGELEMENTPROXY('1BrokenGeometry000000',#100005,'Broken',$,$,#121,#6037,$,$);
+    broken = text.replace(
+        "/* Site */",
+        """#6149= IFCBUILDINGELEMENTPROXY('1BrokenGeometry000000',#100005,'Broken',$,$,#121,#6037,$,$);
 #6037= IFCPRODUCTDEFINITIONSHAPE('',$,(#6038));
 #6038= IFCSHAPEREPRESENTATION(#100011,'Body','Tessellation',(#6000));
 #6000= IFCTRIANGULATEDFACESET(#6001,$,.T.,((1,2,99)),$);
 #6001= IFCCARTESIANPOINTLIST3D(((0.0,0.0,0.0),(1000.0,0.0,0.0),(0.0,1000.0,0.0)),$);
-/* Site */""").replace("(#149),#5043", "(#149,#6149),#5043")
+/* Site */""",
+    ).replace("(#149),#5043", "(#149,#6149),#5043")
     path = tmp_path / "broken.ifc"
     path.write_text(broken)
     out = run_cim(settings, "import", "bim", str(path), "--name", "bim_broken", check=True)
@@ -187,13 +218,17 @@ def test_bim_api_lists_storeys_and_classes_and_finds_elements(imported, http, co
     models = {m["name"]: m for m in http.get("/bim").json()}
     assert set(MODELS) <= set(models)
     info = http.get("/bim/bim_duplex").json()
-    storeys = dict(conn.execute("SELECT coalesce(storey, '(无楼层)'), count(*) FROM layers.bim_duplex GROUP BY 1").fetchall())
+    storeys = dict(
+        conn.execute("SELECT coalesce(storey, '(无楼层)'), count(*) FROM layers.bim_duplex GROUP BY 1").fetchall()
+    )
     assert {s["name"]: s["elements"] for s in info["storeys"]} == storeys
     assert all(s["tileset"] and s["tileset"].startswith("/tilesets/bim_duplex/storeys/") for s in info["storeys"])
     assert http.get(info["storeys"][0]["tileset"]).json()["asset"]["version"] == "1.1"  # each storey loads alone
     classes = {c["ifc_class"]: c["elements"] for c in info["classes"]}
-    assert classes["IfcDoor"] == conn.execute(
-        "SELECT count(*) FROM layers.bim_duplex WHERE ifc_class = 'IfcDoor'").fetchone()[0]
+    assert (
+        classes["IfcDoor"]
+        == conn.execute("SELECT count(*) FROM layers.bim_duplex WHERE ifc_class = 'IfcDoor'").fetchone()[0]
+    )
     assert "IfcOpeningElement" not in classes  # voids are not drawn
     door_gid = conn.execute("SELECT global_id FROM layers.bim_duplex WHERE ifc_class = 'IfcDoor' LIMIT 1").fetchone()[0]
     exact = http.get("/bim/bim_duplex/search", params={"q": door_gid}).json()
@@ -208,9 +243,13 @@ def test_bim_api_lists_storeys_and_classes_and_finds_elements(imported, http, co
 def test_viewer_hides_a_storey_and_flies_to_a_found_element(imported, server, conn):
     from tests.browser import browse
 
-    door = conn.execute("SELECT global_id, ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM layers.bim_duplex "
-                        "WHERE ifc_class = 'IfcDoor' ORDER BY fid LIMIT 1").fetchone()
-    report = browse(f"{server}/viewer#view=-87.63935,41.87432,19,55,30&layers=bim_duplex", eval=f"""new Promise((done) => {{
+    door = conn.execute(
+        "SELECT global_id, ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM layers.bim_duplex "
+        "WHERE ifc_class = 'IfcDoor' ORDER BY fid LIMIT 1"
+    ).fetchone()
+    report = browse(
+        f"{server}/viewer#view=-87.63935,41.87432,19,55,30&layers=bim_duplex",
+        eval=f"""new Promise((done) => {{
         const model = document.querySelector('li[data-key="bim_duplex"]');
         const level2 = model.querySelector('.storeys li[data-storey="Level 2"] input');
         level2.click();
@@ -224,7 +263,8 @@ def test_viewer_hides_a_storey_and_flies_to_a_found_element(imported, server, co
                 view: cimViewer.viewState, found: window.__cimResult.found, hash: location.hash,
                 storeys: [...model.querySelectorAll('.storeys li')].map((li) => li.dataset.storey)}}), 2500);
         }}, 1500);
-    }})""")
+    }})""",
+    )
     assert report["consoleErrors"] == [] and report["foreignRequests"] == []
     e = report["eval"]
     storeys = e["storeys"]
@@ -236,9 +276,13 @@ def test_viewer_hides_a_storey_and_flies_to_a_found_element(imported, server, co
 
 def _rotation(q: np.ndarray) -> np.ndarray:
     x, y, z, w = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def test_repeated_geometry_is_instanced_and_lands_where_its_elements_are(imported, conn):
@@ -247,8 +291,13 @@ def test_repeated_geometry_is_instanced_and_lands_where_its_elements_are(importe
     spans exactly its element's height range and footprint (1 cm)."""
     folder = imported["bim_duplex"]
     transforms = tile_transforms(json.loads((folder / "tileset.json").read_text()), folder)
-    rows = {r[0]: r[1:] for r in conn.execute(
-        "SELECT fid, z_min, z_max, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM layers.bim_duplex")}
+    rows = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT fid, z_min, z_max, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) "
+            "FROM layers.bim_duplex"
+        )
+    }
     to_llh = pyproj.Transformer.from_crs(4978, 4979, always_xy=True)
     instances, worst = 0, 0.0
     for uri, glb in _glbs(folder).items():
@@ -261,13 +310,22 @@ def test_repeated_geometry_is_instanced_and_lands_where_its_elements_are(importe
             mesh = glb.json["meshes"][node["mesh"]]["primitives"]
             local = np.concatenate([glb.accessor(p["attributes"]["POSITION"]) for p in mesh]).astype(float)
             attrs = ext["attributes"]
-            for t, q, f in zip(glb.accessor(attrs["TRANSLATION"]), glb.accessor(attrs["ROTATION"]),
-                               glb.accessor(attrs["_FEATURE_ID_0"])):
+            for t, q, f in zip(
+                glb.accessor(attrs["TRANSLATION"]),
+                glb.accessor(attrs["ROTATION"]),
+                glb.accessor(attrs["_FEATURE_ID_0"]),
+            ):
                 ecef = to_ecef(local @ _rotation(q.astype(float)).T + t, transforms[uri])
                 lon, lat, h = to_llh.transform(ecef[:, 0], ecef[:, 1], ecef[:, 2])
                 z_min, z_max, west, south, east, north = rows[fids[int(f)]]
-                metres = [abs(h.min() - z_min), abs(h.max() - z_max), abs(lon.min() - west) * 83_000,
-                          abs(lon.max() - east) * 83_000, abs(lat.min() - south) * 111_000, abs(lat.max() - north) * 111_000]
+                metres = [
+                    abs(h.min() - z_min),
+                    abs(h.max() - z_max),
+                    abs(lon.min() - west) * 83_000,
+                    abs(lon.max() - east) * 83_000,
+                    abs(lat.min() - south) * 111_000,
+                    abs(lat.max() - north) * 111_000,
+                ]
                 worst = max(worst, *metres)
                 instances += 1
     assert instances > 50 and worst < 0.01, (instances, worst)
@@ -292,5 +350,7 @@ def test_feature_counts_per_primitive_and_spaces_keep_their_storey(imported, con
                 if ext:
                     ids = glb.accessor(prim["attributes"]["_FEATURE_ID_0"])
                     assert ext["featureIds"][0]["featureCount"] == len(np.unique(ids))
-    spaces = conn.execute("SELECT count(*), count(storey) FROM layers.bim_duplex WHERE ifc_class = 'IfcSpace'").fetchone()
+    spaces = conn.execute(
+        "SELECT count(*), count(storey) FROM layers.bim_duplex WHERE ifc_class = 'IfcSpace'"
+    ).fetchone()
     assert spaces[0] > 10 and spaces[1] == spaces[0]  # aggregated by their storey, not contained

@@ -40,8 +40,13 @@ def glbs(tileset, tileset_dir) -> dict[str, Glb]:
 
 
 def validate(paths: list[Path]) -> list[dict]:
-    out = subprocess.run(["node", str(REPO / "tools" / "validate_gltf.mjs"), *map(str, paths)], capture_output=True,
-                         text=True, cwd=REPO, timeout=600)
+    out = subprocess.run(
+        ["node", str(REPO / "tools" / "validate_gltf.mjs"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
 
@@ -73,8 +78,12 @@ def test_tileset_is_3d_tiles_1_1_with_content_derived_errors(tileset, tileset_di
 
 
 def test_each_building_is_one_feature_and_its_metadata_matches_postgis(glbs, conn):
-    rows = {r[0]: r[1:] for r in conn.execute(
-        "SELECT fid, id, height, floors, use, street, community, grid FROM layers.buildings").fetchall()}
+    rows = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT fid, id, height, floors, use, street, community, grid FROM layers.buildings"
+        ).fetchall()
+    }
     seen = []
     for glb in glbs.values():
         table = glb.property_table()
@@ -96,8 +105,10 @@ def test_each_building_is_one_feature_and_its_metadata_matches_postgis(glbs, con
 
 def test_vertices_lie_within_5_cm_of_their_footprint_and_height(glbs, tileset, conn):
     transforms = tile_transforms(tileset)
-    db = {r[0]: (shapely.from_wkb(r[1]), r[2]) for r in conn.execute(
-        "SELECT fid, ST_AsBinary(geom), height FROM layers.buildings").fetchall()}
+    db = {
+        r[0]: (shapely.from_wkb(r[1]), r[2])
+        for r in conn.execute("SELECT fid, ST_AsBinary(geom), height FROM layers.buildings").fetchall()
+    }
     checked = 0
     for uri, glb in glbs.items():
         fids = np.array(glb.property_table()["fid"])
@@ -108,7 +119,9 @@ def test_vertices_lie_within_5_cm_of_their_footprint_and_height(glbs, tileset, c
         for k in np.unique(feature)[::7]:  # every 7th building of each tile
             footprint, height = db[int(fids[k])]
             mask = feature == k
-            outline = shapely.transform(footprint.boundary, lambda c: np.column_stack(TO_METRIC.transform(c[:, 0], c[:, 1])))
+            outline = shapely.transform(
+                footprint.boundary, lambda c: np.column_stack(TO_METRIC.transform(c[:, 0], c[:, 1]))
+            )
             d = shapely.distance(shapely.points(x[mask], y[mask]), outline)
             assert d.max() < 0.05, f"fid {fids[k]}: a vertex {d.max():.3f} m off its footprint"
             hk = h[mask]
@@ -138,8 +151,9 @@ def test_flat_shading_and_outward_winding(glbs):
 
 def _footprints(tmp_path: Path, heights, geoms) -> Path:
     path = tmp_path / "b.gpkg"
-    gpd.GeoDataFrame({"id": [f"B{i}" for i in range(len(geoms))], "height": heights}, geometry=geoms,
-                     crs=4326).to_file(path)
+    gpd.GeoDataFrame({"id": [f"B{i}" for i in range(len(geoms))], "height": heights}, geometry=geoms, crs=4326).to_file(
+        path
+    )
     return path
 
 
@@ -147,9 +161,12 @@ def test_missing_heights_get_the_stated_default_and_are_counted(settings, conn, 
     d = 0.0002
     geoms = [shapely.box(114.05 + i * 0.001, 22.54, 114.05 + i * 0.001 + d, 22.54 + d) for i in range(4)]
     path = _footprints(tmp_path, [30.0, None, -5.0, 12.0], geoms)
-    out = run_cim(settings, "import", "buildings", str(path), "--name", "b_defaults", "--default-height", "7.5",
-                  check=True)
-    assert "2 buildings had no usable height and got the default 7.5 m: record 2, record 3" in " ".join(out.stdout.split())
+    out = run_cim(
+        settings, "import", "buildings", str(path), "--name", "b_defaults", "--default-height", "7.5", check=True
+    )
+    assert "2 buildings had no usable height and got the default 7.5 m: record 2, record 3" in " ".join(
+        out.stdout.split()
+    )
     heights = [r[0] for r in conn.execute("SELECT height FROM layers.b_defaults ORDER BY fid").fetchall()]
     assert heights == [30.0, 7.5, 7.5, 12.0]
 
@@ -157,7 +174,11 @@ def test_missing_heights_get_the_stated_default_and_are_counted(settings, conn, 
 def test_an_unrepairable_footprint_is_skipped_and_named(settings, conn, tmp_path):
     d = 0.0002
     flat = shapely.Polygon([(114.06, 22.54), (114.061, 22.54), (114.062, 22.54), (114.06, 22.54)])  # no area
-    geoms = [shapely.box(114.05, 22.54, 114.05 + d, 22.54 + d), flat, shapely.box(114.052, 22.54, 114.052 + d, 22.54 + d)]
+    geoms = [
+        shapely.box(114.05, 22.54, 114.05 + d, 22.54 + d),
+        flat,
+        shapely.box(114.052, 22.54, 114.052 + d, 22.54 + d),
+    ]
     path = _footprints(tmp_path, [10.0, 10.0, 10.0], geoms)
     out = run_cim(settings, "import", "buildings", str(path), "--name", "b_skip", check=True)
     assert "record 2: invalid geometry that cannot be repaired" in out.stdout

@@ -63,8 +63,13 @@ def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
         with psycopg.connect(url) as conn:
             counts = dict(conn.execute("SELECT name, feature_count FROM cim.layers").fetchall())
             assert counts["grids"] == 1646 and counts["futian_boundary"] == 1 and len(counts) == 12
-            assert conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                sql.Identifier("layers", "buildings"))).fetchone()[0] == counts["buildings"] > 1000
+            assert (
+                conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("layers", "buildings"))
+                ).fetchone()[0]
+                == counts["buildings"]
+                > 1000
+            )
         assert (demo.tilesets_dir / "buildings" / "tileset.json").is_file()
         assert demo.viewer_config_file.is_file()
     finally:

@@ -23,8 +23,10 @@ def fresh(tmp_path):
 
 def test_two_db_up_at_once_on_a_fresh_data_dir(fresh):
     env = cli_env(fresh)
-    procs = [subprocess.Popen([CIM, "db", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([CIM, "db", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     cluster = LocalCluster(fresh)

@@ -79,33 +79,54 @@ def test_the_report_builder_counts_and_names_what_it_skips():
     assert report.notes == ["3 buildings got the default: record 1, record 2, record 3"]
 
 
-@pytest.mark.parametrize("text, box", [
-    (None, None), ("", None), ("113.9,22.4,114.2,22.7", (113.9, 22.4, 114.2, 22.7)),
-    (" -180, -90, 180, 90 ", (-180.0, -90.0, 180.0, 90.0)), ("1,1,1,1", (1.0, 1.0, 1.0, 1.0)),
-])
+@pytest.mark.parametrize(
+    "text, box",
+    [
+        (None, None),
+        ("", None),
+        ("113.9,22.4,114.2,22.7", (113.9, 22.4, 114.2, 22.7)),
+        (" -180, -90, 180, 90 ", (-180.0, -90.0, 180.0, 90.0)),
+        ("1,1,1,1", (1.0, 1.0, 1.0, 1.0)),
+    ],
+)
 def test_a_bbox_is_four_numbers_in_order(text, box):
     assert parse_bbox(text) == box
 
 
-@pytest.mark.parametrize("text", ["1,2,3", "1,2,3,4,5", "a,b,c,d", "114.2,22.4,113.9,22.7", "1,3,2,2",
-                                  "-181,0,0,1", "0,0,1,91", "nan,0,1,1", "0,0,inf,1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1,2,3",
+        "1,2,3,4,5",
+        "a,b,c,d",
+        "114.2,22.4,113.9,22.7",
+        "1,3,2,2",
+        "-181,0,0,1",
+        "0,0,1,91",
+        "nan,0,1,1",
+        "0,0,inf,1",
+    ],
+)
 def test_a_bad_bbox_is_an_input_error_naming_the_parameter(text):
     with pytest.raises(InputError) as info:
         parse_bbox(text, "bbox")
     assert str(info.value).startswith(f"bbox: {text!r} is not west,south,east,north")
 
 
-@pytest.mark.parametrize("error, status", [
-    (NotFoundError("no layer named 'x'"), 404),
-    (InputError("bbox", "bad"), 400),
-    (CrsError("f.shp", "no CRS"), 400),
-    (RecordError("no time zone"), 400),
-    (psycopg.errors.InvalidTextRepresentation("invalid input syntax for type integer"), 400),
-    (DatabaseError("cannot connect"), 503),
-    (psycopg.OperationalError("server closed the connection"), 503),
-    (ConfigError("CIM_PORT"), 500),
-    (CimError("give --height-field or --floors-field, not both"), 400),
-    (KeyError("surprise"), 500),
-])
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (NotFoundError("no layer named 'x'"), 404),
+        (InputError("bbox", "bad"), 400),
+        (CrsError("f.shp", "no CRS"), 400),
+        (RecordError("no time zone"), 400),
+        (psycopg.errors.InvalidTextRepresentation("invalid input syntax for type integer"), 400),
+        (DatabaseError("cannot connect"), 503),
+        (psycopg.OperationalError("server closed the connection"), 503),
+        (ConfigError("CIM_PORT"), 500),
+        (CimError("give --height-field or --floors-field, not both"), 400),
+        (KeyError("surprise"), 500),
+    ],
+)
 def test_one_map_gives_every_error_its_status(error, status):
     assert status_of(error) == status

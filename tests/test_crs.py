@@ -10,8 +10,15 @@ import pyproj
 import pytest
 import shapely
 
-from cim.crs import (Datum, bd09_to_wgs84, gcj02_to_wgs84, geometries_to_wgs84, resolve_crs, wgs84_to_bd09,
-                     wgs84_to_gcj02)
+from cim.crs import (
+    Datum,
+    bd09_to_wgs84,
+    gcj02_to_wgs84,
+    geometries_to_wgs84,
+    resolve_crs,
+    wgs84_to_bd09,
+    wgs84_to_gcj02,
+)
 from cim.errors import CrsError
 from tests.conftest import SHARED
 
@@ -36,7 +43,7 @@ def test_gcj02_forward_matches_reference_library(shenzhen_points):
     assert np.allclose(glat[:200], [c.lat for c in ref], atol=1e-9)
     # the offset in Shenzhen is a few hundred metres: the trap the boundary file sets
     offset = metres(lon, lat, glon, glat)
-    assert 250 < offset.min() and offset.max() < 800
+    assert offset.min() > 250 and offset.max() < 800
 
 
 def test_bd09_forward_matches_reference_library(shenzhen_points):

@@ -30,13 +30,21 @@ def truth():
     lat = rng.uniform(22.51, 22.58, 30)
     x, y = TO_4547.transform(lon, lat)
     squares_4547 = [shapely.box(a - 20, b - 20, a + 20, b + 20) for a, b in zip(x, y)]
-    return dict(lon=lon, lat=lat, x=x, y=y, squares_4547=squares_4547,
-                names=[f"站点{i}" for i in range(30)], value=np.arange(30) * 1.5)
+    return dict(
+        lon=lon,
+        lat=lat,
+        x=x,
+        y=y,
+        squares_4547=squares_4547,
+        names=[f"站点{i}" for i in range(30)],
+        value=np.arange(30) * 1.5,
+    )
 
 
 def _frame(truth, crs: int, geometry) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"name": truth["names"], "value": truth["value"], "n": np.arange(30)},
-                            geometry=geometry, crs=crs)
+    return gpd.GeoDataFrame(
+        {"name": truth["names"], "value": truth["value"], "n": np.arange(30)}, geometry=geometry, crs=crs
+    )
 
 
 def _stored_points(conn, name: str) -> np.ndarray:
@@ -60,17 +68,25 @@ def test_points_in_each_format_land_where_they_should(settings, conn, tmp_path, 
     path = tmp_path / f"points.{fmt}"
     frame.to_file(path)
     name = f"fmt_{fmt}"
-    out = run_cim(settings, "import", "layer", str(path), "--name", name, "--no-grid-join", check=True,
-                  subprocess_=fmt == "shp")  # once as the console script: its smoke test
+    out = run_cim(
+        settings, "import", "layer", str(path), "--name", name, "--no-grid-join", check=True, subprocess_=fmt == "shp"
+    )  # once as the console script: its smoke test
     assert "30 Point" in out.stdout
     _assert_points_at_truth(conn, name, truth)
-    row = conn.execute("SELECT feature_count, geometry_type, srid, bbox FROM cim.layers WHERE name = %s", (name,)).fetchone()
+    row = conn.execute(
+        "SELECT feature_count, geometry_type, srid, bbox FROM cim.layers WHERE name = %s", (name,)
+    ).fetchone()
     assert row[:3] == (30, "Point", 4326)
     assert row[3][0] == pytest.approx(truth["lon"].min(), abs=1e-7)
     assert row[3][3] == pytest.approx(truth["lat"].max(), abs=1e-7)
     # the attributes come through with their types
-    types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_schema = 'layers' AND table_name = %s", (name,)).fetchall())
+    types = dict(
+        conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'layers' AND table_name = %s",
+            (name,),
+        ).fetchall()
+    )
     assert types["value"] == "double precision" and types["name"] == "text"
     assert conn.execute(f'SELECT name FROM layers."{name}" WHERE n = 7').fetchone()[0] == "站点7"
 
@@ -79,28 +95,47 @@ def test_polygons_keep_their_area_and_have_an_index(settings, conn, tmp_path, tr
     path = tmp_path / "squares.gpkg"
     _frame(truth, 4547, truth["squares_4547"]).to_file(path)
     run_cim(settings, "import", "layer", str(path), "--name", "squares", "--no-grid-join", check=True)
-    areas = [r[0] for r in conn.execute('SELECT ST_Area(ST_Transform(geom, 4547)) FROM layers.squares').fetchall()]
+    areas = [r[0] for r in conn.execute("SELECT ST_Area(ST_Transform(geom, 4547)) FROM layers.squares").fetchall()]
     assert len(areas) == 30 and np.allclose(areas, 1600.0, atol=0.01)
     assert conn.execute("SELECT GeometryType(geom) FROM layers.squares LIMIT 1").fetchone()[0] == "MULTIPOLYGON"
-    indexes = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'layers' "
-                                          "AND tablename = 'squares'").fetchall()]
+    indexes = [
+        r[0]
+        for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'layers' AND tablename = 'squares'"
+        ).fetchall()
+    ]
     assert any("gist (geom)" in d for d in indexes) and any("(fid)" in d for d in indexes)
 
 
 def test_csv_lonlat_and_csv_wkt_with_src_crs(settings, conn, tmp_path, truth):
     lonlat = tmp_path / "lonlat.csv"
-    lines = ["n,name,lon,lat"] + [f"{i},{truth['names'][i]},{truth['lon'][i]:.9f},{truth['lat'][i]:.9f}" for i in range(30)]
+    lines = ["n,name,lon,lat"] + [
+        f"{i},{truth['names'][i]},{truth['lon'][i]:.9f},{truth['lat'][i]:.9f}" for i in range(30)
+    ]
     lonlat.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = run_cim(settings, "import", "layer", str(lonlat), "--name", "csv_lonlat", "--no-grid-join", check=True)
     assert "assumed from the lon/lat column names" in out.stdout
     _assert_points_at_truth(conn, "csv_lonlat", truth)
 
     wkt = tmp_path / "wkt.csv"
-    lines = ["n,name,wkt"] + [f'{i},{truth["names"][i]},"POINT ({truth["x"][i]:.4f} {truth["y"][i]:.4f})"' for i in range(30)]
+    lines = ["n,name,wkt"] + [
+        f'{i},{truth["names"][i]},"POINT ({truth["x"][i]:.4f} {truth["y"][i]:.4f})"' for i in range(30)
+    ]
     wkt.write_text("\n".join(lines) + "\n", encoding="utf-8")
     no_crs = run_cim(settings, "import", "layer", str(wkt), "--name", "csv_wkt", "--no-grid-join")
     assert no_crs.returncode != 0 and "no coordinate reference system" in no_crs.stderr
-    run_cim(settings, "import", "layer", str(wkt), "--name", "csv_wkt", "--src-crs", "EPSG:4547", "--no-grid-join", check=True)
+    run_cim(
+        settings,
+        "import",
+        "layer",
+        str(wkt),
+        "--name",
+        "csv_wkt",
+        "--src-crs",
+        "EPSG:4547",
+        "--no-grid-join",
+        check=True,
+    )
     _assert_points_at_truth(conn, "csv_wkt", truth)
 
 
@@ -111,8 +146,18 @@ def test_offset_datums_are_converted_to_wgs84(settings, conn, tmp_path, truth, d
     _frame(truth, 4326, gpd.points_from_xy(olon, olat)).to_file(path)
     # as-is the points are hundreds of metres off: the trap
     assert metres(truth["lon"][0], truth["lat"][0], olon[0], olat[0]) > 200
-    run_cim(settings, "import", "layer", str(path), "--name", f"datum_{datum}", "--datum", datum, "--no-grid-join",
-            check=True)
+    run_cim(
+        settings,
+        "import",
+        "layer",
+        str(path),
+        "--name",
+        f"datum_{datum}",
+        "--datum",
+        datum,
+        "--no-grid-join",
+        check=True,
+    )
     _assert_points_at_truth(conn, f"datum_{datum}", truth, tol_m=0.5)
     got = _stored_points(conn, f"datum_{datum}")
     assert max(metres(truth["lon"][int(n)], truth["lat"][int(n)], x, y) for n, x, y in got) < 0.01
@@ -130,7 +175,9 @@ def test_invalid_geometries_are_repaired_and_missing_ones_skipped(settings, conn
     rows = conn.execute("SELECT k, ST_IsValid(geom), ST_Area(geom::geography) FROM layers.repair ORDER BY k").fetchall()
     assert [r[0] for r in rows] == [1, 2] and all(r[1] for r in rows)
     assert rows[0][2] > 1000  # the bow-tie's two triangles survive as area, not as a collapsed line
-    row = conn.execute("SELECT repaired_count, skipped_count, feature_count FROM cim.layers WHERE name = 'repair'").fetchone()
+    row = conn.execute(
+        "SELECT repaired_count, skipped_count, feature_count FROM cim.layers WHERE name = 'repair'"
+    ).fetchone()
     assert row == (1, 1, 2)
 
 
@@ -139,8 +186,9 @@ def test_invalid_geometries_are_repaired_and_missing_ones_skipped(settings, conn
 
 def _layer_state(conn, name):
     meta = conn.execute("SELECT version, feature_count, bbox FROM cim.layers WHERE name = %s", (name,)).fetchone()
-    rows = conn.execute(f'SELECT md5(string_agg(fid::text || ST_AsEWKB(geom)::text, \',\' ORDER BY fid)) '
-                        f'FROM layers."{name}"').fetchone()[0]
+    rows = conn.execute(
+        f"SELECT md5(string_agg(fid::text || ST_AsEWKB(geom)::text, ',' ORDER BY fid)) FROM layers.\"{name}\""
+    ).fetchone()[0]
     return meta, rows
 
 
@@ -167,8 +215,14 @@ def _bad_files(tmp_path, truth):
     wrong_crs = tmp_path / "wrongcrs.gpkg"  # projected metres labelled as lon/lat
     frame.set_crs(4326, allow_override=True).to_file(wrong_crs)
     mixed = tmp_path / "mixed.geojson"
-    feats = [{"type": "Feature", "properties": {"i": i}, "geometry": {"type": "Point", "coordinates": [114.0 + i / 1000, 22.5]}}
-             for i in range(5)]
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"i": i},
+            "geometry": {"type": "Point", "coordinates": [114.0 + i / 1000, 22.5]},
+        }
+        for i in range(5)
+    ]
     feats[3]["geometry"] = {"type": "LineString", "coordinates": [[114.0, 22.5], [114.01, 22.51]]}
     mixed.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     truncated = tmp_path / "truncated.gpkg"
@@ -188,8 +242,9 @@ def _bad_files(tmp_path, truth):
     }
 
 
-@pytest.mark.parametrize("case", ["garbage", "empty", "no_crs", "no_features", "wrong_crs", "mixed", "truncated",
-                                  "bad_src_crs", "missing"])
+@pytest.mark.parametrize(
+    "case", ["garbage", "empty", "no_crs", "no_features", "wrong_crs", "mixed", "truncated", "bad_src_crs", "missing"]
+)
 def test_bad_input_is_refused_and_the_old_layer_stays(settings, conn, tmp_path, truth, victim, case):
     path, extra, expected = _bad_files(tmp_path, truth)[case]
     before = _layer_state(conn, victim)
@@ -209,14 +264,17 @@ def test_a_good_reimport_bumps_the_version_and_replaces_the_rows(settings, conn,
     run_cim(settings, "import", "layer", str(path), "--name", victim, "--no-grid-join", check=True)
     meta, _ = _layer_state(conn, victim)
     assert meta[0] == before[0][0] + 1 and meta[1] == 10
-    assert conn.execute('SELECT count(*) FROM layers.victim').fetchone()[0] == 10
+    assert conn.execute("SELECT count(*) FROM layers.victim").fetchone()[0] == 10
     # no staging or half-built tables are left behind
-    assert conn.execute("SELECT table_name FROM information_schema.tables "
-                        "WHERE table_schema = 'cim_staging'").fetchall() == []
+    assert (
+        conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'cim_staging'").fetchall()
+        == []
+    )
 
 
-@pytest.mark.parametrize("bad", ["Robert'); DROP TABLE cim.layers;--", "1abc", "has space", "a__new", "trailing_",
-                                 "", "x" * 64, "名称"])
+@pytest.mark.parametrize(
+    "bad", ["Robert'); DROP TABLE cim.layers;--", "1abc", "has space", "a__new", "trailing_", "", "x" * 64, "名称"]
+)
 def test_bad_layer_names_are_refused(bad):
     from cim.errors import InputError
     from layers.schema import validate_layer_name
@@ -233,10 +291,16 @@ def test_a_bad_layer_name_fails_the_command_before_reading(settings, tmp_path):
 def test_ewkb_hex_matches_geos():
     from layers.load import ewkb_hex
 
-    geoms = np.array([shapely.Point(114.05, 22.54), shapely.box(0, 0, 1, 1),
-                      shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)]),
-                      shapely.Polygon(shapely.box(0, 0, 3, 3).exterior, [shapely.box(1, 1, 2, 2).exterior]),
-                      shapely.MultiLineString([[(0, 0), (1, 1)]]), shapely.MultiPoint([(1, 2), (3, 4)])])
+    geoms = np.array(
+        [
+            shapely.Point(114.05, 22.54),
+            shapely.box(0, 0, 1, 1),
+            shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)]),
+            shapely.Polygon(shapely.box(0, 0, 3, 3).exterior, [shapely.box(1, 1, 2, 2).exterior]),
+            shapely.MultiLineString([[(0, 0), (1, 1)]]),
+            shapely.MultiPoint([(1, 2), (3, 4)]),
+        ]
+    )
     expected = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
     assert [h.upper() for h in ewkb_hex(geoms)] == list(expected)
 
@@ -244,17 +308,25 @@ def test_ewkb_hex_matches_geos():
 def test_dates_and_times_arrive_exactly(settings, conn, tmp_path):
     import pandas as pd
 
-    aware = pd.to_datetime(["2026-03-01T08:15:30.123456+08:00", None, "1999-12-31T23:59:59+00:00"], utc=True, format="ISO8601")
-    frame = gpd.GeoDataFrame({
-        "at": aware,
-        "naive": pd.to_datetime(["2026-03-01 08:15:30.5", "2001-01-01 00:00:00", None], format="ISO8601"),
-        "day": pd.to_datetime(["2026-03-01", "2020-02-29", "1970-01-01"]).date,
-    }, geometry=gpd.points_from_xy([114.0, 114.01, 114.02], [22.5, 22.51, 22.52]), crs=4326)
+    aware = pd.to_datetime(
+        ["2026-03-01T08:15:30.123456+08:00", None, "1999-12-31T23:59:59+00:00"], utc=True, format="ISO8601"
+    )
+    frame = gpd.GeoDataFrame(
+        {
+            "at": aware,
+            "naive": pd.to_datetime(["2026-03-01 08:15:30.5", "2001-01-01 00:00:00", None], format="ISO8601"),
+            "day": pd.to_datetime(["2026-03-01", "2020-02-29", "1970-01-01"]).date,
+        },
+        geometry=gpd.points_from_xy([114.0, 114.01, 114.02], [22.5, 22.51, 22.52]),
+        crs=4326,
+    )
     path = tmp_path / "times.gpkg"
     pyogrio.write_dataframe(frame, path, use_arrow=True)  # the Arrow path writes date objects as DATE
     run_cim(settings, "import", "layer", str(path), "--name", "times", "--no-grid-join", check=True)
-    rows = conn.execute("SELECT at AT TIME ZONE 'UTC', naive, day, pg_typeof(at)::text, pg_typeof(naive)::text "
-                        "FROM layers.times ORDER BY fid").fetchall()
+    rows = conn.execute(
+        "SELECT at AT TIME ZONE 'UTC', naive, day, pg_typeof(at)::text, pg_typeof(naive)::text "
+        "FROM layers.times ORDER BY fid"
+    ).fetchall()
     got = [r[0] for r in rows]
     # GeoPackage keeps milliseconds
     assert got[0].isoformat() == "2026-03-01T00:15:30.123000" and got[1] is None
@@ -262,7 +334,7 @@ def test_dates_and_times_arrive_exactly(settings, conn, tmp_path):
     import datetime as dt
 
     # GeoPackage has no naive datetimes: GDAL reads them back as UTC
-    assert rows[0][1] == dt.datetime(2026, 3, 1, 8, 15, 30, 500000, tzinfo=dt.timezone.utc) and rows[2][1] is None
+    assert rows[0][1] == dt.datetime(2026, 3, 1, 8, 15, 30, 500000, tzinfo=dt.UTC) and rows[2][1] is None
     assert [r[2].isoformat() for r in rows] == ["2026-03-01", "2020-02-29", "1970-01-01"]
     assert rows[0][3] == "timestamp with time zone"
     assert conn.execute("SELECT pg_typeof(day)::text FROM layers.times LIMIT 1").fetchone()[0] == "date"
@@ -274,16 +346,24 @@ def test_long_column_names_that_collide_when_cut_get_distinct_names(settings, co
     path = tmp_path / "long.gpkg"
     frame.to_file(path)
     run_cim(settings, "import", "layer", str(path), "--name", "long_names", "--no-grid-join", check=True)
-    columns = [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                                          "'layers' AND table_name = 'long_names' ORDER BY ordinal_position")]
+    columns = [
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "'layers' AND table_name = 'long_names' ORDER BY ordinal_position"
+        )
+    ]
     assert len(columns) == 4 and len(set(columns)) == 4  # fid, two attributes, geom
 
 
 def test_a_file_of_only_unrepairable_geometries_is_refused(settings, tmp_path):
     path = tmp_path / "degenerate.geojson"
     line_polygon = {"type": "Polygon", "coordinates": [[[114.0, 22.5], [114.0, 22.5], [114.0, 22.5], [114.0, 22.5]]]}
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": line_polygon}]}))
+    path.write_text(
+        json.dumps(
+            {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": line_polygon}]}
+        )
+    )
     out = run_cim(settings, "import", "layer", str(path), "--name", "degenerate", "--no-grid-join")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "degenerate.geojson" in out.stderr

@@ -23,7 +23,7 @@ from cim.live.store import Partitions, Reading, Ticket, ensure_live_schema, stor
 from cim.net import wait_until_healthy
 from tests.conftest import CIM
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
@@ -78,13 +78,16 @@ def test_the_hub_runs_a_local_broker_and_knows_the_sample_sensors(http):
 
 def test_an_mqtt_reading_is_stored_and_becomes_the_latest(http, publisher, sensor_id):
     ts = dt.datetime.now(UTC).replace(microsecond=0)
-    info = publisher.publish(f"cim/sensors/{sensor_id}/reading",
-                             json.dumps({"ts": _iso(ts), "value": 0.42, "status": "alarm"}), qos=1)
+    info = publisher.publish(
+        f"cim/sensors/{sensor_id}/reading", json.dumps({"ts": _iso(ts), "value": 0.42, "status": "alarm"}), qos=1
+    )
     info.wait_for_publish(10)
     latest = _wait_for(lambda: (r := http.get(f"/live/sensors/{sensor_id}").json())["ts"] == _iso(ts) and r)
     assert latest["value"] == 0.42 and latest["status"] == "alarm" and latest["category"]
-    history = http.get(f"/live/sensors/{sensor_id}/readings",
-                       params={"since": _iso(ts - dt.timedelta(seconds=1)), "until": _iso(ts + dt.timedelta(seconds=1))})
+    history = http.get(
+        f"/live/sensors/{sensor_id}/readings",
+        params={"since": _iso(ts - dt.timedelta(seconds=1)), "until": _iso(ts + dt.timedelta(seconds=1))},
+    )
     assert history.json()["readings"] == [{"ts": ts.isoformat(), "value": 0.42, "status": "alarm"}]
 
 
@@ -92,11 +95,13 @@ def test_malformed_messages_are_counted_and_never_stop_the_hub(http, publisher, 
     before = http.get("/live/status").json()["counters"]["malformed"]
     for payload in (b"not json", b'{"ts": "yesterday", "value": 1}', b'{"ts": "2026-11-22T09:00:00Z", "value": "x"}'):
         publisher.publish(f"cim/sensors/{sensor_id}/reading", payload, qos=1).wait_for_publish(10)
-    publisher.publish("cim/sensors/no-such-sensor/reading", json.dumps({"ts": _iso(dt.datetime.now(UTC)), "value": 1}),
-                      qos=1).wait_for_publish(10)
+    publisher.publish(
+        "cim/sensors/no-such-sensor/reading", json.dumps({"ts": _iso(dt.datetime.now(UTC)), "value": 1}), qos=1
+    ).wait_for_publish(10)
     ts = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
-    publisher.publish(f"cim/sensors/{sensor_id}/reading", json.dumps({"ts": _iso(ts), "value": 7, "status": "normal"}),
-                      qos=1).wait_for_publish(10)
+    publisher.publish(
+        f"cim/sensors/{sensor_id}/reading", json.dumps({"ts": _iso(ts), "value": 7, "status": "normal"}), qos=1
+    ).wait_for_publish(10)
     _wait_for(lambda: http.get(f"/live/sensors/{sensor_id}").json()["ts"] == _iso(ts))  # still running
     assert http.get("/live/status").json()["counters"]["malformed"] == before + 4
 
@@ -121,11 +126,15 @@ def test_http_readings_are_judged_one_by_one_and_stored_once(http, sensor_id):
     assert "status" in reasons[7] and "future" in reasons[8] and "JSON object" in reasons[9]
     again = http.post("/live/sensors/readings", json=batch[:3]).json()
     assert (again["stored"], again["duplicates"]) == (0, 3)
-    history = http.get(f"/live/sensors/{sensor_id}/readings",
-                       params={"since": _iso(T0), "until": _iso(T0 + dt.timedelta(minutes=3))}).json()
+    history = http.get(
+        f"/live/sensors/{sensor_id}/readings", params={"since": _iso(T0), "until": _iso(T0 + dt.timedelta(minutes=3))}
+    ).json()
     assert [r["value"] for r in history["readings"]] == [0, 1, 2]
-    assert http.post("/live/sensors/readings", json={"not": "a list"}).json()["rejected"][0]["reason"].startswith(
-        "the body must be")
+    assert (
+        http.post("/live/sensors/readings", json={"not": "a list"})
+        .json()["rejected"][0]["reason"]
+        .startswith("the body must be")
+    )
 
 
 def test_sla_stages_at_their_boundaries():
@@ -142,12 +151,19 @@ def test_sla_stages_at_their_boundaries():
     assert sla_of(acked, contact_due + tick, rule).overdue
     contacted = Ticket("t", "12345", "noise", 114.05, 22.54, created, ack_due, contact_due)
     resolve_due = created + dt.timedelta(hours=24)
-    assert sla_of(contacted, resolve_due, rule).__dict__ == {"stage": "resolve", "due_at": resolve_due, "overdue": False}
+    assert sla_of(contacted, resolve_due, rule).__dict__ == {
+        "stage": "resolve",
+        "due_at": resolve_due,
+        "overdue": False,
+    }
     assert sla_of(contacted, resolve_due + tick, rule).overdue
     on_time = Ticket("t", "12345", "noise", 114.05, 22.54, created, ack_due, contact_due, resolve_due)
     late = Ticket("t", "12345", "noise", 114.05, 22.54, created, ack_due, contact_due, resolve_due + tick)
     assert sla_of(on_time, resolve_due + dt.timedelta(days=9), rule).__dict__ == {
-        "stage": "closed", "due_at": resolve_due, "overdue": False}
+        "stage": "closed",
+        "due_at": resolve_due,
+        "overdue": False,
+    }
     assert sla_of(late, resolve_due, rule).overdue
     # the limits are settings
     assert sla_of(t, created + dt.timedelta(minutes=6), SlaRule(acknowledge=dt.timedelta(minutes=5))).overdue
@@ -155,14 +171,23 @@ def test_sla_stages_at_their_boundaries():
 
 def test_tickets_are_created_updated_by_id_and_placed_in_their_grid(http, conn):
     now = dt.datetime.now(UTC).replace(microsecond=0)
-    ticket = {"id": "T-LIVE-1", "channel": "12345热线", "category": "噪音扰民", "lon": 114.0553, "lat": 22.5333,
-              "created_at": _iso(now - dt.timedelta(minutes=11))}
+    ticket = {
+        "id": "T-LIVE-1",
+        "channel": "12345热线",
+        "category": "噪音扰民",
+        "lon": 114.0553,
+        "lat": 22.5333,
+        "created_at": _iso(now - dt.timedelta(minutes=11)),
+    }
     first = http.post("/live/tickets", json=ticket).json()
     assert first["created"] and first["sla"]["stage"] == "acknowledge" and first["sla"]["overdue"]
     update = {**ticket, "acknowledged_at": _iso(now - dt.timedelta(minutes=9))}
     second = http.post("/live/tickets", json=update).json()
     assert not second["created"] and second["sla"] == {
-        "stage": "contact", "due_at": (now + dt.timedelta(minutes=19)).isoformat(), "overdue": False}
+        "stage": "contact",
+        "due_at": (now + dt.timedelta(minutes=19)).isoformat(),
+        "overdue": False,
+    }
     # an update that leaves a stage out keeps the stored one
     http.post("/live/tickets", json={**ticket, "contacted_at": _iso(now)})
     stored = http.get("/live/tickets/T-LIVE-1").json()
@@ -175,8 +200,9 @@ def test_tickets_are_created_updated_by_id_and_placed_in_their_grid(http, conn):
     sample = conn.execute("SELECT id FROM live.tickets WHERE resolved_at IS NOT NULL LIMIT 1").fetchone()[0]
     assert http.get(f"/live/tickets/{sample}").json()["sla"]["stage"] == "closed"  # the sample's tickets, too
     # the hub's tickets connection dies (as in a database restart): the next ticket is stored all the same
-    assert conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'cim-live-tickets'").fetchone() == (1,)
+    assert conn.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cim-live-tickets'"
+    ).fetchone() == (1,)
     again = http.post("/live/tickets", json={**ticket, "id": "T-LIVE-2"})
     assert again.status_code == 200 and again.json()["created"]
 
@@ -186,8 +212,9 @@ def test_retention_drops_whole_old_partitions(conn, server):
     partitions = Partitions(retention_days=90)
     now = dt.datetime(2026, 11, 22, 12, tzinfo=UTC)
     old = now - dt.timedelta(days=120)
-    count, kept = store_readings(conn, [Reading("retention-test", old, 1.0, "normal"),
-                                        Reading("retention-test", now, 2.0, "normal")], partitions)
+    count, kept = store_readings(
+        conn, [Reading("retention-test", old, 1.0, "normal"), Reading("retention-test", now, 2.0, "normal")], partitions
+    )
     assert count == len(kept) == 2
     dropped = partitions.drop_expired(conn, now)
     assert f"readings_{old:%Y%m%d}" in dropped and f"readings_{now:%Y%m%d}" not in dropped
@@ -197,6 +224,7 @@ def test_retention_drops_whole_old_partitions(conn, server):
 
 # --- push, alarms, snapshot -------------------------------------------------------------------------
 
+
 def _snapshot(http, **params) -> tuple[dict, dict]:
     """The sensor snapshot decoded: its header, and its columns with the body's size."""
     import struct
@@ -205,19 +233,25 @@ def _snapshot(http, **params) -> tuple[dict, dict]:
 
     body = http.get("/live/snapshot/sensors", params=params).content
     (n,) = struct.unpack_from("<I", body)
-    header = json.loads(body[4:4 + n])
-    data = body[4 + n:]
+    header = json.loads(body[4 : 4 + n])
+    data = body[4 + n :]
 
     def col(name, dtype):
         offset, size = header["columns"][name]
-        return np.frombuffer(data[offset:offset + size], dtype)
+        return np.frombuffer(data[offset : offset + size], dtype)
 
     offset, size = header["columns"]["ids"]
-    ids = data[offset:offset + size].decode().split("\n")
+    ids = data[offset : offset + size].decode().split("\n")
     w, s, e, n_ = header["extent"]
-    return header, {"ids": ids, "lon": w + col("lon", "<u2") / 65535 * (e - w), "lat": s + col("lat", "<u2") / 65535 * (n_ - s),
-                    "value": col("value", "<f4"), "code": col("code", "u1"), "category": col("category", "u1"),
-                    "body": body}
+    return header, {
+        "ids": ids,
+        "lon": w + col("lon", "<u2") / 65535 * (e - w),
+        "lat": s + col("lat", "<u2") / 65535 * (n_ - s),
+        "value": col("value", "<f4"),
+        "code": col("code", "u1"),
+        "category": col("category", "u1"),
+        "body": body,
+    }
 
 
 def test_the_sensor_snapshot_is_binary_columnar_and_small(http, conn):
@@ -255,25 +289,42 @@ def _next(ws, predicate, timeout: float = 10.0) -> dict:
 
 
 def test_a_published_alarm_reaches_a_subscribed_viewer_and_clears(server, http, conn, publisher):
-    sid, lon, lat = conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = "
-                                 "'smoke_detector' ORDER BY id OFFSET 10 LIMIT 1").fetchone()
-    far = conn.execute("SELECT id FROM live.sensors WHERE ST_Distance(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) > 0.02 "
-                       "ORDER BY id LIMIT 1", (lon, lat)).fetchone()[0]
+    sid, lon, lat = conn.execute(
+        "SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = "
+        "'smoke_detector' ORDER BY id OFFSET 10 LIMIT 1"
+    ).fetchone()
+    far = conn.execute(
+        "SELECT id FROM live.sensors WHERE ST_Distance(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) > 0.02 "
+        "ORDER BY id LIMIT 1",
+        (lon, lat),
+    ).fetchone()[0]
     index = _snapshot(http)[1]["ids"].index(sid)
     with _ws(server) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "hello"
-        ws.send(json.dumps({"subscribe": {"layers": ["sensors", "alarms"],
-                                          "bbox": [lon - 0.005, lat - 0.005, lon + 0.005, lat + 0.005]}}))
+        ws.send(
+            json.dumps(
+                {
+                    "subscribe": {
+                        "layers": ["sensors", "alarms"],
+                        "bbox": [lon - 0.005, lat - 0.005, lon + 0.005, lat + 0.005],
+                    }
+                }
+            )
+        )
         assert json.loads(ws.recv(timeout=5))["type"] == "subscribed"
         ts = dt.datetime.now(UTC).replace(microsecond=0)
         for sensor in (far, sid):
-            publisher.publish(f"cim/sensors/{sensor}/reading",
-                              json.dumps({"ts": _iso(ts), "value": 1, "status": "alarm"}), qos=1)
+            publisher.publish(
+                f"cim/sensors/{sensor}/reading", json.dumps({"ts": _iso(ts), "value": 1, "status": "alarm"}), qos=1
+            )
         delta = _next(ws, lambda m: m.get("alarms"))
         assert delta["sensors"]["i"] == [index] and delta["sensors"]["code"] == [2 | 0x80]  # alarm, alarm open
         assert [a["sensor_id"] for a in delta["alarms"]] == [sid] and delta["alarms"][0]["cleared_at"] is None
-        publisher.publish(f"cim/sensors/{sid}/reading",
-                          json.dumps({"ts": _iso(ts + dt.timedelta(seconds=1)), "value": 0, "status": "normal"}), qos=1)
+        publisher.publish(
+            f"cim/sensors/{sid}/reading",
+            json.dumps({"ts": _iso(ts + dt.timedelta(seconds=1)), "value": 0, "status": "normal"}),
+            qos=1,
+        )
         cleared = _next(ws, lambda m: m.get("alarms"))
         assert cleared["alarms"][0]["cleared_at"] and cleared["sensors"]["code"] == [1]
     assert http.get("/live/alarms").json()["count"] >= 1  # the far sensor's alarm is open
@@ -281,28 +332,34 @@ def test_a_published_alarm_reaches_a_subscribed_viewer_and_clears(server, http, 
 
 
 def test_threshold_and_offline_rules_raise_and_clear(http, conn):
-    hydrant = conn.execute("SELECT id, street FROM live.sensors WHERE category = 'hydrant_pressure' ORDER BY id "
-                           "LIMIT 1").fetchone()
+    hydrant = conn.execute(
+        "SELECT id, street FROM live.sensors WHERE category = 'hydrant_pressure' ORDER BY id LIMIT 1"
+    ).fetchone()
     now = dt.datetime.now(UTC).replace(microsecond=0)
 
     def open_kinds() -> set[str]:
         return {a["kind"] for a in http.get("/live/alarms").json()["alarms"] if a["sensor_id"] == hydrant[0]}
 
-    http.post("/live/sensors/readings", json=[{"sensor_id": hydrant[0], "ts": _iso(now - dt.timedelta(minutes=20)),
-                                               "value": 0.10, "status": "normal"}])
+    http.post(
+        "/live/sensors/readings",
+        json=[{"sensor_id": hydrant[0], "ts": _iso(now - dt.timedelta(minutes=20)), "value": 0.10, "status": "normal"}],
+    )
     assert open_kinds() == {"below", "offline"}  # pressure under 0.15 MPa, and nothing for 20 minutes
     counts = {a["area"]: a for a in http.get("/live/counts", params={"level": "street"}).json()["areas"]}
     assert counts[hydrant[1]]["alarms"] >= 1 and counts[hydrant[1]]["offline"] >= 1
-    http.post("/live/sensors/readings", json=[{"sensor_id": hydrant[0], "ts": _iso(now), "value": 0.30,
-                                               "status": "normal"}])
+    http.post(
+        "/live/sensors/readings", json=[{"sensor_id": hydrant[0], "ts": _iso(now), "value": 0.30, "status": "normal"}]
+    )
     assert open_kinds() == set()
 
 
 # --- faults --------------------------------------------------------------------------------------------
 
+
 def _stored(conn, sensor: str, since: dt.datetime) -> int:
-    return conn.execute("SELECT count(*) FROM live.readings WHERE sensor_id = %s AND ts >= %s",
-                        (sensor, since)).fetchone()[0]
+    return conn.execute(
+        "SELECT count(*) FROM live.readings WHERE sensor_id = %s AND ts >= %s", (sensor, since)
+    ).fetchone()[0]
 
 
 def test_a_restarted_broker_is_reconnected_and_queued_readings_arrive(settings, http, conn, publisher):
@@ -311,8 +368,11 @@ def test_a_restarted_broker_is_reconnected_and_queued_readings_arrive(settings, 
     conf = LocalBroker(settings.data_dir).home / "mosquitto.conf"
     pid = int(subprocess.run(["pgrep", "-f", f"mosquitto -c {conf}"], capture_output=True, text=True).stdout.split()[0])
     for k in range(20):
-        publisher.publish(f"cim/sensors/{sensor}/reading", json.dumps(
-            {"ts": _iso(start + dt.timedelta(seconds=k)), "value": k, "status": "normal"}), qos=1)
+        publisher.publish(
+            f"cim/sensors/{sensor}/reading",
+            json.dumps({"ts": _iso(start + dt.timedelta(seconds=k)), "value": k, "status": "normal"}),
+            qos=1,
+        )
         if k == 9:
             os.kill(pid, signal.SIGTERM)  # the broker goes away mid-stream; the hub starts it again
     _wait_for(lambda: _stored(conn, sensor, start) == 20, timeout=60)
@@ -334,12 +394,17 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
     device.reconnect_delay_set(0.1, 1)
     device.connect(broker.host, broker.port)
     device.loop_start()
-    sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'air_quality' ORDER BY id LIMIT 1").fetchone()[0]
+    sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'air_quality' ORDER BY id LIMIT 1").fetchone()[
+        0
+    ]
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
     try:
         for k in range(40):
-            device.publish(f"cim/sensors/{sensor}/reading", json.dumps(
-                {"ts": _iso(start + dt.timedelta(seconds=k)), "value": k, "status": "normal"}), qos=1)
+            device.publish(
+                f"cim/sensors/{sensor}/reading",
+                json.dumps({"ts": _iso(start + dt.timedelta(seconds=k)), "value": k, "status": "normal"}),
+                qos=1,
+            )
             if k == 19:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -354,6 +419,7 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
 
 # --- the viewer -------------------------------------------------------------------------------------------
 
+
 def _publish_until(stop, publisher, sensor: str, status: str = "alarm", server: str | None = None) -> None:
     """A device that keeps reporting (a new reading every 0.3 s) until told to stop; given a server,
     it starts only once a viewer is connected, so what the viewer shows must come from a live delta."""
@@ -362,8 +428,9 @@ def _publish_until(stop, publisher, sensor: str, status: str = "alarm", server: 
     k = 0
     while not stop.is_set():
         ts = dt.datetime.now(UTC) + dt.timedelta(microseconds=k)
-        publisher.publish(f"cim/sensors/{sensor}/reading", json.dumps({"ts": _iso(ts), "value": 9.5, "status": status}),
-                          qos=1)
+        publisher.publish(
+            f"cim/sensors/{sensor}/reading", json.dumps({"ts": _iso(ts), "value": 9.5, "status": status}), qos=1
+        )
         k += 1
         stop.wait(0.3)
 
@@ -382,11 +449,14 @@ def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publish
 
     from tests.browser import browse
 
-    sid, lon, lat = conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = 'gas_detector' "
-                                 "ORDER BY id LIMIT 1").fetchone()
+    sid, lon, lat = conn.execute(
+        "SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = 'gas_detector' ORDER BY id LIMIT 1"
+    ).fetchone()
     stop = threading.Event()
     device = threading.Thread(target=_publish_until, args=(stop, publisher, sid, "alarm", server), daemon=True)
-    check = _WAIT_LIVE % f"""
+    check = (
+        _WAIT_LIVE
+        % f"""
       const seen = await until(() => window.__cimLive.alarmIds.includes({json.dumps(sid)})
                                      && window.__cimLive.deltas >= 1, 30000);
       const layers = window.cimViewer.deck.props.layers.filter((l) => l.props.visible).map((l) => l.id);
@@ -394,10 +464,10 @@ def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publish
       return {{ seen, layers, alarmCount: alarms ? alarms.props.data.length : 0, live: window.__cimLive,
                status: document.getElementById("live-status").textContent,
                counts: document.querySelectorAll("#counts tbody tr").length }};"""
+    )
     device.start()
     try:
-        report = browse(f"{server}/viewer#view={lon:.6f},{lat:.6f},16,0,0&layers=sensors,cameras,tickets",
-                        eval=check)
+        report = browse(f"{server}/viewer#view={lon:.6f},{lat:.6f},16,0,0&layers=sensors,cameras,tickets", eval=check)
     finally:
         stop.set()
         device.join()
@@ -416,17 +486,48 @@ def test_a_camera_click_plays_its_hls_stream(server, settings):
 
     folder = settings.streams_dir / "CAM000001"
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "6",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "15", "-f", "hls", "-hls_time", "2",
-                    "-hls_list_size", "0", "-hls_playlist_type", "vod", str(folder / "index.m3u8")], check=True,
-                   timeout=120)
-    play = _WAIT_LIVE % """
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=15",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "15",
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_list_size",
+            "0",
+            "-hls_playlist_type",
+            "vod",
+            str(folder / "index.m3u8"),
+        ],
+        check=True,
+        timeout=120,
+    )
+    play = (
+        _WAIT_LIVE
+        % """
       window.cimLive.openCamera("CAM000001");
       const video = document.getElementById("camera-video");
       await until(() => video.currentTime > 1, 20000);
       return { time: video.currentTime, width: video.videoWidth, height: video.videoHeight,
-               panel: !document.getElementById("camera").hidden, title: document.getElementById("camera-title").textContent,
+               panel: !document.getElementById("camera").hidden,
+               title: document.getElementById("camera-title").textContent,
                playing: window.__cimLive.playing };"""
+    )
     report = browse(f"{server}/viewer#layers=cameras", eval=play)
     result = report["eval"]
     assert report["consoleErrors"] == [] and report["foreignRequests"] == []
@@ -461,9 +562,12 @@ def test_the_viewer_reconnects_after_a_server_restart(settings, db_url, tmp_path
     start_server()
     restarter = threading.Thread(target=restart_once_a_viewer_is_attached, daemon=True)
     restarter.start()
-    check = _WAIT_LIVE % """
+    check = (
+        _WAIT_LIVE
+        % """
       const back = await until(() => window.__cimLive.reconnects >= 1 && window.__cimLive.connected, 60000);
       return { back, live: window.__cimLive, status: document.getElementById("live-status").textContent };"""
+    )
     try:
         report = browse(f"http://127.0.0.1:{port}/viewer#layers=sensors", eval=check, timeout_ms=120_000)
     finally:

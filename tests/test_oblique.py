@@ -78,18 +78,24 @@ def pyramid(folder: Path, tmp: Path) -> tuple[int, int, list[str]]:
 
 @pytest.fixture(scope="module")
 def imported(settings, sample) -> dict:
-    result = run_cim(settings, "import", "oblique", str(PRODUCTION), "--name", "oblique_sample", check=True,
-                     subprocess_=True)  # the console script's smoke test
+    result = run_cim(
+        settings, "import", "oblique", str(PRODUCTION), "--name", "oblique_sample", check=True, subprocess_=True
+    )  # the console script's smoke test
     folder = (settings.tilesets_dir / "oblique_sample").resolve()
     tileset = json.loads((folder / "tileset.json").read_text())
-    return {"folder": folder, "tileset": tileset, "out": " ".join(result.stdout.split()),
-            "transforms": tile_transforms(tileset, folder)}
+    return {
+        "folder": folder,
+        "tileset": tileset,
+        "out": " ".join(result.stdout.split()),
+        "transforms": tile_transforms(tileset, folder),
+    }
 
 
 def test_the_sample_lands_near_113_38_e_22_50_n(imported, conn):
     kind, west, south, east, north = conn.execute(
         "SELECT kind, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM layers.oblique_sample "
-        "WHERE kind = 'production'").fetchone()
+        "WHERE kind = 'production'"
+    ).fetchone()
     assert kind == "production"
     assert 113.375 < west < east < 113.385 and 22.50 < south < north < 22.51
     # a tool that trusted the AUTHORITY code (EPSG:4547, central meridian 114) would put it ~65 km east
@@ -138,8 +144,9 @@ def _node_glb(imported, folder: str, stem: str) -> tuple[Glb, np.ndarray]:
     return Glb.read(imported["folder"] / uri), imported["transforms"][uri]
 
 
-@pytest.mark.parametrize("folder,stem", [("Tile_+000_+013", "Tile_+000_+013_L17_0uuu"),
-                                         ("Tile_+000_+012", "Tile_+000_+012")])
+@pytest.mark.parametrize(
+    "folder,stem", [("Tile_+000_+013", "Tile_+000_+013_L17_0uuu"), ("Tile_+000_+012", "Tile_+000_+012")]
+)
 def test_vertices_match_osgconv_plus_srs_origin_within_1_cm(imported, tmp_path, folder, stem):
     obj, obj_uv = read_obj(osgconv(PRODUCTION / "Data" / folder / f"{stem}.osgb", tmp_path / "t.obj"))
     glb, transform = _node_glb(imported, folder, stem)
@@ -186,8 +193,9 @@ def test_every_oblique_glb_passes_the_khronos_validator(imported):
 
 
 def test_footprints_and_extent_in_the_catalogue(imported, conn):
-    rows = conn.execute("SELECT kind, name, levels, ST_Area(geom::geography) FROM layers.oblique_sample "
-                        "ORDER BY fid").fetchall()
+    rows = conn.execute(
+        "SELECT kind, name, levels, ST_Area(geom::geography) FROM layers.oblique_sample ORDER BY fid"
+    ).fetchall()
     assert [r[0] for r in rows] == ["production", "folder", "folder"]
     assert [r[1] for r in rows[1:]] == FOLDERS and all(r[2] == 6 for r in rows)
     for _, _, _, area in rows[1:]:
@@ -219,7 +227,9 @@ def test_the_viewer_draws_the_oblique_tileset(imported, server, http, tmp_path):
     off = browse(f"{server}/viewer#{view}&layers=streets", screenshot=tmp_path / "off.png")
     for report in (on, off):
         assert report["result"]["errors"] == [] and report["consoleErrors"] == [] and report["foreignRequests"] == []
-    assert "tileset:oblique_sample" in on["result"]["layers"] and "tileset:oblique_sample" not in off["result"]["layers"]
+    assert (
+        "tileset:oblique_sample" in on["result"]["layers"] and "tileset:oblique_sample" not in off["result"]["layers"]
+    )
 
     def coloured(path: Path) -> int:
         img = np.asarray(Image.open(path).convert("RGB")).astype(int)[:, 340:]
@@ -230,15 +240,22 @@ def test_the_viewer_draws_the_oblique_tileset(imported, server, http, tmp_path):
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_killed_import_resumes_to_the_same_result(settings, imported, tmp_path):
     partial = settings.tilesets_dir / ".versions" / "oblique_resumed-partial"
-    proc = subprocess.Popen([CIM, "import", "oblique", str(PRODUCTION), "--name", "oblique_resumed", "--jobs", "1"],
-                            env=cli_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [CIM, "import", "oblique", str(PRODUCTION), "--name", "oblique_resumed", "--jobs", "1"],
+        env=cli_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while len(list(partial.glob("tiles/*/*.json"))) < 6 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -275,8 +292,10 @@ def test_an_unreadable_child_is_skipped_and_named(settings, tmp_path, conn):
 
 
 def test_bad_input_fails_in_one_line_and_keeps_the_previous_tileset(settings, imported, conn, tmp_path):
-    before = ((settings.tilesets_dir / "oblique_sample").resolve(),
-              conn.execute("SELECT version FROM cim.layers WHERE name = 'oblique_sample'").fetchone())
+    before = (
+        (settings.tilesets_dir / "oblique_sample").resolve(),
+        conn.execute("SELECT version FROM cim.layers WHERE name = 'oblique_sample'").fetchone(),
+    )
     no_metadata = tmp_path / "no_metadata"
     shutil.copytree(PRODUCTION / "Data", no_metadata / "Data")
     empty = tmp_path / "empty"
@@ -290,8 +309,10 @@ def test_bad_input_fails_in_one_line_and_keeps_the_previous_tileset(settings, im
         assert result.returncode != 0, (source, result.stdout)
         message = " ".join(result.stderr.split())
         assert message.startswith("error:") and words in message and "Traceback" not in result.stderr, message
-        assert ((settings.tilesets_dir / "oblique_sample").resolve(),
-                conn.execute("SELECT version FROM cim.layers WHERE name = 'oblique_sample'").fetchone()) == before
+        assert (
+            (settings.tilesets_dir / "oblique_sample").resolve(),
+            conn.execute("SELECT version FROM cim.layers WHERE name = 'oblique_sample'").fetchone(),
+        ) == before
 
 
 def test_obj_tiles_with_png_textures_and_an_enu_srs(settings, imported, tmp_path):
@@ -304,18 +325,28 @@ def test_obj_tiles_with_png_textures_and_an_enu_srs(settings, imported, tmp_path
     jpeg = Glb.read(imported["folder"] / "tiles" / "Tile_+000_+013" / "Tile_+000_+013_L15_0u_0.glb")
     Image.open(io.BytesIO(jpeg.view(jpeg.json["images"][0]["bufferView"]))).save(folder / "tex.png")
     (folder / "Tile_A.mtl").write_text("newmtl material_1\nKd 1 1 1\nmap_Kd tex.png\n")
-    result = run_cim(settings, "import", "oblique", str(tmp_path / "objs"), "--name", "oblique_obj",
-                     "--srs", "ENU:22.5,114.05", "--origin", "0,-1300,0")
+    result = run_cim(
+        settings,
+        "import",
+        "oblique",
+        str(tmp_path / "objs"),
+        "--name",
+        "oblique_obj",
+        "--srs",
+        "ENU:22.5,114.05",
+        "--origin",
+        "0,-1300,0",
+    )
     assert result.returncode == 0, result.stderr
     out = (settings.tilesets_dir / "oblique_obj").resolve()
     transforms = tile_transforms(json.loads((out / "tileset.json").read_text()), out)
-    (uri, transform), = transforms.items()
+    ((uri, transform),) = transforms.items()
     glb = Glb.read(out / uri)
     assert glb.json["images"][0]["mimeType"] == "image/png"
     ours = to_ecef(glb.attribute("POSITION"), transform)
     # ENU at 22.5 N, 114.05 E (PROJ's topocentric conversion, run backwards), vertices offset by --origin
     enu = pyproj.Transformer.from_pipeline("+proj=topocentric +ellps=WGS84 +lat_0=22.5 +lon_0=114.05 +h_0=0")
-    expected = np.column_stack(enu.transform(*(v + [0, -1300, 0]).T, direction="INVERSE"))
+    expected = np.column_stack(enu.transform(*(v + np.array([0, -1300, 0])).T, direction="INVERSE"))
     # OSG's OBJ reader orders vertices its own way: compare (position, texture coordinate) pairs as sorted sets
     ours_pairs = np.column_stack([ours, glb.attribute("TEXCOORD_0")])
     expected_pairs = np.column_stack([expected, vt[:, 0], 1 - vt[:, 1]])  # glTF's v runs down the image

@@ -14,8 +14,15 @@ from cim.crs import wgs84_to_gcj02
 from cim.demo import BOUNDARY_GCJ02
 
 GEOD = pyproj.Geod(ellps="WGS84")
-EXPECTED = {"futian_boundary": 1, "streets": 10, "communities": 92, "grids": 1646, "sensors": 5000,
-            "cameras": 500, "tickets": 3000}
+EXPECTED = {
+    "futian_boundary": 1,
+    "streets": 10,
+    "communities": 92,
+    "grids": 1646,
+    "sensors": 5000,
+    "cameras": 500,
+    "tickets": 3000,
+}
 
 
 def test_catalogue_counts(sample, conn):
@@ -53,11 +60,14 @@ def _area(conn, sql: str) -> float:
     return conn.execute(sql).fetchone()[0]
 
 
-@pytest.mark.parametrize("child, parent, key", [
-    ("streets", "futian_boundary", None),
-    ("communities", "streets", "street_code"),
-    ("grids", "communities", "community_code"),
-])
+@pytest.mark.parametrize(
+    "child, parent, key",
+    [
+        ("streets", "futian_boundary", None),
+        ("communities", "streets", "street_code"),
+        ("grids", "communities", "community_code"),
+    ],
+)
 def test_each_level_partitions_the_one_above(sample, conn, child, parent, key):
     """Areas in CGCS2000 Gauss-Krüger metres: children sum to their parent
     (no gaps) and their union is as large as their sum (no overlaps).
@@ -83,16 +93,17 @@ def test_each_level_partitions_the_one_above(sample, conn, child, parent, key):
                 FROM layers.{child} c WHERE c.{key} = p.{key}) k ON true""").fetchall()
     assert rows and len(rows) == {"futian_boundary": 1, "streets": 10, "communities": 92}[parent]
     for parent_area, child_sum, child_union, sym in rows:
-        assert child_sum == pytest.approx(parent_area, rel=1e-6)   # no gaps (and no double counting)
-        assert child_union == pytest.approx(child_sum, rel=1e-6)   # no overlaps
-        assert sym < 1.0          # same shape: to a square metre (to 5 cm at the top level)
+        assert child_sum == pytest.approx(parent_area, rel=1e-6)  # no gaps (and no double counting)
+        assert child_union == pytest.approx(child_sum, rel=1e-6)  # no overlaps
+        assert sym < 1.0  # same shape: to a square metre (to 5 cm at the top level)
 
 
 @pytest.mark.parametrize("layer", ["buildings", "parcels", "sensors", "cameras", "tickets"])
 def test_every_feature_is_placed_in_its_street_community_and_grid(sample, conn, layer):
     total, placed = conn.execute(
         f"SELECT count(*), count(*) FILTER (WHERE street IS NOT NULL AND community IS NOT NULL "
-        f"AND grid IS NOT NULL) FROM layers.{layer}").fetchone()
+        f"AND grid IS NOT NULL) FROM layers.{layer}"
+    ).fetchone()
     assert placed == total > 0
     # the placement agrees with the geometry: the grid named contains the feature
     wrong = conn.execute(f"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -24,13 +25,36 @@ SLACK_DEG = 1e-7
 METRIC = 4547
 
 STREETS = {
-    "440304001": "园岭街道", "440304002": "南园街道", "440304003": "福田街道", "440304004": "沙头街道",
-    "440304005": "香蜜湖街道", "440304006": "梅林街道", "440304007": "莲花街道", "440304008": "华富街道",
-    "440304009": "福保街道", "440304010": "华强北街道",
+    "440304001": "园岭街道",
+    "440304002": "南园街道",
+    "440304003": "福田街道",
+    "440304004": "沙头街道",
+    "440304005": "香蜜湖街道",
+    "440304006": "梅林街道",
+    "440304007": "莲花街道",
+    "440304008": "华富街道",
+    "440304009": "福保街道",
+    "440304010": "华强北街道",
 }
 CHANNELS = {
-    "12345热线", "i深圳APP", "微信公众号", "网格员上报", "市长信箱", "人民网留言", "福田通APP", "现场来访", "来信",
-    "网络舆情", "12319热线", "12369热线", "110非警务", "城管通", "政务邮箱", "民意速办小程序", "数字城管", "社区工作站",
+    "12345热线",
+    "i深圳APP",
+    "微信公众号",
+    "网格员上报",
+    "市长信箱",
+    "人民网留言",
+    "福田通APP",
+    "现场来访",
+    "来信",
+    "网络舆情",
+    "12319热线",
+    "12369热线",
+    "110非警务",
+    "城管通",
+    "政务邮箱",
+    "民意速办小程序",
+    "数字城管",
+    "社区工作站",
 }
 BUILDING_USES = {"住宅", "商业", "办公", "商住混合", "工业", "教育", "医疗", "公共服务", "酒店"}
 
@@ -72,8 +96,15 @@ def assert_same_layer(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
 
 
 def test_layer_files_names_counts_and_callback(sample, frames):
-    expected = {"futian_boundary": 1, "streets": 10, "communities": 92, "grids": 1646, "sensors": 5000,
-                "cameras": 500, "tickets": 3000}
+    expected = {
+        "futian_boundary": 1,
+        "streets": 10,
+        "communities": 92,
+        "grids": 1646,
+        "sensors": 5000,
+        "cameras": 500,
+        "tickets": 3000,
+    }
     for layer, n in expected.items():
         assert sample["counts"][layer] == n
     assert 1800 <= sample["counts"]["buildings"] <= 2200
@@ -285,13 +316,29 @@ def test_sensors(frames):
     s = frames["sensors"]
     assert s.id.str.fullmatch(r"SNS\d{7}").all() and s.id.is_unique
     shares = s.category.value_counts(normalize=True)
-    expected = {"smoke_detector": 0.55, "hydrant_pressure": 0.10, "manhole_cover": 0.12, "water_level": 0.03,
-                "gas_detector": 0.10, "air_quality": 0.03, "noise": 0.03, "electrical_fire": 0.04}
+    expected = {
+        "smoke_detector": 0.55,
+        "hydrant_pressure": 0.10,
+        "manhole_cover": 0.12,
+        "water_level": 0.03,
+        "gas_detector": 0.10,
+        "air_quality": 0.03,
+        "noise": 0.03,
+        "electrical_fire": 0.04,
+    }
     assert set(shares.index) == set(expected)
     for category, share in expected.items():
         assert abs(shares[category] - share) < 0.005
-    names = {"smoke_detector": "烟感", "hydrant_pressure": "消防栓水压", "manhole_cover": "井盖", "water_level": "水位",
-             "gas_detector": "燃气", "air_quality": "空气质量", "noise": "噪声", "electrical_fire": "电气火灾"}
+    names = {
+        "smoke_detector": "烟感",
+        "hydrant_pressure": "消防栓水压",
+        "manhole_cover": "井盖",
+        "water_level": "水位",
+        "gas_detector": "燃气",
+        "air_quality": "空气质量",
+        "noise": "噪声",
+        "electrical_fire": "电气火灾",
+    }
     assert (s.category.map(names) == s.category_name).all()
     install = pd.to_datetime(s.install_date)
     assert install.min() >= pd.Timestamp("2018-01-01") and install.max() <= pd.Timestamp("2026-12-31")
@@ -333,7 +380,7 @@ def test_tickets(frames):
     assert t.created_at.notna().all()
     assert t.created_at.min() >= now - pd.Timedelta(days=366) and t.created_at.max() < now
     assert t.created_at.is_monotonic_increasing  # ids follow creation time
-    for earlier, later in zip(stamps, stamps[1:]):
+    for earlier, later in itertools.pairwise(stamps):
         both = t[earlier].notna() & t[later].notna()
         assert (t.loc[both, later] > t.loc[both, earlier]).all()
         assert not (t[earlier].isna() & t[later].notna()).any()
@@ -350,9 +397,11 @@ def test_tickets(frames):
     assert (ack <= pd.Timedelta(minutes=10)).mean() > 0.9
     assert (contact <= pd.Timedelta(minutes=30)).mean() > 0.88
     assert (resolve <= pd.Timedelta(hours=24)).mean() > 0.9
-    late = (ack > pd.Timedelta(minutes=10)).reindex(t.index, fill_value=False) | \
-        (contact > pd.Timedelta(minutes=30)).reindex(t.index, fill_value=False) | \
-        (resolve > pd.Timedelta(hours=24)).reindex(t.index, fill_value=False)
+    late = (
+        (ack > pd.Timedelta(minutes=10)).reindex(t.index, fill_value=False)
+        | (contact > pd.Timedelta(minutes=30)).reindex(t.index, fill_value=False)
+        | (resolve > pd.Timedelta(hours=24)).reindex(t.index, fill_value=False)
+    )
     assert 0.06 <= late.mean() <= 0.14
     assert t.department.notna().all() and t.category.notna().all()
 

@@ -43,13 +43,23 @@ def test_a_buildings_tile_holds_exactly_the_buildings_it_touches(http, conn):
     assert "max-age" in r.headers["cache-control"] and r.headers["etag"]
     layer = mapbox_vector_tile.decode(r.content)["buildings"]
     ids = {f["id"] for f in layer["features"]}
-    expected = {row[0] for row in conn.execute(
-        "SELECT fid FROM layers.buildings WHERE ST_Intersects(geom, ST_Transform(ST_TileEnvelope(15, %s, %s), 4326))",
-        (x, y)).fetchall()}
+    expected = {
+        row[0]
+        for row in conn.execute(
+            "SELECT fid FROM layers.buildings "
+            "WHERE ST_Intersects(geom, ST_Transform(ST_TileEnvelope(15, %s, %s), 4326))",
+            (x, y),
+        ).fetchall()
+    }
     assert expected and expected <= ids  # all that intersect, plus at most the buffer's neighbours
-    buffered = {row[0] for row in conn.execute(
-        "SELECT fid FROM layers.buildings WHERE ST_Intersects(geom, "
-        "ST_Transform(ST_TileEnvelope(15, %s, %s, margin => 64.0/4096), 4326))", (x, y)).fetchall()}
+    buffered = {
+        row[0]
+        for row in conn.execute(
+            "SELECT fid FROM layers.buildings WHERE ST_Intersects(geom, "
+            "ST_Transform(ST_TileEnvelope(15, %s, %s, margin => 64.0/4096), 4326))",
+            (x, y),
+        ).fetchall()
+    }
     assert ids <= buffered
     props = layer["features"][0]["properties"]
     assert {"height", "floors", "use", "street", "community", "grid"} <= set(props)
@@ -62,8 +72,11 @@ def test_a_buildings_tile_holds_exactly_the_buildings_it_touches(http, conn):
 def test_points_tile_and_properties(http, conn):
     x, y = tile_of(114.05, 22.54, 13)
     layer = mapbox_vector_tile.decode(http.get(f"/layers/sensors/tiles/13/{x}/{y}.mvt").content)["sensors"]
-    n = conn.execute("SELECT count(*) FROM layers.sensors WHERE geom && ST_Transform(ST_TileEnvelope(13, %s, %s, "
-                     "margin => 64.0/4096), 4326)", (x, y)).fetchone()[0]
+    n = conn.execute(
+        "SELECT count(*) FROM layers.sensors WHERE geom && ST_Transform(ST_TileEnvelope(13, %s, %s, "
+        "margin => 64.0/4096), 4326)",
+        (x, y),
+    ).fetchone()[0]
     assert len(layer["features"]) == n > 100
     assert {"category", "street", "grid"} <= set(layer["features"][0]["properties"])
 
@@ -80,18 +93,23 @@ def test_empty_tile_is_204_and_etag_gives_304(http):
 def test_low_zoom_tiles_are_simplified(http):
     x, y = tile_of(114.05, 22.54, 10)
     coarse = mapbox_vector_tile.decode(http.get(f"/layers/futian_boundary/tiles/10/{x}/{y}.mvt").content)
-    n_coarse = len(shapely.get_coordinates(shapely.geometry.shape(coarse["futian_boundary"]["features"][0]["geometry"])))
+    n_coarse = len(
+        shapely.get_coordinates(shapely.geometry.shape(coarse["futian_boundary"]["features"][0]["geometry"]))
+    )
     assert n_coarse < 686  # the published ring has 686 vertices
 
 
 def test_items_bbox_paging_and_filters(http, conn):
     bbox = (114.04, 22.53, 114.07, 22.55)
     page1 = http.get("/layers/buildings/items", params={"bbox": ",".join(map(str, bbox)), "limit": 5}).json()
-    total = conn.execute("SELECT count(*) FROM layers.buildings WHERE ST_Intersects(geom, "
-                         "ST_MakeEnvelope(%s, %s, %s, %s, 4326))", bbox).fetchone()[0]
+    total = conn.execute(
+        "SELECT count(*) FROM layers.buildings WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))", bbox
+    ).fetchone()[0]
     assert page1["type"] == "FeatureCollection" and page1["numberMatched"] == total > 5
     assert page1["numberReturned"] == len(page1["features"]) == 5
-    page2 = http.get("/layers/buildings/items", params={"bbox": ",".join(map(str, bbox)), "limit": 5, "offset": 5}).json()
+    page2 = http.get(
+        "/layers/buildings/items", params={"bbox": ",".join(map(str, bbox)), "limit": 5, "offset": 5}
+    ).json()
     ids1 = [f["id"] for f in page1["features"]]
     ids2 = [f["id"] for f in page2["features"]]
     assert not set(ids1) & set(ids2) and ids1 == sorted(ids1)
@@ -107,27 +125,30 @@ def test_items_bbox_paging_and_filters(http, conn):
     assert all(f["properties"]["floors"] == 7 for f in floors["features"])
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/layers/nope/items", 404),
-    ("/layers/nope/tiles/1/0/0.mvt", 404),
-    ("/layers/buildings/tiles/3/9/0.mvt", 404),
-    ("/layers/buildings/items?bbox=1,2,3", 400),
-    ("/layers/buildings/items?limit=-1", 422),
-    ("/layers/buildings/items?nocolumn=1", 400),
-    ("/layers/buildings%22%3B%20DROP%20TABLE%20cim.layers%3B--/items", 404),
-    ("/layers/buildings/items?use%22%3Bdrop=1", 400),
-    ("/layers/buildings/items?floors=abc", 400),
-    ("/layers/buildings/items?bbox=114.1,22.5,114.0,22.6", 400),
-    ("/live/snapshot/cameras?bbox=1,2,3", 400),
-    ("/live/snapshot/tickets?bbox=200,0,210,10", 400),
-    ("/live/snapshot/sensors?bbox=nan,0,1,1", 400),
-    ("/live/sensors/nope", 404),
-    ("/live/tickets/nope", 404),
-    ("/live/counts?level=planet", 400),
-    ("/live/alarms?since=yesterday", 400),
-    ("/bim/buildings", 404),
-    ("/viewer/vendor/nope.js", 404),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/layers/nope/items", 404),
+        ("/layers/nope/tiles/1/0/0.mvt", 404),
+        ("/layers/buildings/tiles/3/9/0.mvt", 404),
+        ("/layers/buildings/items?bbox=1,2,3", 400),
+        ("/layers/buildings/items?limit=-1", 422),
+        ("/layers/buildings/items?nocolumn=1", 400),
+        ("/layers/buildings%22%3B%20DROP%20TABLE%20cim.layers%3B--/items", 404),
+        ("/layers/buildings/items?use%22%3Bdrop=1", 400),
+        ("/layers/buildings/items?floors=abc", 400),
+        ("/layers/buildings/items?bbox=114.1,22.5,114.0,22.6", 400),
+        ("/live/snapshot/cameras?bbox=1,2,3", 400),
+        ("/live/snapshot/tickets?bbox=200,0,210,10", 400),
+        ("/live/snapshot/sensors?bbox=nan,0,1,1", 400),
+        ("/live/sensors/nope", 404),
+        ("/live/tickets/nope", 404),
+        ("/live/counts?level=planet", 400),
+        ("/live/alarms?since=yesterday", 400),
+        ("/bim/buildings", 404),
+        ("/viewer/vendor/nope.js", 404),
+    ],
+)
 def test_bad_requests_get_clear_statuses_and_touch_no_sql(http, path, status):
     r = http.get(path)
     assert r.status_code == status

@@ -14,16 +14,18 @@ import pydeck
 import pytest
 from PIL import Image
 
-from tests.browser import browse
 import viewer
+from tests.browser import browse
 
 
 @pytest.fixture(scope="module")
 def tower(db_url, sample):
     """A tall building of the sample: (id, height, lon, lat) of its footprint's inner point."""
     with psycopg.connect(db_url) as conn:
-        return conn.execute("SELECT id, height, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
-                            "FROM layers.buildings WHERE height > 100 ORDER BY fid LIMIT 1").fetchone()
+        return conn.execute(
+            "SELECT id, height, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+            "FROM layers.buildings WHERE height > 100 ORDER BY fid LIMIT 1"
+        ).fetchone()
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +71,13 @@ def test_buildings_are_drawn(server, tower, tmp_path):
 def test_one_building_is_picked_and_described_in_chinese(server, tower):
     bid, height, lon, lat = tower
     # only the buildings on: other tests import layers that may lie over the tower
-    report = browse(f"{server}/viewer#view={lon:.7f},{lat:.7f},17.5,0,0&layers=buildings", hover="640,400",
-                    eval="({tip: document.querySelector('.cim-tooltip')?.innerText, "
-                         "pick: (o => o && {layer: o.layer.id, id: o.object.properties.id})"
-                         "(cimViewer.deck.pickObject({x: 640, y: 400})), lang: document.documentElement.lang})")
+    report = browse(
+        f"{server}/viewer#view={lon:.7f},{lat:.7f},17.5,0,0&layers=buildings",
+        hover="640,400",
+        eval="({tip: document.querySelector('.cim-tooltip')?.innerText, "
+        "pick: (o => o && {layer: o.layer.id, id: o.object.properties.id})"
+        "(cimViewer.deck.pickObject({x: 640, y: 400})), lang: document.documentElement.lang})",
+    )
     result = report["eval"]
     assert result["pick"] == {"layer": "buildings__pick", "id": bid}
     assert result["lang"] == "zh-CN"
@@ -82,25 +87,35 @@ def test_one_building_is_picked_and_described_in_chinese(server, tower):
 
 @pytest.mark.browser
 def test_url_state_reopens_the_same_view_in_english(server):
-    report = browse(f"{server}/viewer#view=114.050000,22.540000,14.25,30.0,15.0&layers=streets,parcels&lang=en",
-                    eval="({view: cimViewer.viewState, lang: document.documentElement.lang, "
-                         "title: document.title, panel: document.getElementById('layers-title').textContent, "
-                         "hash: location.hash})")
+    report = browse(
+        f"{server}/viewer#view=114.050000,22.540000,14.25,30.0,15.0&layers=streets,parcels&lang=en",
+        eval="({view: cimViewer.viewState, lang: document.documentElement.lang, "
+        "title: document.title, panel: document.getElementById('layers-title').textContent, "
+        "hash: location.hash})",
+    )
     assert report["result"]["layers"] == ["parcels", "streets"]
     e = report["eval"]
     assert e["lang"] == "en" and e["title"].startswith("City information model") and e["panel"] == "Layers"
     view = e["view"]
-    assert (round(view["longitude"], 4), round(view["latitude"], 4), view["zoom"], view["pitch"], view["bearing"]) == \
-        (114.05, 22.54, 14.25, 30.0, 15.0)
+    assert (round(view["longitude"], 4), round(view["latitude"], 4), view["zoom"], view["pitch"], view["bearing"]) == (
+        114.05,
+        22.54,
+        14.25,
+        30.0,
+        15.0,
+    )
     assert "layers=streets%2Cparcels" in e["hash"] or "layers=parcels%2Cstreets" in e["hash"]
 
 
 @pytest.mark.browser
 def test_fly_to_a_layers_extent(server, conn):
-    report = browse(f"{server}/viewer", eval="""new Promise((done) => {
+    report = browse(
+        f"{server}/viewer",
+        eval="""new Promise((done) => {
         document.querySelector('li[data-key="parcels"] .fly').click();
         setTimeout(() => done({view: cimViewer.viewState, hash: location.hash}), 2500);
-    })""")
+    })""",
+    )
     west, south, east, north = conn.execute("SELECT bbox FROM cim.layers WHERE name = 'parcels'").fetchone()[0]
     view = report["eval"]["view"]
     assert abs(view["longitude"] - (west + east) / 2) < 0.002 and abs(view["latitude"] - (south + north) / 2) < 0.002
@@ -132,14 +147,24 @@ def test_the_sample_looks_as_its_viewer_file_says(http, settings, conn):
     assert entries["communities"]["visible"] is False and entries["parcels"]["color"] == [250, 190, 80, 220]
     west, south, east, north = conn.execute("SELECT bbox FROM cim.layers WHERE name = 'futian_boundary'").fetchone()[0]
     view = config["deck"]["initialViewState"]
-    assert view["longitude"] == pytest.approx((west + east) / 2) and view["latitude"] == pytest.approx((south + north) / 2)
+    assert view["longitude"] == pytest.approx((west + east) / 2) and view["latitude"] == pytest.approx(
+        (south + north) / 2
+    )
 
 
 def _layer(name: str, bbox: tuple[float, float, float, float], geometry_type: str = "MultiPolygon"):
     from layers.catalogue import LayerInfo
 
-    return LayerInfo(name=name, title=name, table_schema="layers", table_name=name, geometry_type=geometry_type,
-                     srid=4326, feature_count=1, bbox=bbox)
+    return LayerInfo(
+        name=name,
+        title=name,
+        table_schema="layers",
+        table_name=name,
+        geometry_type=geometry_type,
+        srid=4326,
+        feature_count=1,
+        bbox=bbox,
+    )
 
 
 DISTRICT = (114.0, 22.5, 114.2, 22.7)  # centre 114.1, 22.6
@@ -151,20 +176,37 @@ def test_a_viewer_file_styles_its_layers_and_opens_on_home(tmp_path, caplog):
     from viewer.styles import OBLIQUE_FOOTPRINTS, ViewerStyles, default_style
 
     path = tmp_path / "viewer.json"
-    path.write_text(json.dumps({
-        "home": "district",
-        "styles": {"district": {"fill": [1, 2, 3, 4], "line": [5, 6, 7], "line_width_px": 2.5, "order": 90,
-                                "en": "District"},
-                   "pois": {"visible": True}},
-        "fields": {"ward": {"zh": "区", "en": "Ward"}},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "home": "district",
+                "styles": {
+                    "district": {
+                        "fill": [1, 2, 3, 4],
+                        "line": [5, 6, 7],
+                        "line_width_px": 2.5,
+                        "order": 90,
+                        "en": "District",
+                    },
+                    "pois": {"visible": True},
+                },
+                "fields": {"ward": {"zh": "区", "en": "Ward"}},
+            }
+        )
+    )
     with caplog.at_level(logging.WARNING, logger="viewer.styles"):
         styles = ViewerStyles.load(path)
     assert caplog.records == []
     assert styles.home == "district"
     district = styles.style_of("district", "MultiPolygon")
-    assert (district.fill, district.line, district.line_width_px, district.visible, district.order, district.en) == \
-        ((1, 2, 3, 4), (5, 6, 7, 255), 2.5, True, 90, "District")
+    assert (district.fill, district.line, district.line_width_px, district.visible, district.order, district.en) == (
+        (1, 2, 3, 4),
+        (5, 6, 7, 255),
+        2.5,
+        True,
+        90,
+        "District",
+    )
     assert styles.style_of("pois", "Point").visible is True  # points are hidden unless the file shows them
     assert styles.style_of("other", "Point") == default_style("Point") and default_style("Point").visible is False
     assert styles.style_of("district", "MultiPolygon", kind="oblique") == OBLIQUE_FOOTPRINTS
@@ -175,7 +217,10 @@ def test_a_viewer_file_styles_its_layers_and_opens_on_home(tmp_path, caplog):
     assert drawn["pois"]["visible"] is True
     entries = {entry["key"]: entry for entry in config["entries"]}
     assert entries["district"]["title"] == {"zh": "district", "en": "District"}
-    assert config["fields"]["ward"] == {"zh": "区", "en": "Ward"} and config["fields"]["name"] == {"zh": "名称", "en": "Name"}
+    assert config["fields"]["ward"] == {"zh": "区", "en": "Ward"} and config["fields"]["name"] == {
+        "zh": "名称",
+        "en": "Name",
+    }
     view = config["deck"]["initialViewState"]
     assert view["longitude"] == pytest.approx(114.1) and view["latitude"] == pytest.approx(22.6)
 
@@ -202,19 +247,22 @@ def test_no_viewer_file_means_the_defaults(tmp_path, caplog):
     assert view.longitude == pytest.approx(113.6) and view.latitude == pytest.approx(22.35)
 
 
-@pytest.mark.parametrize("text, problem", [
-    (b'{"home": "district", "styles": {', "not JSON"),
-    (b"\xff\xfe not utf-8", "cannot be read"),
-    (b"[]", "expected an object"),
-    (b'{"home": 3}', "home"),
-    (b'{"styles": {"district": {"fill": "red"}}}', "styles.district.fill"),
-    (b'{"styles": {"district": {"fill": [1, 2, 3, 999]}}}', "styles.district.fill"),
-    (b'{"styles": {"district": {"colour": [1, 2, 3]}}}', "colour"),
-    (b'{"styles": {"district": {"visible": "yes"}}}', "styles.district.visible"),
-    (b'{"styles": {"district": {"line_width_px": NaN}}}', "line_width_px"),
-    (b'{"fields": {"ward": {"zh": "ward"}}}', "fields.ward"),
-    (b'{"home": "district", "colours": {}}', "colours"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (b'{"home": "district", "styles": {', "not JSON"),
+        (b"\xff\xfe not utf-8", "cannot be read"),
+        (b"[]", "expected an object"),
+        (b'{"home": 3}', "home"),
+        (b'{"styles": {"district": {"fill": "red"}}}', "styles.district.fill"),
+        (b'{"styles": {"district": {"fill": [1, 2, 3, 999]}}}', "styles.district.fill"),
+        (b'{"styles": {"district": {"colour": [1, 2, 3]}}}', "colour"),
+        (b'{"styles": {"district": {"visible": "yes"}}}', "styles.district.visible"),
+        (b'{"styles": {"district": {"line_width_px": NaN}}}', "line_width_px"),
+        (b'{"fields": {"ward": {"zh": "ward"}}}', "fields.ward"),
+        (b'{"home": "district", "colours": {}}', "colours"),
+    ],
+)
 def test_a_malformed_viewer_file_gives_the_defaults_and_a_warning(tmp_path, caplog, text, problem):
     from viewer.page import viewer_config, viewer_page
     from viewer.styles import ViewerStyles
@@ -247,8 +295,16 @@ def test_a_hostile_title_cannot_break_the_page_script():
     from layers.catalogue import LayerInfo
     from viewer.page import viewer_config, viewer_page
 
-    layer = LayerInfo(name="x", title="<!--<script></script>&", table_schema="layers", table_name="x",
-                      geometry_type="MultiPolygon", srid=4326, feature_count=1, bbox=(114.0, 22.5, 114.1, 22.6))
+    layer = LayerInfo(
+        name="x",
+        title="<!--<script></script>&",
+        table_schema="layers",
+        table_name="x",
+        geometry_type="MultiPolygon",
+        srid=4326,
+        feature_count=1,
+        bbox=(114.0, 22.5, 114.1, 22.6),
+    )
     page = viewer_page(viewer_config([layer]))
     block = page.split('<script id="cim-config" type="application/json">')[1].split("</script>")[0]
     assert "<" not in block and ">" not in block and "&" not in block

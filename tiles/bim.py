@@ -56,9 +56,13 @@ def _material(rgba: np.ndarray) -> Material:
     vertex, which every client draws (deck.gl ignores COLOR_0 in PBR)."""
     r, g, b, a = (float(v) for v in rgba)
     translucent = a < 0.99
-    return Material(name=f"ifc {int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}{int(a * 255):02x}",
-                    base_color=(r, g, b, a), roughness=0.2 if translucent else 0.8, blend=translucent,
-                    double_sided=True)
+    return Material(
+        name=f"ifc {int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}{int(a * 255):02x}",
+        base_color=(r, g, b, a),
+        roughness=0.2 if translucent else 0.8,
+        blend=translucent,
+        double_sided=True,
+    )
 
 
 def rigid_fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -95,8 +99,9 @@ def quaternion(r: np.ndarray) -> np.ndarray:
 _Y_UP = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # ENU -> glTF, as gltf_axes
 
 
-def _instanced(model: BimModel, members: list[int], frame: EnuFrame, centre: np.ndarray
-               ) -> tuple[list[InstancedMesh], list[int]]:
+def _instanced(
+    model: BimModel, members: list[int], frame: EnuFrame, centre: np.ndarray
+) -> tuple[list[InstancedMesh], list[int]]:
     """Instanced meshes for the repeated geometry among ``members`` (local
     feature ids are positions in ``members``), and the members left plain."""
     groups: dict[str, list[tuple[int, np.ndarray]]] = {}  # (local id, vertices in the part's own frame)
@@ -115,13 +120,18 @@ def _instanced(model: BimModel, members: list[int], frame: EnuFrame, centre: np.
             continue
         first_id, first_local = group[0]
         parts = _triangles([(0, first_local, model.parts[members[first_id]])])
-        primitives = [_welded(p["tri"].reshape(-1, 3), np.repeat(p["normal"], 3, axis=0), None, p["material"],
-                              axes=False) for p in parts]
-        meshes.append(InstancedMesh(
-            primitives=primitives,
-            translations=np.array([_Y_UP @ (t - centre) for _, t, _ in fits]),
-            rotations=np.array([quaternion(_Y_UP @ r) for r, _, _ in fits]),
-            feature_ids=np.array(ids)))
+        primitives = [
+            _welded(p["tri"].reshape(-1, 3), np.repeat(p["normal"], 3, axis=0), None, p["material"], axes=False)
+            for p in parts
+        ]
+        meshes.append(
+            InstancedMesh(
+                primitives=primitives,
+                translations=np.array([_Y_UP @ (t - centre) for _, t, _ in fits]),
+                rotations=np.array([quaternion(_Y_UP @ r) for r, _, _ in fits]),
+                feature_ids=np.array(ids),
+            )
+        )
         instanced.update(ids)
     return meshes, [i for k, i in enumerate(members) if k not in instanced]
 
@@ -170,8 +180,9 @@ def _triangles(items: list[tuple[int, np.ndarray, Part]]) -> list[dict]:
     return parts
 
 
-def _welded(positions: np.ndarray, normals: np.ndarray, ids: np.ndarray | None, material: Material, *,
-            axes: bool = True) -> Primitive:
+def _welded(
+    positions: np.ndarray, normals: np.ndarray, ids: np.ndarray | None, material: Material, *, axes: bool = True
+) -> Primitive:
     """One primitive, with the corners that agree in position, normal and
     element stored once: neighbouring coplanar triangles share them and the
     shading stays flat (a wall's two triangles need 4 corners, not 6).
@@ -181,8 +192,13 @@ def _welded(positions: np.ndarray, normals: np.ndarray, ids: np.ndarray | None, 
     key_ids = np.zeros(len(pos32), np.uint32) if ids is None else ids.astype(np.uint32)
     key = np.concatenate([pos32.view(np.uint32), nor32.view(np.uint32), key_ids.reshape(-1, 1)], axis=1)
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    return Primitive(positions=pos32[first], normals=nor32[first], feature_ids=None if ids is None else ids[first],
-                     indices=inverse.ravel().astype(np.uint32), material=material)
+    return Primitive(
+        positions=pos32[first],
+        normals=nor32[first],
+        feature_ids=None if ids is None else ids[first],
+        indices=inverse.ravel().astype(np.uint32),
+        material=material,
+    )
 
 
 def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300_000) -> TilesetReport:
@@ -209,19 +225,41 @@ def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300
         if plain:
             parts = _triangles([(local_id[i], enu[local_id[i]], model.parts[i]) for i in plain])
             for p in parts:
-                primitives.append(_welded(p["tri"].reshape(-1, 3) - centre, np.repeat(p["normal"], 3, axis=0),
-                                          np.repeat(p["ids"], 3), p["material"]))
+                primitives.append(
+                    _welded(
+                        p["tri"].reshape(-1, 3) - centre,
+                        np.repeat(p["normal"], 3, axis=0),
+                        np.repeat(p["ids"], 3),
+                        p["material"],
+                    )
+                )
         triangles += sum(len(model.parts[i].faces) for i in members)
-        table = PropertyTable("element", len(members),
-                              [Column(c.name, np.asarray(c.values, dtype=object if c.kind == "STRING" else None)[members],
-                                      c.kind, c.no_data, c.title) for c in model.columns], class_title=model.class_title)
+        table = PropertyTable(
+            "element",
+            len(members),
+            [
+                Column(
+                    c.name,
+                    np.asarray(c.values, dtype=object if c.kind == "STRING" else None)[members],
+                    c.kind,
+                    c.no_data,
+                    c.title,
+                )
+                for c in model.columns
+            ],
+            class_title=model.class_title,
+        )
         glb = write_glb(primitives, table, instanced)
         (folder / "tiles" / f"{k}.glb").write_bytes(glb)
         size += len(glb)
         count += 1
-        tile = Tile(geometric_error=0.0, bounding_volume=BoundingVolumeBox.from_mins_maxs(
-            np.concatenate([lo - centre, hi - centre])), transform=translation(centre), refine_mode="ADD",
-            content_uri=f"../tiles/{k}.glb")
+        tile = Tile(
+            geometric_error=0.0,
+            bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo - centre, hi - centre])),
+            transform=translation(centre),
+            refine_mode="ADD",
+            content_uri=f"../tiles/{k}.glb",
+        )
         storey_tiles.setdefault(group, []).append((tile, lo, hi))
 
     storeys, refs, extents = [], [], []
@@ -229,13 +267,21 @@ def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300
         lo = np.min([t[1] for t in tiles], axis=0)
         hi = np.max([t[2] for t in tiles], axis=0)
         diagonal = float(np.linalg.norm(hi - lo))
-        root = Tile(geometric_error=diagonal, bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo, hi])),
-                    transform=frame.matrix(), refine_mode="ADD")
+        root = Tile(
+            geometric_error=diagonal,
+            bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo, hi])),
+            transform=frame.matrix(),
+            refine_mode="ADD",
+        )
         root.children.extend(t[0] for t in tiles)  # not add_child: see tiles/buildings.py
         storey_folder = folder / "storeys"
         write_tileset_json(storey_folder, root, diagonal, {"storey": group}, filename=f"{s}.json")
-        ref = Tile(geometric_error=diagonal, bounding_volume=ecef_box(frame, lo, hi), refine_mode="ADD",
-                   content_uri=f"storeys/{s}.json")
+        ref = Tile(
+            geometric_error=diagonal,
+            bounding_volume=ecef_box(frame, lo, hi),
+            refine_mode="ADD",
+            content_uri=f"storeys/{s}.json",
+        )
         ref.extras = {"storey": group}
         storeys.append({"name": group, "url": f"storeys/{s}.json"})
         refs.append(ref)
@@ -245,7 +291,19 @@ def write_bim_tileset(model: BimModel, folder: Path, *, max_triangles: int = 300
     diagonal = float(np.linalg.norm(hi - lo))
     root = Tile(geometric_error=diagonal, bounding_volume=ecef_box(frame, lo, hi), refine_mode="ADD")
     root.children.extend(refs)
-    write_tileset_json(folder, root, diagonal, {"elements": len(model.parts), "storeys": storeys,
-                                                "origin": {"lon": float(lon), "lat": float(lat)}})
-    return TilesetReport(path=folder / "tileset.json", buildings=len(model.parts), tiles=count, depth=3,
-                         triangles=triangles, bytes=size, seconds=time.perf_counter() - t0, origin=(float(lon), float(lat)))
+    write_tileset_json(
+        folder,
+        root,
+        diagonal,
+        {"elements": len(model.parts), "storeys": storeys, "origin": {"lon": float(lon), "lat": float(lat)}},
+    )
+    return TilesetReport(
+        path=folder / "tileset.json",
+        buildings=len(model.parts),
+        tiles=count,
+        depth=3,
+        triangles=triangles,
+        bytes=size,
+        seconds=time.perf_counter() - t0,
+        origin=(float(lon), float(lat)),
+    )

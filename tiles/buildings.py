@@ -17,9 +17,9 @@ The tileset JSON uses py3dtiles' TileSet/Tile/BoundingVolumeBox classes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import shapely
@@ -60,8 +60,9 @@ def _sizes_m(footprints: np.ndarray, height: np.ndarray) -> np.ndarray:
     return np.maximum(height, np.hypot(dx, dy))
 
 
-def write_buildings_tileset(data: Buildings, folder: Path, *, options: QuadtreeOptions = QuadtreeOptions(),
-                            progress: Progress | None = None) -> TilesetReport:
+def write_buildings_tileset(
+    data: Buildings, folder: Path, *, options: QuadtreeOptions = QuadtreeOptions(), progress: Progress | None = None
+) -> TilesetReport:
     """Write the tileset into the empty ``folder`` (``tileset.json`` and ``tiles/``);
     :class:`tiles.output.TilesetVersion` makes such a folder current."""
     t0 = time.perf_counter()
@@ -97,11 +98,19 @@ def write_buildings_tileset(data: Buildings, folder: Path, *, options: QuadtreeO
     root_tile = _tile(tree, boxes, own, parent_centre=np.zeros(3))
     root_tile.transform = frame.matrix() @ root_tile.transform
     # not drawing the root at all misses the largest building
-    write_tileset_json(folder, root_tile, max(sizes.max(), 1.0),
-                       {"buildings": n, "origin": {"lon": origin[0], "lat": origin[1]}})
-    return TilesetReport(path=folder / "tileset.json", buildings=n, tiles=stats["tiles"],
-                         depth=max(node.level for node in tree.walk()) + 1, triangles=stats["triangles"],
-                         bytes=stats["bytes"], seconds=time.perf_counter() - t0, origin=origin)
+    write_tileset_json(
+        folder, root_tile, max(sizes.max(), 1.0), {"buildings": n, "origin": {"lon": origin[0], "lat": origin[1]}}
+    )
+    return TilesetReport(
+        path=folder / "tileset.json",
+        buildings=n,
+        tiles=stats["tiles"],
+        depth=max(node.level for node in tree.walk()) + 1,
+        triangles=stats["triangles"],
+        bytes=stats["bytes"],
+        seconds=time.perf_counter() - t0,
+        origin=origin,
+    )
 
 
 def _tile_glb(mesh: Mesh, node: Node, data: Buildings) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -109,9 +118,12 @@ def _tile_glb(mesh: Mesh, node: Node, data: Buildings) -> tuple[bytes, np.ndarra
     lo, hi = mesh.positions.min(axis=0), mesh.positions.max(axis=0)
     centre = (lo + hi) / 2
     local = mesh.positions - centre  # float32-exact from here on: offsets of at most a tile's size
-    table = PropertyTable("building", len(node.members),
-                          [Column(c.name, np.asarray(c.values)[node.members], c.kind, c.no_data, c.title)
-                           for c in data.columns], class_title=data.class_title)
+    table = PropertyTable(
+        "building",
+        len(node.members),
+        [Column(c.name, np.asarray(c.values)[node.members], c.kind, c.no_data, c.title) for c in data.columns],
+        class_title=data.class_title,
+    )
     glb = write_glb([Primitive(gltf_axes(local), gltf_axes(mesh.normals), mesh.feature_ids, mesh.indices)], table)
     return glb, np.concatenate([lo, hi]), centre
 
@@ -123,10 +135,13 @@ def _tile(node: Node, boxes: dict[str, np.ndarray], own: dict[str, np.ndarray], 
     box = boxes.get(node.name)
     centre = own.get(node.name, (mins + maxs) / 2)  # an empty node centres on its children
     child_tiles = [_tile(child, boxes, own, centre) for child in node.children]
-    tile = Tile(geometric_error=node.geometric_error,
-                bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([mins - centre, maxs - centre])),
-                transform=translation(centre - parent_centre), refine_mode="ADD",
-                content_uri=f"tiles/{node.name}.glb" if box is not None else None)
+    tile = Tile(
+        geometric_error=node.geometric_error,
+        bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([mins - centre, maxs - centre])),
+        transform=translation(centre - parent_centre),
+        refine_mode="ADD",
+        content_uri=f"tiles/{node.name}.glb" if box is not None else None,
+    )
     # not Tile.add_child: py3dtiles 12.1 grows the parent's box by the child's
     # box moved by the *inverse of the parent's transform* as well, though a
     # child's transform is already relative to its parent; our boxes are exact

@@ -36,12 +36,14 @@ class Mesh:
         return len(self.indices) // 3
 
     @classmethod
-    def concat(cls, meshes: list["Mesh"]) -> "Mesh":
+    def concat(cls, meshes: list[Mesh]) -> Mesh:
         offsets = np.cumsum([0] + [len(m.positions) for m in meshes[:-1]])
-        return cls(positions=np.concatenate([m.positions for m in meshes]),
-                   normals=np.concatenate([m.normals for m in meshes]),
-                   feature_ids=np.concatenate([m.feature_ids for m in meshes]),
-                   indices=np.concatenate([m.indices + o for m, o in zip(meshes, offsets)]).astype(np.uint32))
+        return cls(
+            positions=np.concatenate([m.positions for m in meshes]),
+            normals=np.concatenate([m.normals for m in meshes]),
+            feature_ids=np.concatenate([m.feature_ids for m in meshes]),
+            indices=np.concatenate([m.indices + o for m, o in zip(meshes, offsets)]).astype(np.uint32),
+        )
 
 
 @dataclass
@@ -82,8 +84,7 @@ def extrude(footprints: np.ndarray, base: np.ndarray, top: np.ndarray, frame: En
     return Mesh.concat([walls, roofs])
 
 
-def _walls(bottom: np.ndarray, roof: np.ndarray, ring: np.ndarray, building: np.ndarray,
-           height: np.ndarray) -> Mesh:
+def _walls(bottom: np.ndarray, roof: np.ndarray, ring: np.ndarray, building: np.ndarray, height: np.ndarray) -> Mesh:
     n = len(ring)
     nxt = np.arange(1, n + 1)
     last = np.flatnonzero(np.r_[ring[1:] != ring[:-1], True])  # last vertex of each ring
@@ -98,8 +99,12 @@ def _walls(bottom: np.ndarray, roof: np.ndarray, ring: np.ndarray, building: np.
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
     e = len(i)
     indices = (np.array([0, 1, 2, 0, 2, 3], np.uint32)[None, :] + 4 * np.arange(e, dtype=np.uint32)[:, None]).ravel()
-    return Mesh(positions=quads.reshape(-1, 3), normals=np.repeat(normal, 4, axis=0).astype(np.float32),
-                feature_ids=np.repeat(building[i], 4).astype(np.uint32), indices=indices)
+    return Mesh(
+        positions=quads.reshape(-1, 3),
+        normals=np.repeat(normal, 4, axis=0).astype(np.float32),
+        feature_ids=np.repeat(building[i], 4).astype(np.uint32),
+        indices=indices,
+    )
 
 
 def _roofs(roof: np.ndarray, up: np.ndarray, r: _Rings, building: np.ndarray) -> Mesh:
@@ -120,5 +125,9 @@ def _roofs(roof: np.ndarray, up: np.ndarray, r: _Rings, building: np.ndarray) ->
     flip = area2[np.abs(area2) > 2 * MIN_TRIANGLE_M2] < 0
     tri[flip] = tri[flip][:, [0, 2, 1]]
     used, inverse = np.unique(tri.ravel(), return_inverse=True)
-    return Mesh(positions=roof[used], normals=up[used].astype(np.float32),
-                feature_ids=building[used].astype(np.uint32), indices=inverse.astype(np.uint32))
+    return Mesh(
+        positions=roof[used],
+        normals=up[used].astype(np.float32),
+        feature_ids=building[used].astype(np.uint32),
+        indices=inverse.astype(np.uint32),
+    )

@@ -35,7 +35,7 @@ class EnuFrame:
     rotation: np.ndarray
 
     @classmethod
-    def at(cls, lon: float, lat: float, h: float = 0.0) -> "EnuFrame":
+    def at(cls, lon: float, lat: float, h: float = 0.0) -> EnuFrame:
         lam, phi = np.radians(lon), np.radians(lat)
         east = np.array([-np.sin(lam), np.cos(lam), 0.0])
         north = np.array([-np.sin(phi) * np.cos(lam), -np.sin(phi) * np.sin(lam), np.cos(phi)])

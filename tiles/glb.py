@@ -37,8 +37,11 @@ class Material:
     unlit: bool = False  # KHR_materials_unlit: photographs carry their own light (oblique photography)
 
     def to_json(self) -> dict:
-        pbr: dict[str, object] = {"baseColorFactor": list(self.base_color), "metallicFactor": self.metallic,
-                                  "roughnessFactor": self.roughness}
+        pbr: dict[str, object] = {
+            "baseColorFactor": list(self.base_color),
+            "metallicFactor": self.metallic,
+            "roughnessFactor": self.roughness,
+        }
         if self.texture is not None:
             pbr["baseColorTexture"] = {"index": self.texture}
         out: dict[str, object] = {"name": self.name, "pbrMetallicRoughness": pbr}
@@ -103,8 +106,9 @@ class _Builder:
         self.buffer_views.append(view)
         return len(self.buffer_views) - 1
 
-    def accessor(self, array: np.ndarray, component: int, kind: str, target: int | None, *,
-                 bounds: bool = False) -> int:
+    def accessor(
+        self, array: np.ndarray, component: int, kind: str, target: int | None, *, bounds: bool = False
+    ) -> int:
         view = self.buffer_view(np.ascontiguousarray(array).tobytes(), target)
         acc = {"bufferView": view, "componentType": component, "count": int(array.shape[0]), "type": kind}
         if bounds:
@@ -118,16 +122,21 @@ class _Builder:
         return data + b"\0" * ((-len(data)) % 4)
 
 
-def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
-              instanced: Sequence[InstancedMesh] = (), images: Sequence[Image] = ()) -> bytes:
+def write_glb(
+    primitives: list[Primitive],
+    table: PropertyTable | None = None,
+    instanced: Sequence[InstancedMesh] = (),
+    images: Sequence[Image] = (),
+) -> bytes:
     """GLB bytes: a mesh made of ``primitives`` and a node per instanced mesh;
     feature ids (of vertices or of instances) index ``table``; materials'
     ``texture`` index ``images``."""
     b = _Builder()
     materials: list[dict] = []
+
     def feature_ext(ids: np.ndarray) -> dict:
         # featureCount: the distinct features this attribute holds (a subset of the table in a colour's primitive)
-        ext: dict = {"featureCount": int(len(np.unique(ids))), "attribute": 0}
+        ext: dict = {"featureCount": len(np.unique(ids)), "attribute": 0}
         if table is not None:
             ext["propertyTable"] = 0
         return {"featureIds": [ext]}
@@ -152,8 +161,15 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
             "ROTATION": b.accessor(mesh.rotations.astype(np.float32), FLOAT, "VEC4", None),
             "_FEATURE_ID_0": b.accessor(mesh.feature_ids.astype(np.float32), FLOAT, "SCALAR", None),
         }
-        nodes.append({"mesh": len(meshes) - 1, "extensions": {"EXT_mesh_gpu_instancing": {"attributes": attributes},
-                                                              "EXT_instance_features": feature_ext(mesh.feature_ids)}})
+        nodes.append(
+            {
+                "mesh": len(meshes) - 1,
+                "extensions": {
+                    "EXT_mesh_gpu_instancing": {"attributes": attributes},
+                    "EXT_instance_features": feature_ext(mesh.feature_ids),
+                },
+            }
+        )
     used = ["EXT_mesh_features"] if any(p.feature_ids is not None for p in primitives) else []
     if instanced:
         used += ["EXT_mesh_gpu_instancing", "EXT_instance_features"]
@@ -172,12 +188,15 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
         gltf["extensionsUsed"].append("KHR_materials_unlit")
     if images:
         gltf["images"] = [{"bufferView": b.buffer_view(image.data), "mimeType": image.mime} for image in images]
-        gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]  # linear, mipmaps, clamp
+        gltf["samplers"] = [
+            {"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}
+        ]  # linear, mipmaps, clamp
         gltf["textures"] = [{"sampler": 0, "source": i} for i in range(len(images))]
     if table is not None:
         gltf["extensionsUsed"].append("EXT_structural_metadata")
-        gltf["extensions"] = {"EXT_structural_metadata": {
-            "schema": table.schema(), "propertyTables": [table.table(b.buffer_view)]}}
+        gltf["extensions"] = {
+            "EXT_structural_metadata": {"schema": table.schema(), "propertyTables": [table.table(b.buffer_view)]}
+        }
     binary = b.binary()
     gltf["accessors"] = b.accessors
     gltf["bufferViews"] = b.buffer_views
@@ -185,11 +204,15 @@ def write_glb(primitives: list[Primitive], table: PropertyTable | None = None,
     text = json.dumps(gltf, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * ((-len(text)) % 4)
     total = 12 + 8 + len(text) + 8 + len(binary)
-    return b"".join([
-        struct.pack("<III", 0x46546C67, 2, total),
-        struct.pack("<II", len(text), 0x4E4F534A), text,
-        struct.pack("<II", len(binary), 0x004E4942), binary,
-    ])
+    return b"".join(
+        [
+            struct.pack("<III", 0x46546C67, 2, total),
+            struct.pack("<II", len(text), 0x4E4F534A),
+            text,
+            struct.pack("<II", len(binary), 0x004E4942),
+            binary,
+        ]
+    )
 
 
 def _primitive(b: _Builder, p: Primitive, materials: list[dict]) -> dict:
@@ -203,8 +226,12 @@ def _primitive(b: _Builder, p: Primitive, materials: list[dict]) -> dict:
         # element, and floats hold every id exactly up to 2**24
         attributes["_FEATURE_ID_0"] = b.accessor(p.feature_ids.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER)
     small = len(p.positions) <= 65535
-    index_acc = b.accessor(p.indices.astype(np.uint16 if small else np.uint32),
-                           UNSIGNED_SHORT if small else UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)
+    index_acc = b.accessor(
+        p.indices.astype(np.uint16 if small else np.uint32),
+        UNSIGNED_SHORT if small else UNSIGNED_INT,
+        "SCALAR",
+        ELEMENT_ARRAY_BUFFER,
+    )
     material = p.material.to_json()
     if material not in materials:
         materials.append(material)

@@ -14,8 +14,13 @@ import numpy as np
 
 #: numpy dtype of each scalar component type we write
 COMPONENT_DTYPES = {
-    "INT16": "<i2", "UINT16": "<u2", "INT32": "<i4", "UINT32": "<u4", "INT64": "<i8",
-    "FLOAT32": "<f4", "FLOAT64": "<f8",
+    "INT16": "<i2",
+    "UINT16": "<u2",
+    "INT32": "<i4",
+    "UINT32": "<u4",
+    "INT64": "<i8",
+    "FLOAT32": "<f4",
+    "FLOAT64": "<f8",
 }
 
 
@@ -39,8 +44,10 @@ class Column:
         """The buffers of this column: [values] or [values, string offsets]."""
         if self.kind == "STRING":
             default = "" if self.no_data is None else str(self.no_data)
-            encoded = [(default if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).encode("utf-8")
-                       for v in self.values]
+            encoded = [
+                (default if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).encode("utf-8")
+                for v in self.values
+            ]
             offsets = np.zeros(len(encoded) + 1, dtype="<u4")
             np.cumsum([len(e) for e in encoded], out=offsets[1:])
             # a buffer view cannot be empty: when every string is "", one byte no offset points into

@@ -52,13 +52,25 @@ class TileContent:
 
     def to_record(self) -> dict:
         """As JSON (a converted file's record keeps its tiles' contents)."""
-        return {"uri": self.uri, "centre": self.centre.tolist(), "lo": self.lo.tolist(), "hi": self.hi.tolist(),
-                "triangles": self.triangles, "bytes": self.bytes}
+        return {
+            "uri": self.uri,
+            "centre": self.centre.tolist(),
+            "lo": self.lo.tolist(),
+            "hi": self.hi.tolist(),
+            "triangles": self.triangles,
+            "bytes": self.bytes,
+        }
 
     @classmethod
-    def from_record(cls, record: dict) -> "TileContent":
-        return cls(record["uri"], np.array(record["centre"]), np.array(record["lo"]), np.array(record["hi"]),
-                   record["triangles"], record["bytes"])
+    def from_record(cls, record: dict) -> TileContent:
+        return cls(
+            record["uri"],
+            np.array(record["centre"]),
+            np.array(record["lo"]),
+            np.array(record["hi"]),
+            record["triangles"],
+            record["bytes"],
+        )
 
 
 def lod_geometric_error(radius: float, switch: float | None, pixel_mode: bool) -> float:
@@ -86,8 +98,9 @@ def png_bytes(raw: bytes, width: int, height: int, channels: int) -> bytes:
     return out.getvalue()
 
 
-def write_mesh_tile(meshes: list[TexturedMesh], images: Sequence[Image | None], path: Path, uri: str
-                    ) -> TileContent | None:
+def write_mesh_tile(
+    meshes: list[TexturedMesh], images: Sequence[Image | None], path: Path, uri: str
+) -> TileContent | None:
     """One GLB: a primitive per mesh, unlit, textured where it has a texture.
     None when there is nothing to draw. ``images`` holds None for a texture
     that could not be decoded: no mesh refers to it."""
@@ -102,12 +115,24 @@ def write_mesh_tile(meshes: list[TexturedMesh], images: Sequence[Image | None], 
     primitives = []
     for m in meshes:
         textured = m.texture in image_index
-        material = Material(name="photo" if textured else "untextured", base_color=(1.0, 1.0, 1.0, 1.0) if textured
-                            else _GREY, roughness=1.0, double_sided=True, unlit=True,
-                            texture=image_index[m.texture] if textured else None)
-        primitives.append(Primitive(positions=gltf_axes(m.positions - centre), normals=None,  # cast by write_glb
-                                    feature_ids=None, indices=m.indices, material=material,
-                                    texcoords=m.uv if textured else None))
+        material = Material(
+            name="photo" if textured else "untextured",
+            base_color=(1.0, 1.0, 1.0, 1.0) if textured else _GREY,
+            roughness=1.0,
+            double_sided=True,
+            unlit=True,
+            texture=image_index[m.texture] if textured else None,
+        )
+        primitives.append(
+            Primitive(
+                positions=gltf_axes(m.positions - centre),
+                normals=None,  # cast by write_glb
+                feature_ids=None,
+                indices=m.indices,
+                material=material,
+                texcoords=m.uv if textured else None,
+            )
+        )
     textures: list[Image] = []
     for i in used:
         image = images[i]
@@ -117,8 +142,9 @@ def write_mesh_tile(meshes: list[TexturedMesh], images: Sequence[Image | None], 
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(glb)
     tmp.replace(path)
-    return TileContent(uri=uri, centre=centre, lo=lo, hi=hi, triangles=sum(len(m.indices) // 3 for m in meshes),
-                       bytes=len(glb))
+    return TileContent(
+        uri=uri, centre=centre, lo=lo, hi=hi, triangles=sum(len(m.indices) // 3 for m in meshes), bytes=len(glb)
+    )
 
 
 @dataclass
@@ -127,7 +153,7 @@ class TreeTile:
 
     content: TileContent | None
     geometric_error: float
-    children: list["TreeTile"] = field(default_factory=list)
+    children: list[TreeTile] = field(default_factory=list)
     lo: np.ndarray | None = None  # the box of this tile and everything under it (filled by `bounds`)
     hi: np.ndarray | None = None
 
@@ -151,15 +177,20 @@ def _py3dtiles_tile(node: TreeTile, parent_centre: np.ndarray | None, frame: Enu
     assert lo is not None and hi is not None  # set by bounds(); a tile without is skipped by its parent
     centre = node.content.centre if node.content else (lo + hi) / 2
     transform = frame.matrix() @ translation(centre) if parent_centre is None else translation(centre - parent_centre)
-    tile = Tile(geometric_error=node.geometric_error, transform=transform, refine_mode="REPLACE",
-                bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo - centre, hi - centre])),
-                content_uri=node.content.uri if node.content else None)
+    tile = Tile(
+        geometric_error=node.geometric_error,
+        transform=transform,
+        refine_mode="REPLACE",
+        bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([lo - centre, hi - centre])),
+        content_uri=node.content.uri if node.content else None,
+    )
     tile.children.extend(_py3dtiles_tile(c, centre, frame) for c in node.children if c.lo is not None)
     return tile
 
 
-def write_tree_tileset(folder: Path, filename: str, root: TreeTile, frame: EnuFrame, extras: dict,
-                       ref_uri: str) -> Tile | None:
+def write_tree_tileset(
+    folder: Path, filename: str, root: TreeTile, frame: EnuFrame, extras: dict, ref_uri: str
+) -> Tile | None:
     """``folder/filename``: the pyramid under ``root`` (REPLACE refinement,
     the root's transform is ``frame``'s, each tile translated to its centre).
     Returns the tile that refers to it (as ``ref_uri``) from a parent
@@ -171,12 +202,14 @@ def write_tree_tileset(folder: Path, filename: str, root: TreeTile, frame: EnuFr
     root.monotonic()
     error = max(float(np.linalg.norm(hi - lo)), root.geometric_error)  # at least the box's diagonal
     write_tileset_json(folder, _py3dtiles_tile(root, None, frame), error, extras, filename=filename)
-    return Tile(geometric_error=error, bounding_volume=ecef_box(frame, lo, hi),
-                refine_mode="REPLACE", content_uri=ref_uri)
+    return Tile(
+        geometric_error=error, bounding_volume=ecef_box(frame, lo, hi), refine_mode="REPLACE", content_uri=ref_uri
+    )
 
 
-def write_root_tileset(folder: Path, refs: list[tuple[Tile, np.ndarray, np.ndarray]], frame: EnuFrame,
-                       extras: dict) -> tuple[np.ndarray, np.ndarray]:
+def write_root_tileset(
+    folder: Path, refs: list[tuple[Tile, np.ndarray, np.ndarray]], frame: EnuFrame, extras: dict
+) -> tuple[np.ndarray, np.ndarray]:
     """``folder/tileset.json`` over the folders' tilesets (``refs``: tile, ENU box)."""
     lo = np.min([r[1] for r in refs], axis=0)
     hi = np.max([r[2] for r in refs], axis=0)

@@ -64,7 +64,7 @@ class TilesetVersion:
         """The versions folder, and the name's lock (another import of this name finishes first)."""
         versions = root / ".versions"
         versions.mkdir(parents=True, exist_ok=True)
-        lock = open(root / f".{name}.lock", "a+")
+        lock = open(root / f".{name}.lock", "a+")  # noqa: SIM115 - held open (locked) until commit or discard
         fcntl.flock(lock, fcntl.LOCK_EX)
         return versions, lock
 

@@ -23,7 +23,7 @@ class Node:
     y: int
     bounds: tuple[float, float, float, float]  # minx, miny, maxx, maxy of the quadrant (metres)
     members: np.ndarray  # indices of the features this node draws
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
     geometric_error: float = 0.0
 
     @property
@@ -49,8 +49,9 @@ def build_quadtree(centroids: np.ndarray, sizes: np.ndarray, options: QuadtreeOp
     lo = centroids.min(axis=0)
     hi = centroids.max(axis=0)
     side = float(max(hi - lo)) or 1.0
-    root = Node(0, 0, 0, (float(lo[0]), float(lo[1]), float(lo[0]) + side, float(lo[1]) + side),
-                np.arange(len(centroids)))
+    root = Node(
+        0, 0, 0, (float(lo[0]), float(lo[1]), float(lo[0]) + side, float(lo[1]) + side), np.arange(len(centroids))
+    )
     _split(root, centroids, sizes, options)
     _set_errors(root, sizes)
     return root
@@ -78,8 +79,12 @@ def _split(node: Node, centroids: np.ndarray, sizes: np.ndarray, options: Quadtr
         members = rest[mask]
         if len(members) == 0:
             continue
-        bounds = (minx if qx == 0 else midx, miny if qy == 0 else midy, midx if qx == 0 else maxx,
-                  midy if qy == 0 else maxy)
+        bounds = (
+            minx if qx == 0 else midx,
+            miny if qy == 0 else midy,
+            midx if qx == 0 else maxx,
+            midy if qy == 0 else maxy,
+        )
         child = Node(node.level + 1, node.x * 2 + qx, node.y * 2 + qy, bounds, members)
         _split(child, centroids, sizes, options)
         node.children.append(child)

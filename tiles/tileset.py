@@ -46,8 +46,9 @@ def ecef_box(frame: EnuFrame, lo: np.ndarray, hi: np.ndarray) -> BoundingVolumeB
     return BoundingVolumeBox.from_list(np.concatenate([centre, axes.ravel()]))
 
 
-def write_tileset_json(folder: Path, root: Tile, geometric_error: float, extras: dict,
-                       filename: str = "tileset.json") -> Path:
+def write_tileset_json(
+    folder: Path, root: Tile, geometric_error: float, extras: dict, filename: str = "tileset.json"
+) -> Path:
     """``folder/tileset.json`` (3D Tiles 1.1) with py3dtiles' TileSet."""
     tileset = TileSet(geometric_error=float(geometric_error), spec_version=SpecVersion.V1_1)
     tileset.root_tile = root

@@ -81,13 +81,25 @@ def _mvt_layer(layer: LayerInfo, base_url: str, styles: ViewerStyles, kind: str 
     style = styles.style_of(layer.name, layer.geometry_type, kind)
     points = "Point" in layer.geometry_type
     return pdk.Layer(
-        "MVTLayer", id=layer.name, data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
-        min_zoom=0, max_zoom=16, load_options=mvt_load_options(base_url),
+        "MVTLayer",
+        id=layer.name,
+        data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
+        min_zoom=0,
+        max_zoom=16,
+        load_options=mvt_load_options(base_url),
         unique_id_property=literal("fid"),
-        get_fill_color=list(style.fill), get_line_color=list(style.line), line_width_units=literal("pixels"),
-        get_line_width=style.line_width_px, point_type=literal("circle"), get_point_radius=4,
+        get_fill_color=list(style.fill),
+        get_line_color=list(style.line),
+        line_width_units=literal("pixels"),
+        get_line_width=style.line_width_px,
+        point_type=literal("circle"),
+        get_point_radius=4,
         point_radius_units=literal("pixels"),
-        filled=True, stroked=not points, pickable=True, auto_highlight=True, highlight_color=[255, 220, 0, 120],
+        filled=True,
+        stroked=not points,
+        pickable=True,
+        auto_highlight=True,
+        highlight_color=[255, 220, 0, 120],
         visible=style.visible,
     )
 
@@ -96,23 +108,48 @@ def _pick_layer(layer: LayerInfo, base_url: str) -> pdk.Layer:
     """Buildings' footprints extruded to their height, nearly transparent: a
     Tile3DLayer picks whole tiles, this picks and highlights one building."""
     return pdk.Layer(
-        "MVTLayer", id=layer.name + PICK_SUFFIX, data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
-        min_zoom=12, max_zoom=16, load_options=mvt_load_options(base_url), unique_id_property=literal("fid"), extruded=True,
-        get_elevation="properties.height + 0.3", get_fill_color=[255, 255, 255, 1], stroked=False, filled=True,
-        pickable=True, auto_highlight=True, highlight_color=[255, 200, 0, 200],
+        "MVTLayer",
+        id=layer.name + PICK_SUFFIX,
+        data=f"{base_url}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt",
+        min_zoom=12,
+        max_zoom=16,
+        load_options=mvt_load_options(base_url),
+        unique_id_property=literal("fid"),
+        extruded=True,
+        get_elevation="properties.height + 0.3",
+        get_fill_color=[255, 255, 255, 1],
+        stroked=False,
+        filled=True,
+        pickable=True,
+        auto_highlight=True,
+        highlight_color=[255, 200, 0, 200],
     )
 
 
 def _tileset_layers(tileset: TilesetRef) -> list[pdk.Layer]:
     """One Tile3DLayer, or one per storey for a BIM model (so storeys can be hidden)."""
     urls = [url for _, url in tileset.storeys] or [tileset.url]
-    return [pdk.Layer("Tile3DLayer", id=layer_id, data=url, loader='"@@#Tiles3DLoader"',
-                      load_options={**NO_WORKERS, "tileset": {"maximumScreenSpaceError": 4}}, pickable=False)
-            for layer_id, url in zip(tileset.layer_ids(), urls)]
+    return [
+        pdk.Layer(
+            "Tile3DLayer",
+            id=layer_id,
+            data=url,
+            loader='"@@#Tiles3DLoader"',
+            load_options={**NO_WORKERS, "tileset": {"maximumScreenSpaceError": 4}},
+            pickable=False,
+        )
+        for layer_id, url in zip(tileset.layer_ids(), urls)
+    ]
 
 
-def deck(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
-         view: pdk.ViewState | None = None, styles: ViewerStyles | None = None) -> pdk.Deck:
+def deck(
+    layers: Iterable[LayerInfo],
+    tilesets: Iterable[TilesetRef] = (),
+    *,
+    base_url: str = "",
+    view: pdk.ViewState | None = None,
+    styles: ViewerStyles | None = None,
+) -> pdk.Deck:
     """The deck: vector layers as MVT (drawn in style order), each tileset as a
     Tile3DLayer, and per-building picking where a tileset has its PostGIS layer.
     ``styles``: a viewer file's (:meth:`ViewerStyles.load`); none, every layer
@@ -131,5 +168,10 @@ def deck(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, ba
         else:
             deck_layers.append(_mvt_layer(layer, base_url, styles, tileset.kind if tileset else ""))
     deck_layers[:0] = [layer for t in tilesets for layer in _tileset_layers(t)]
-    return pdk.Deck(layers=deck_layers, initial_view_state=view or initial_view(layers, styles.home), map_style=None,
-                    map_provider=None, views=[pdk.View("MapView", controller=True)])
+    return pdk.Deck(
+        layers=deck_layers,
+        initial_view_state=view or initial_view(layers, styles.home),
+        map_style=None,
+        map_provider=None,
+        views=[pdk.View("MapView", controller=True)],
+    )

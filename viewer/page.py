@@ -12,28 +12,90 @@ from viewer.deck import PICK_SUFFIX, TilesetRef, deck
 from viewer.styles import NO_STYLES, ViewerStyles
 
 I18N = {
-    "zh": {"title": "城市信息模型 · 三维城市", "layers": "图层", "opacity": "透明度", "flyTo": "定位",
-           "language": "English", "features": "个要素", "noLayers": "尚无图层：请先导入数据",
-           "tileset": "三维模型", "storeys": "楼层", "classes": "构件类型", "search": "搜索构件（名称或 GlobalId）",
-           "noResults": "没有找到构件",
-           "live": "实时监测", "liveConnected": "实时连接正常", "liveReconnecting": "实时连接中断，正在重连…",
-           "counts": "分区统计", "street": "街道", "community": "社区", "grid": "网格", "area": "区域",
-           "sensors": "设备", "alarms": "报警", "offline": "离线", "openTickets": "在办工单", "overdue": "超时",
-           "camera": "视频监控", "noStream": "该摄像头没有可播放的视频流", "close": "关闭",
-           "stage_acknowledge": "待签收", "stage_contact": "待联系", "stage_resolve": "办理中", "stage_closed": "已办结",
-           "status_none": "无数据", "status_normal": "正常", "status_alarm": "报警", "status_fault": "故障",
-           "status_offline": "离线", "value": "读数", "time": "时间", "due": "时限"},
-    "en": {"title": "City information model · 3D city", "layers": "Layers", "opacity": "Opacity", "flyTo": "Zoom to",
-           "language": "中文", "features": "features", "noLayers": "No layers yet: import some data first",
-           "tileset": "3D model", "storeys": "Storeys", "classes": "Element classes",
-           "search": "Find an element (name or GlobalId)", "noResults": "No element found",
-           "live": "Live", "liveConnected": "Live connection up", "liveReconnecting": "Live connection lost, reconnecting…",
-           "counts": "Counts by area", "street": "Street", "community": "Community", "grid": "Grid", "area": "Area",
-           "sensors": "Sensors", "alarms": "Alarms", "offline": "Offline", "openTickets": "Open tickets",
-           "overdue": "Overdue", "camera": "Camera", "noStream": "This camera has no playable stream", "close": "Close",
-           "stage_acknowledge": "To acknowledge", "stage_contact": "To contact", "stage_resolve": "Being resolved",
-           "stage_closed": "Closed", "status_none": "No data", "status_normal": "Normal", "status_alarm": "Alarm",
-           "status_fault": "Fault", "status_offline": "Offline", "value": "Value", "time": "Time", "due": "Due"},
+    "zh": {
+        "title": "城市信息模型 · 三维城市",
+        "layers": "图层",
+        "opacity": "透明度",
+        "flyTo": "定位",
+        "language": "English",
+        "features": "个要素",
+        "noLayers": "尚无图层：请先导入数据",
+        "tileset": "三维模型",
+        "storeys": "楼层",
+        "classes": "构件类型",
+        "search": "搜索构件（名称或 GlobalId）",
+        "noResults": "没有找到构件",
+        "live": "实时监测",
+        "liveConnected": "实时连接正常",
+        "liveReconnecting": "实时连接中断，正在重连…",
+        "counts": "分区统计",
+        "street": "街道",
+        "community": "社区",
+        "grid": "网格",
+        "area": "区域",
+        "sensors": "设备",
+        "alarms": "报警",
+        "offline": "离线",
+        "openTickets": "在办工单",
+        "overdue": "超时",
+        "camera": "视频监控",
+        "noStream": "该摄像头没有可播放的视频流",
+        "close": "关闭",
+        "stage_acknowledge": "待签收",
+        "stage_contact": "待联系",
+        "stage_resolve": "办理中",
+        "stage_closed": "已办结",
+        "status_none": "无数据",
+        "status_normal": "正常",
+        "status_alarm": "报警",
+        "status_fault": "故障",
+        "status_offline": "离线",
+        "value": "读数",
+        "time": "时间",
+        "due": "时限",
+    },
+    "en": {
+        "title": "City information model · 3D city",
+        "layers": "Layers",
+        "opacity": "Opacity",
+        "flyTo": "Zoom to",
+        "language": "中文",
+        "features": "features",
+        "noLayers": "No layers yet: import some data first",
+        "tileset": "3D model",
+        "storeys": "Storeys",
+        "classes": "Element classes",
+        "search": "Find an element (name or GlobalId)",
+        "noResults": "No element found",
+        "live": "Live",
+        "liveConnected": "Live connection up",
+        "liveReconnecting": "Live connection lost, reconnecting…",
+        "counts": "Counts by area",
+        "street": "Street",
+        "community": "Community",
+        "grid": "Grid",
+        "area": "Area",
+        "sensors": "Sensors",
+        "alarms": "Alarms",
+        "offline": "Offline",
+        "openTickets": "Open tickets",
+        "overdue": "Overdue",
+        "camera": "Camera",
+        "noStream": "This camera has no playable stream",
+        "close": "Close",
+        "stage_acknowledge": "To acknowledge",
+        "stage_contact": "To contact",
+        "stage_resolve": "Being resolved",
+        "stage_closed": "Closed",
+        "status_none": "No data",
+        "status_normal": "Normal",
+        "status_alarm": "Alarm",
+        "status_fault": "Fault",
+        "status_offline": "Offline",
+        "value": "Value",
+        "time": "Time",
+        "due": "Due",
+    },
 }
 
 
@@ -51,17 +113,40 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef], styles: Viewer
             ids = [layer.name + PICK_SUFFIX if tileset.has_pick_layer else layer.name, *tileset.layer_ids()]
         else:
             ids = [layer.name]
-        entries.append({"key": layer.name, "ids": ids, "title": {"zh": layer.title, "en": style.en or layer.name},
-                        "geometry": layer.geometry_type, "count": layer.feature_count, "bbox": list(layer.bbox),
-                        "visible": style.visible, "color": list(style.line if style.line[3] else style.fill),
-                        "tileset": bool(tileset),
-                        "bim": {"storeys": [{"name": name, "id": layer_id} for (name, _), layer_id
-                                            in zip(tileset.storeys, ids)]} if tileset and tileset.storeys else None})
+        entries.append(
+            {
+                "key": layer.name,
+                "ids": ids,
+                "title": {"zh": layer.title, "en": style.en or layer.name},
+                "geometry": layer.geometry_type,
+                "count": layer.feature_count,
+                "bbox": list(layer.bbox),
+                "visible": style.visible,
+                "color": list(style.line if style.line[3] else style.fill),
+                "tileset": bool(tileset),
+                "bim": {
+                    "storeys": [{"name": name, "id": layer_id} for (name, _), layer_id in zip(tileset.storeys, ids)]
+                }
+                if tileset and tileset.storeys
+                else None,
+            }
+        )
     for t in tilesets:
         if not t.layer:
-            entries.append({"key": f"tileset:{t.name}", "ids": t.layer_ids(), "bim": None,
-                            "title": {"zh": t.name, "en": t.name}, "geometry": "3D Tiles", "count": None,
-                            "bbox": None, "visible": True, "color": [230, 235, 245, 255], "tileset": True})
+            entries.append(
+                {
+                    "key": f"tileset:{t.name}",
+                    "ids": t.layer_ids(),
+                    "bim": None,
+                    "title": {"zh": t.name, "en": t.name},
+                    "geometry": "3D Tiles",
+                    "count": None,
+                    "bbox": None,
+                    "visible": True,
+                    "color": [230, 235, 245, 255],
+                    "tileset": True,
+                }
+            )
     return entries
 
 
@@ -69,8 +154,13 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef], styles: Viewer
 LIVE_LAYERS = ("sensors", "cameras", "tickets")
 
 
-def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = (), *, base_url: str = "",
-                  styles: ViewerStyles | None = None) -> dict:
+def viewer_config(
+    layers: Iterable[LayerInfo],
+    tilesets: Iterable[TilesetRef] = (),
+    *,
+    base_url: str = "",
+    styles: ViewerStyles | None = None,
+) -> dict:
     """What the page is built from; ``styles``: a viewer file's (none: the defaults)."""
     layers, tilesets = list(layers), list(tilesets)
     styles = NO_STYLES if styles is None else styles
@@ -86,7 +176,9 @@ def viewer_config(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef] = 
 def viewer_page(config: dict) -> str:
     # inside <script>, no "<", ">" or "&" may appear as such: a title like "<!--<script>" would
     # otherwise keep the block from closing and blank the page
-    data = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    data = (
+        json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    )
     return f"""<!doctype html>
 <html lang="zh-CN">
 <head>

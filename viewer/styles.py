@@ -48,27 +48,50 @@ class Style:
 
 #: property names as people read them: (zh, en)
 FIELD_LABELS: dict[str, tuple[str, str]] = {  # in the order tooltips list them
-    "name": ("名称", "Name"), "id": ("编号", "ID"), "height": ("高度 (米)", "Height (m)"),
-    "floors": ("层数", "Floors"), "use": ("用途", "Use"), "year_built": ("建成年份", "Year built"),
+    "name": ("名称", "Name"),
+    "id": ("编号", "ID"),
+    "height": ("高度 (米)", "Height (m)"),
+    "floors": ("层数", "Floors"),
+    "use": ("用途", "Use"),
+    "year_built": ("建成年份", "Year built"),
     "base_height": ("基底高度 (米)", "Base height (m)"),
-    "street": ("街道", "Street"), "community": ("社区", "Community"), "grid": ("网格", "Grid"),
-    "grid_code": ("网格编码", "Grid code"), "grid_name": ("网格名称", "Grid name"),
-    "street_code": ("街道编码", "Street code"), "community_code": ("社区编码", "Community code"),
-    "parcel_id": ("宗地号", "Parcel"), "use_code": ("用地代码", "Land-use code"),
-    "approved_far": ("批准容积率", "Approved FAR"), "coverage": ("建筑密度", "Coverage"),
-    "height_limit": ("限高 (米)", "Height limit (m)"), "approval_date": ("批准日期", "Approved on"),
-    "start_deadline": ("开工期限", "Start deadline"), "completion_deadline": ("竣工期限", "Completion deadline"),
-    "status": ("状态", "Status"), "area_ha": ("面积 (公顷)", "Area (ha)"), "code": ("编码", "Code"),
-    "category_name": ("类别", "Category"), "category": ("类别代码", "Category code"), "vendor": ("厂商", "Vendor"),
-    "install_date": ("安装日期", "Installed on"), "heading": ("朝向 (度)", "Heading (°)"), "fov": ("视场角 (度)", "Field of view (°)"),
-    "range_m": ("可视距离 (米)", "Range (m)"), "kind": ("类型", "Kind"), "channel": ("来源渠道", "Channel"),
-    "created_at": ("创建时间", "Created"), "department": ("责任部门", "Department"), "address": ("地址", "Address"),
+    "street": ("街道", "Street"),
+    "community": ("社区", "Community"),
+    "grid": ("网格", "Grid"),
+    "grid_code": ("网格编码", "Grid code"),
+    "grid_name": ("网格名称", "Grid name"),
+    "street_code": ("街道编码", "Street code"),
+    "community_code": ("社区编码", "Community code"),
+    "parcel_id": ("宗地号", "Parcel"),
+    "use_code": ("用地代码", "Land-use code"),
+    "approved_far": ("批准容积率", "Approved FAR"),
+    "coverage": ("建筑密度", "Coverage"),
+    "height_limit": ("限高 (米)", "Height limit (m)"),
+    "approval_date": ("批准日期", "Approved on"),
+    "start_deadline": ("开工期限", "Start deadline"),
+    "completion_deadline": ("竣工期限", "Completion deadline"),
+    "status": ("状态", "Status"),
+    "area_ha": ("面积 (公顷)", "Area (ha)"),
+    "code": ("编码", "Code"),
+    "category_name": ("类别", "Category"),
+    "category": ("类别代码", "Category code"),
+    "vendor": ("厂商", "Vendor"),
+    "install_date": ("安装日期", "Installed on"),
+    "heading": ("朝向 (度)", "Heading (°)"),
+    "fov": ("视场角 (度)", "Field of view (°)"),
+    "range_m": ("可视距离 (米)", "Range (m)"),
+    "kind": ("类型", "Kind"),
+    "channel": ("来源渠道", "Channel"),
+    "created_at": ("创建时间", "Created"),
+    "department": ("责任部门", "Department"),
+    "address": ("地址", "Address"),
 }
 
 
 #: an oblique production's layer: its extent and folder footprints, outlined over the photographs
-OBLIQUE_FOOTPRINTS = Style(fill=(0, 0, 0, 0), line=(255, 190, 60, 200), line_width_px=1.2, order=12, en="Oblique photography")
-
+OBLIQUE_FOOTPRINTS = Style(
+    fill=(0, 0, 0, 0), line=(255, 190, 60, 200), line_width_px=1.2, order=12, en="Oblique photography"
+)
 
 
 def default_style(geometry_type: str) -> Style:
@@ -111,8 +134,12 @@ class ViewerStyles:
         home = obj.get("home")
         if home is not None and not isinstance(home, str):
             raise ViewerConfigError(f"home: expected a layer name, got {_short(home)}")
-        styles = {name: _style(value, f"styles.{name}") for name, value in _object(obj.get("styles", {}), "styles").items()}
-        labels = {name: _labels(value, f"fields.{name}") for name, value in _object(obj.get("fields", {}), "fields").items()}
+        styles = {
+            name: _style(value, f"styles.{name}") for name, value in _object(obj.get("styles", {}), "styles").items()
+        }
+        labels = {
+            name: _labels(value, f"fields.{name}") for name, value in _object(obj.get("fields", {}), "fields").items()
+        }
         return cls(styles=styles, home=home, fields=labels)
 
     @classmethod
@@ -168,8 +195,9 @@ def _is_int(value: Any) -> bool:
 
 def _colour(value: Any, where: str) -> RGBA:
     if not (isinstance(value, list) and len(value) in (3, 4) and all(_is_int(v) and 0 <= v <= 255 for v in value)):
-        raise ViewerConfigError(f"{where}: expected [r, g, b] or [r, g, b, a] of whole numbers 0-255, "
-                                f"got {_short(value)}")
+        raise ViewerConfigError(
+            f"{where}: expected [r, g, b] or [r, g, b, a] of whole numbers 0-255, got {_short(value)}"
+        )
     return (value[0], value[1], value[2], value[3] if len(value) == 4 else 255)
 
 
@@ -182,7 +210,9 @@ def _style(value: Any, where: str) -> Style:
             kwargs[key] = _colour(obj[key], f"{where}.{key}")
     if "line_width_px" in obj:
         width = obj["line_width_px"]
-        if not (isinstance(width, (int, float)) and not isinstance(width, bool) and math.isfinite(width) and width >= 0):
+        if not (
+            isinstance(width, (int, float)) and not isinstance(width, bool) and math.isfinite(width) and width >= 0
+        ):
             raise ViewerConfigError(f"{where}.line_width_px: expected a number of pixels >= 0, got {_short(width)}")
         kwargs["line_width_px"] = float(width)
     if "visible" in obj:
@@ -204,5 +234,5 @@ def _labels(value: Any, where: str) -> tuple[str, str]:
     obj = _object(value, where)
     _only(obj, ("zh", "en"), where)
     if not (isinstance(obj.get("zh"), str) and isinstance(obj.get("en"), str)):
-        raise ViewerConfigError(f"{where}: expected {{\"zh\": ..., \"en\": ...}} (two strings), got {_short(obj)}")
+        raise ViewerConfigError(f'{where}: expected {{"zh": ..., "en": ...}} (two strings), got {_short(obj)}')
     return (obj["zh"], obj["en"])

@@ -27,7 +27,7 @@ class MqttAddress:
     port: int
 
     @classmethod
-    def parse(cls, url: str) -> "MqttAddress":
+    def parse(cls, url: str) -> MqttAddress:
         parsed = urlparse(url)
         if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
             raise ConfigError(f"CIM_MQTT_URL={url!r} is not an mqtt://host:port URL")
@@ -60,13 +60,20 @@ class LocalBroker:
         # 20,000 (a few seconds of a district's readings) bounds what the hub holds unstored, and stays well
         # inside MQTT's 65,535 packet ids, which must stay unique while unacknowledged;
         # max_queued_messages: readings kept for the hub while it is away (about 4 minutes of a district's sensors)
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                        f"persistence_location {self.home}/\nautosave_interval 5\nmax_inflight_messages 20000\n"
-                        f"max_queued_messages 1000000\nlog_dest file {self.home}/mosquitto.log\nuser root\n")
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {self.home}/\nautosave_interval 5\nmax_inflight_messages 20000\n"
+            f"max_queued_messages 1000000\nlog_dest file {self.home}/mosquitto.log\nuser root\n"
+        )
         port_file.write_text(str(self.port))
         with open(self.home / "stdout.log", "ab") as log:  # the broker keeps its own copy of the file
-            self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [binary, "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

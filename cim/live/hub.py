@@ -38,8 +38,20 @@ from cim.live.broker import LocalBroker, MqttAddress
 from cim.live.mqtt import Message, Subscription
 from cim.live.sla import SlaRule, sla_of
 from cim.live.state import LiveState, load_registry
-from cim.live.store import LIVE_SCHEMA, AlarmEvent, Partitions, Reading, Ticket, ensure_live_schema, \
-    evaluate_rules, open_alarm_sensors, registry_layers_version, store_readings, sync_registries, upsert_ticket
+from cim.live.store import (
+    LIVE_SCHEMA,
+    AlarmEvent,
+    Partitions,
+    Reading,
+    Ticket,
+    ensure_live_schema,
+    evaluate_rules,
+    open_alarm_sensors,
+    registry_layers_version,
+    store_readings,
+    sync_registries,
+    upsert_ticket,
+)
 from layers.gridjoin import grid_placement
 from layers.schema import ensure_schema
 
@@ -79,9 +91,11 @@ class LiveHub:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.counters = Counters()
-        self.sla = SlaRule(dt.timedelta(minutes=settings.sla_acknowledge_minutes),
-                           dt.timedelta(minutes=settings.sla_contact_minutes),
-                           dt.timedelta(hours=settings.sla_resolve_hours))
+        self.sla = SlaRule(
+            dt.timedelta(minutes=settings.sla_acknowledge_minutes),
+            dt.timedelta(minutes=settings.sla_contact_minutes),
+            dt.timedelta(hours=settings.sla_resolve_hours),
+        )
         self.partitions = Partitions(settings.live_retention_days)
         self.address: MqttAddress | None = None
         self.broker: LocalBroker | None = None
@@ -144,10 +158,18 @@ class LiveHub:
             self.broker.stop()
 
     def status(self) -> dict:
-        return {"mqtt": {"url": self.address.url if self.address else None, "connected": self.connected,
-                         "topic": TOPIC, "local_broker": self.broker is not None},
-                "sensors": len(self.state.registry.ids), "registry_version": self.state.registry.version,
-                "queued": self._queue.qsize(), "counters": self.counters.to_json()}
+        return {
+            "mqtt": {
+                "url": self.address.url if self.address else None,
+                "connected": self.connected,
+                "topic": TOPIC,
+                "local_broker": self.broker is not None,
+            },
+            "sensors": len(self.state.registry.ids),
+            "registry_version": self.state.registry.version,
+            "queued": self._queue.qsize(),
+            "counters": self.counters.to_json(),
+        }
 
     # --- MQTT ---------------------------------------------------------------------------------------
 
@@ -178,16 +200,21 @@ class LiveHub:
                     payload = json.loads(message.payload)
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     raise records.RecordError(f"payload is not JSON ({exc})") from None
-                readings.append(records.reading(payload, parts[2], now=now, oldest=oldest,
-                                                known=self.state.registry.index))
+                readings.append(
+                    records.reading(payload, parts[2], now=now, oldest=oldest, known=self.state.registry.index)
+                )
                 stored_ids.append(message.packet_id)
             except records.RecordError as exc:
                 self.counters.malformed += 1
                 refused_ids.append(message.packet_id)
                 if self._warned < 20 or self.counters.malformed % 1000 == 0:
                     self._warned += 1
-                    log.warning("refused MQTT message on %s (%d refused so far): %s", message.topic,
-                                self.counters.malformed, exc)
+                    log.warning(
+                        "refused MQTT message on %s (%d refused so far): %s",
+                        message.topic,
+                        self.counters.malformed,
+                        exc,
+                    )
         connection = messages[0].connection
         assert self._mqtt is not None  # the messages were read from it
         self._mqtt.ack(connection, refused_ids)
@@ -197,7 +224,7 @@ class LiveHub:
     def _time_limits(self) -> tuple[dt.datetime, dt.datetime]:
         """Now and the oldest time kept: a reading must fall between them (give or take the slack
         for device clocks). Read once per batch of messages or HTTP request."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         return now, self.partitions.oldest_kept(now)
 
     def _accept(self, item: _Item) -> None:
@@ -226,8 +253,11 @@ class LiveHub:
         with self._ticket_lock:
             for attempt in (1, 2):
                 try:
-                    placement = (self._placement.place_point(self._ticket_conn, ticket.lon, ticket.lat)
-                                 if self._placement else {})
+                    placement = (
+                        self._placement.place_point(self._ticket_conn, ticket.lon, ticket.lat)
+                        if self._placement
+                        else {}
+                    )
                     created, stored = upsert_ticket(self._ticket_conn, ticket, placement)
                     break
                 except psycopg.OperationalError:  # the database restarted since: once more on a new connection
@@ -236,10 +266,19 @@ class LiveHub:
                     log.warning("the tickets' database connection was lost; reconnecting")
                     self._ticket_conn.close()
                     self._ticket_conn = self._connect("tickets")
-        sla = sla_of(stored, dt.datetime.now(dt.timezone.utc), self.sla)
-        self.state.add_ticket({"id": stored.id, "lon": stored.lon, "lat": stored.lat, "stage": sla.stage,
-                               "due_at": sla.due_at.timestamp(), "overdue": sla.overdue, "channel": stored.channel,
-                               "category": stored.category})
+        sla = sla_of(stored, dt.datetime.now(dt.UTC), self.sla)
+        self.state.add_ticket(
+            {
+                "id": stored.id,
+                "lon": stored.lon,
+                "lat": stored.lat,
+                "stage": sla.stage,
+                "due_at": sla.due_at.timestamp(),
+                "overdue": sla.overdue,
+                "channel": stored.channel,
+                "category": stored.category,
+            }
+        )
         return created, stored
 
     # --- the writer ---------------------------------------------------------------------------------
@@ -266,8 +305,9 @@ class LiveHub:
         while True:
             try:
                 # the new (sensor_id, ts) are only needed to answer HTTP requests
-                count, new = store_readings(self._conn, readings, self.partitions,
-                                            keys=any(item.future is not None for item in items))
+                count, new = store_readings(
+                    self._conn, readings, self.partitions, keys=any(item.future is not None for item in items)
+                )
                 break
             except psycopg.OperationalError as exc:  # the database went away: keep the batch, try again
                 log.error("storing %d readings failed (%s); retrying in 1 s", len(readings), exc)
@@ -293,8 +333,13 @@ class LiveHub:
             log.exception("evaluating alarm rules failed")
         t2 = time.monotonic()
         if t2 - t0 > SLOW_BATCH_S:  # readings wait meanwhile: say where the time went
-            log.warning("a batch of %d readings took %.2f s (stored in %.2f s, alarm rules %.2f s)", len(readings),
-                        t2 - t0, t1 - t0, t2 - t1)
+            log.warning(
+                "a batch of %d readings took %.2f s (stored in %.2f s, alarm rules %.2f s)",
+                len(readings),
+                t2 - t0,
+                t1 - t0,
+                t2 - t1,
+            )
         unclaimed = new or set()  # a reading sent twice in one batch is new once
         for item in items:
             fresh = 0
@@ -357,7 +402,7 @@ class LiveHub:
                     self._refresh_registry()
                     last_refresh = now
                 if now - last_retention > _RETENTION_EVERY_S:
-                    dropped = self.partitions.drop_expired(self._conn, dt.datetime.now(dt.timezone.utc))
+                    dropped = self.partitions.drop_expired(self._conn, dt.datetime.now(dt.UTC))
                     if dropped:
                         log.info("retention: dropped %s", ", ".join(dropped))
                     last_retention = now

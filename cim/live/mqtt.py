@@ -33,8 +33,13 @@ from dataclasses import dataclass
 log = logging.getLogger("cim.live")
 
 _CONNACK, _PUBLISH, _SUBACK, _PINGRESP = 2, 3, 9, 13
-_CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client id rejected", 3: "server unavailable",
-                    4: "bad user name or password", 5: "not authorised"}
+_CONNACK_REASONS = {
+    1: "unacceptable protocol version",
+    2: "client id rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorised",
+}
 _PINGREQ, _DISCONNECT = b"\xc0\x00", b"\xe0\x00"
 
 
@@ -73,8 +78,17 @@ class Subscription:
     PUBACKs to a broker that is itself blocked sending to a reader waiting for that writer would be a
     deadlock: it happened under load, so only the reader touches the socket.)"""
 
-    def __init__(self, host: str, port: int, client_id: str, topic: str, *, keepalive: int = 30,
-                 min_delay: float = 0.2, max_delay: float = 5.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        topic: str,
+        *,
+        keepalive: int = 30,
+        min_delay: float = 0.2,
+        max_delay: float = 5.0,
+    ) -> None:
         self.host, self.port, self.client_id, self.topic = host, port, client_id, topic
         self.keepalive, self.min_delay, self.max_delay = keepalive, min_delay, max_delay
         self.connected = False
@@ -97,8 +111,12 @@ class Subscription:
         sock = socket.create_connection((self.host, self.port), timeout=10)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            body = (_string("MQTT") + bytes([4, 0])  # protocol level 4 (3.1.1); flags: clean session off
-                    + struct.pack(">H", self.keepalive) + _string(self.client_id))
+            body = (
+                _string("MQTT")
+                + bytes([4, 0])  # protocol level 4 (3.1.1); flags: clean session off
+                + struct.pack(">H", self.keepalive)
+                + _string(self.client_id)
+            )
             sock.sendall(b"\x10" + remaining_length(len(body)) + body)
             head = b""
             while len(head) < 4:  # CONNACK is the first packet the broker sends: 0x20 0x02 flags code
@@ -122,8 +140,13 @@ class Subscription:
             self.connected = True
             self._last_sent = self._last_heard = time.monotonic()
         self._delay = self.min_delay
-        log.info("MQTT connected to mqtt://%s:%d (session %s), subscribed to %s", self.host, self.port,
-                 self.client_id, self.topic)
+        log.info(
+            "MQTT connected to mqtt://%s:%d (session %s), subscribed to %s",
+            self.host,
+            self.port,
+            self.client_id,
+            self.topic,
+        )
 
     def _lost(self, why: str) -> None:
         with self._out_lock:
@@ -169,8 +192,9 @@ class Subscription:
         deadline = now + timeout
         try:
             while True:
-                readable, writable, _ = select.select([sock, self._wake_r], [sock] if self._out else [], [],
-                                                      max(0.0, deadline - time.monotonic()))
+                readable, writable, _ = select.select(
+                    [sock, self._wake_r], [sock] if self._out else [], [], max(0.0, deadline - time.monotonic())
+                )
                 if self._wake_r in readable:
                     try:
                         self._wake_r.recv(4096)
@@ -248,13 +272,13 @@ class Subscription:
             if kind == _PUBLISH:
                 qos = (first >> 1) & 3
                 n = (buf[i] << 8) | buf[i + 1]
-                topic = bytes(buf[i + 2:i + 2 + n]).decode("utf-8", "replace")
+                topic = bytes(buf[i + 2 : i + 2 + n]).decode("utf-8", "replace")
                 at = i + 2 + n
                 packet_id = 0
                 if qos:
                     packet_id = (buf[at] << 8) | buf[at + 1]
                     at += 2
-                out.append(Message(topic, bytes(buf[at:i + length]), packet_id, connection))
+                out.append(Message(topic, bytes(buf[at : i + length]), packet_id, connection))
             elif kind == _SUBACK and length >= 3:
                 self.subscribed = buf[i + 2] != 0x80
                 if not self.subscribed:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
 from collections.abc import Container
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from cim.live.store import STATUSES, Reading, Ticket
@@ -61,8 +61,14 @@ def _optional_time(record: dict, name: str) -> dt.datetime | None:
     return None if value is None else parse_time(value, name)
 
 
-def reading(record: Any, sensor_id: str | None = None, *, now: dt.datetime, oldest: dt.datetime,
-            known: Container[str] | None = None) -> Reading:
+def reading(
+    record: Any,
+    sensor_id: str | None = None,
+    *,
+    now: dt.datetime,
+    oldest: dt.datetime,
+    known: Container[str] | None = None,
+) -> Reading:
     """One reading: ``{"sensor_id", "ts", "value", "status"}`` (over MQTT the
     sensor id is in the topic)."""
     if not isinstance(record, dict):
@@ -117,9 +123,21 @@ def ticket(record: Any) -> Ticket:
     for name, when in stages.items():
         if when is not None and when < created:
             raise RecordError(f"{name} is before created_at")
-    text = {name: record.get(name) if isinstance(record.get(name), str) else None
-            for name in ("address", "department", "status")}
-    return Ticket(record["id"], record["channel"], record["category"], float(lon), float(lat), created,
-                  acknowledged_at=stages["acknowledged_at"], contacted_at=stages["contacted_at"],
-                  resolved_at=stages["resolved_at"],
-                  address=text["address"], department=text["department"], status=text["status"])
+    text = {
+        name: record.get(name) if isinstance(record.get(name), str) else None
+        for name in ("address", "department", "status")
+    }
+    return Ticket(
+        record["id"],
+        record["channel"],
+        record["category"],
+        float(lon),
+        float(lat),
+        created,
+        acknowledged_at=stages["acknowledged_at"],
+        contacted_at=stages["contacted_at"],
+        resolved_at=stages["resolved_at"],
+        address=text["address"],
+        department=text["department"],
+        status=text["status"],
+    )

@@ -51,11 +51,19 @@ class Registry:
 
 
 def load_registry(conn: psycopg.Connection, version: int) -> Registry:
-    rows = conn.execute(f"SELECT id, category, ST_X(geom), ST_Y(geom) FROM {LIVE_SCHEMA}.sensors ORDER BY id").fetchall()
+    rows = conn.execute(
+        f"SELECT id, category, ST_X(geom), ST_Y(geom) FROM {LIVE_SCHEMA}.sensors ORDER BY id"
+    ).fetchall()
     categories = sorted({r[1] for r in rows})
     code = {c: i for i, c in enumerate(categories)}
-    return Registry([r[0] for r in rows], np.array([r[2] for r in rows], float), np.array([r[3] for r in rows], float),
-                    np.array([code[r[1]] for r in rows], np.uint8), categories, version)
+    return Registry(
+        [r[0] for r in rows],
+        np.array([r[2] for r in rows], float),
+        np.array([r[3] for r in rows], float),
+        np.array([code[r[1]] for r in rows], np.uint8),
+        categories,
+        version,
+    )
 
 
 @dataclass
@@ -85,7 +93,9 @@ class LiveState:
     def load(self, conn: psycopg.Connection) -> None:
         """The stored state: latest readings and open alarms."""
         index = self.registry.index
-        for sid, value, status, ts in conn.execute(f"SELECT sensor_id, value, status, ts FROM {LIVE_SCHEMA}.sensor_state"):
+        for sid, value, status, ts in conn.execute(
+            f"SELECT sensor_id, value, status, ts FROM {LIVE_SCHEMA}.sensor_state"
+        ):
             i = index.get(sid)
             if i is not None:
                 self.value[i], self.code[i], self.ts[i] = value, STATUS_CODES.get(status, 0), ts.timestamp()
@@ -114,7 +124,9 @@ class LiveState:
                 i = index.get(e.sensor_id)
                 if i is None:
                     continue
-                self.code[i] = (self.code[i] | ALARM_BIT) if e.sensor_id in open_now else (self.code[i] & (0xFF ^ ALARM_BIT))
+                self.code[i] = (
+                    (self.code[i] | ALARM_BIT) if e.sensor_id in open_now else (self.code[i] & (0xFF ^ ALARM_BIT))
+                )
                 self._dirty.add(i)
                 self._alarms.append({**e.to_json(), "i": i})
 
@@ -158,10 +170,14 @@ def sensor_snapshot(state: LiveState, bbox: tuple[float, float, float, float] | 
         pick = np.flatnonzero((reg.lon >= w) & (reg.lon <= e) & (reg.lat >= s) & (reg.lat <= n))
     extent = reg.bbox()
     ids = "\n".join(reg.ids[i] for i in pick).encode("utf-8")
-    columns = [("ids", ids), ("lon", quantise(reg.lon[pick], extent[0], extent[2]).tobytes()),
-               ("lat", quantise(reg.lat[pick], extent[1], extent[3]).tobytes()),
-               ("value", value[pick].astype("<f4").tobytes()), ("code", code[pick].tobytes()),
-               ("category", reg.category[pick].tobytes())]
+    columns = [
+        ("ids", ids),
+        ("lon", quantise(reg.lon[pick], extent[0], extent[2]).tobytes()),
+        ("lat", quantise(reg.lat[pick], extent[1], extent[3]).tobytes()),
+        ("value", value[pick].astype("<f4").tobytes()),
+        ("code", code[pick].tobytes()),
+        ("category", reg.category[pick].tobytes()),
+    ]
     layout, body, offset = {}, [], 0
     for name, data in columns:
         pad = (-offset) % 4
@@ -170,10 +186,16 @@ def sensor_snapshot(state: LiveState, bbox: tuple[float, float, float, float] | 
         layout[name] = [offset, len(data)]
         body.append(data)
         offset += len(data)
-    header = {"count": int(len(pick)), "version": reg.version, "extent": list(extent), "categories": reg.categories,
-              "status_codes": STATUS_CODES, "alarm_bit": ALARM_BIT, "columns": layout,
-              "index": pick.tolist() if bbox is not None else None}
+    header = {
+        "count": len(pick),
+        "version": reg.version,
+        "extent": list(extent),
+        "categories": reg.categories,
+        "status_codes": STATUS_CODES,
+        "alarm_bit": ALARM_BIT,
+        "columns": layout,
+        "index": pick.tolist() if bbox is not None else None,
+    }
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
     head += b" " * ((-len(head)) % 4)
     return struct.pack("<I", len(head)) + head + b"".join(body)
-

@@ -165,9 +165,16 @@ class AlarmEvent:
     cleared_at: dt.datetime | None  # set: the alarm ended
 
     def to_json(self) -> dict:
-        return {"id": self.id, "sensor_id": self.sensor_id, "kind": self.kind, "severity": self.severity,
-                "message": self.message, "value": self.value, "raised_at": self.raised_at.isoformat(),
-                "cleared_at": self.cleared_at.isoformat() if self.cleared_at else None}
+        return {
+            "id": self.id,
+            "sensor_id": self.sensor_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "value": self.value,
+            "raised_at": self.raised_at.isoformat(),
+            "cleared_at": self.cleared_at.isoformat() if self.cleared_at else None,
+        }
 
 
 def ensure_live_schema(conn: psycopg.Connection) -> None:
@@ -177,8 +184,11 @@ def ensure_live_schema(conn: psycopg.Connection) -> None:
         row = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.rules").fetchone()
         assert row is not None  # count(*) returns one row
         if row[0] == 0:
-            conn.cursor().executemany(f"INSERT INTO {LIVE_SCHEMA}.rules (category, kind, threshold, minutes, severity, "
-                                      "message) VALUES (%s, %s, %s, %s, %s, %s)", DEFAULT_RULES)
+            conn.cursor().executemany(
+                f"INSERT INTO {LIVE_SCHEMA}.rules (category, kind, threshold, minutes, severity, "
+                "message) VALUES (%s, %s, %s, %s, %s, %s)",
+                DEFAULT_RULES,
+            )
 
 
 _ALARM_COLUMNS = "id, sensor_id, kind, severity, message, value, raised_at, cleared_at"
@@ -201,7 +211,8 @@ def evaluate_rules(conn: psycopg.Connection, sensors: list[str] | None) -> list[
                 FROM {LIVE_SCHEMA}.rules WHERE kind = 'offline'))"""
         clear_from, kinds = f"{LIVE_SCHEMA}.sensor_state", "r.kind = 'offline'"
     with conn.transaction():
-        raised = conn.execute(f"""{scope}
+        raised = conn.execute(
+            f"""{scope}
             INSERT INTO {LIVE_SCHEMA}.alarms (sensor_id, rule_id, kind, severity, message, value, raised_at)
             SELECT st.sensor_id, r.id, r.kind, r.severity, r.message, st.value,
                    CASE WHEN r.kind = 'offline' THEN now() ELSE st.ts END
@@ -210,22 +221,31 @@ def evaluate_rules(conn: psycopg.Connection, sensors: list[str] | None) -> list[
             JOIN {LIVE_SCHEMA}.rules r ON r.category IN (s.category, '*')
             WHERE {kinds} AND {LIVE_SCHEMA}.rule_fires(r.kind, r.threshold, r.minutes, st.status, st.value, st.ts)
             ON CONFLICT (sensor_id, rule_id) WHERE cleared_at IS NULL DO NOTHING
-            RETURNING {_ALARM_COLUMNS}""", {"ids": sensors}).fetchall()
-        cleared = conn.execute(f"""{scope if clear_from == "scope" else ""}
+            RETURNING {_ALARM_COLUMNS}""",
+            {"ids": sensors},
+        ).fetchall()
+        cleared = conn.execute(
+            f"""{scope if clear_from == "scope" else ""}
             UPDATE {LIVE_SCHEMA}.alarms a SET cleared_at = greatest(st.ts, a.raised_at)
             FROM {clear_from} st, {LIVE_SCHEMA}.rules r
             WHERE a.cleared_at IS NULL AND a.sensor_id = st.sensor_id AND a.rule_id = r.id AND {kinds}
               AND NOT {LIVE_SCHEMA}.rule_fires(r.kind, r.threshold, r.minutes, st.status, st.value, st.ts)
-            RETURNING {", ".join("a." + c for c in _ALARM_COLUMNS.split(", "))}""", {"ids": sensors}).fetchall()
+            RETURNING {", ".join("a." + c for c in _ALARM_COLUMNS.split(", "))}""",
+            {"ids": sensors},
+        ).fetchall()
     return [AlarmEvent(*row) for row in raised + cleared]
 
 
 def open_alarm_sensors(conn: psycopg.Connection, sensors: list[str] | None = None) -> set[str]:
     """The sensors (of ``sensors``, or all) with at least one open alarm."""
     scope = "" if sensors is None else "AND sensor_id = ANY(%s)"
-    return {r[0] for r in conn.execute(
-        f"SELECT DISTINCT sensor_id FROM {LIVE_SCHEMA}.alarms WHERE cleared_at IS NULL {scope}",
-        () if sensors is None else (sensors,))}
+    return {
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT sensor_id FROM {LIVE_SCHEMA}.alarms WHERE cleared_at IS NULL {scope}",
+            () if sensors is None else (sensors,),
+        )
+    }
 
 
 def _has_layer(conn: psycopg.Connection, name: str) -> bool:
@@ -236,15 +256,35 @@ def _has_layer(conn: psycopg.Connection, name: str) -> bool:
 
 #: what each live registry takes from its layer: column -> the layer's expression for it (besides ``id``)
 _REGISTRY_COLUMNS: dict[str, dict[str, str]] = {
-    "sensors": {"category": "coalesce(category, '')", "category_name": "category_name", "vendor": "vendor",
-                "install_date": "install_date", "street": "street", "community": "community", "grid": "grid",
-                "geom": "geom"},
-    "cameras": {c: c for c in ("name", "heading", "fov", "range_m", "stream_url", "status", "street", "community",
-                               "grid", "geom")},
-    "tickets": {"channel": "coalesce(channel, '')", "category": "coalesce(category, '')", "address": "address",
-                "department": "department", "status": "status", "created_at": "created_at",
-                "acknowledged_at": "acknowledged_at", "contacted_at": "contacted_at", "resolved_at": "resolved_at",
-                "street": "street", "community": "community", "grid": "grid", "geom": "geom"},
+    "sensors": {
+        "category": "coalesce(category, '')",
+        "category_name": "category_name",
+        "vendor": "vendor",
+        "install_date": "install_date",
+        "street": "street",
+        "community": "community",
+        "grid": "grid",
+        "geom": "geom",
+    },
+    "cameras": {
+        c: c
+        for c in ("name", "heading", "fov", "range_m", "stream_url", "status", "street", "community", "grid", "geom")
+    },
+    "tickets": {
+        "channel": "coalesce(channel, '')",
+        "category": "coalesce(category, '')",
+        "address": "address",
+        "department": "department",
+        "status": "status",
+        "created_at": "created_at",
+        "acknowledged_at": "acknowledged_at",
+        "contacted_at": "contacted_at",
+        "resolved_at": "resolved_at",
+        "street": "street",
+        "community": "community",
+        "grid": "grid",
+        "geom": "geom",
+    },
 }
 
 
@@ -254,13 +294,19 @@ def _sync_sql(table: str) -> str:
     kept (one updated live is newer than the layer's copy)."""
     columns = _REGISTRY_COLUMNS[table]
     names = ", ".join(columns)
-    sql = (f"INSERT INTO {LIVE_SCHEMA}.{table} (id, {names}) SELECT id, {', '.join(columns.values())} "
-           f"FROM {LAYER_SCHEMA}.{table} WHERE id IS NOT NULL")
+    sql = (
+        f"INSERT INTO {LIVE_SCHEMA}.{table} (id, {names}) SELECT id, {', '.join(columns.values())} "
+        f"FROM {LAYER_SCHEMA}.{table} WHERE id IS NOT NULL"
+    )
     if table == "tickets":
         return sql + " AND created_at IS NOT NULL ON CONFLICT (id) DO NOTHING"
-    return (sql + " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
-            + f" WHERE ({', '.join(f'{table}.{c}' for c in columns)}) IS DISTINCT FROM "
-            + f"({', '.join(f'excluded.{c}' for c in columns)})")
+    return (
+        sql
+        + " ON CONFLICT (id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns)
+        + f" WHERE ({', '.join(f'{table}.{c}' for c in columns)}) IS DISTINCT FROM "
+        + f"({', '.join(f'excluded.{c}' for c in columns)})"
+    )
 
 
 def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
@@ -280,8 +326,12 @@ def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
 
 def registry_layers_version(conn: psycopg.Connection) -> tuple:
     """What the registries were last synced from: the catalogue versions of the three layers."""
-    return tuple(conn.execute(f"SELECT name, version, imported_at FROM {META_SCHEMA}.layers "
-                              "WHERE name IN ('sensors', 'cameras', 'tickets') ORDER BY name").fetchall())
+    return tuple(
+        conn.execute(
+            f"SELECT name, version, imported_at FROM {META_SCHEMA}.layers "
+            "WHERE name IN ('sensors', 'cameras', 'tickets') ORDER BY name"
+        ).fetchall()
+    )
 
 
 class Partitions:
@@ -294,21 +344,26 @@ class Partitions:
     def ensure(self, conn: psycopg.Connection, days: set[dt.date]) -> None:
         for day in sorted(days - self.known):
             name = f"readings_{day:%Y%m%d}"
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.{name} PARTITION OF {LIVE_SCHEMA}.readings "
-                         f"FOR VALUES FROM ('{day:%Y-%m-%d} 00:00+00') TO ('{day + dt.timedelta(days=1):%Y-%m-%d} 00:00+00')")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.{name} PARTITION OF {LIVE_SCHEMA}.readings "
+                f"FOR VALUES FROM ('{day:%Y-%m-%d} 00:00+00') TO ('{day + dt.timedelta(days=1):%Y-%m-%d} 00:00+00')"
+            )
             self.known.add(day)
 
     def oldest_kept(self, now: dt.datetime) -> dt.datetime:
         day = (now - dt.timedelta(days=self.retention_days)).date()
-        return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+        return dt.datetime.combine(day, dt.time(), dt.UTC)
 
     def drop_expired(self, conn: psycopg.Connection, now: dt.datetime) -> list[str]:
         """Drop the partitions wholly older than the retention; returns their names."""
         limit = self.oldest_kept(now).date()
-        rows = conn.execute("""
+        rows = conn.execute(
+            """
             SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
             JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace
-            WHERE n.nspname = %s AND p.relname = 'readings'""", (LIVE_SCHEMA,)).fetchall()
+            WHERE n.nspname = %s AND p.relname = 'readings'""",
+            (LIVE_SCHEMA,),
+        ).fetchall()
         dropped = []
         for (name,) in rows:
             day = dt.datetime.strptime(name[-8:], "%Y%m%d").date()
@@ -325,21 +380,25 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def _copy_text(readings: list[Reading]) -> str:
     """The batch as COPY text: building one string is several times cheaper than
     handing psycopg four Python lists to dump as arrays (the hub's hottest spot)."""
-    return "".join(f"{r.sensor_id.translate(_COPY_ESCAPES)}\t{r.ts.isoformat()}\t{r.value!r}\t{r.status}\n"
-                   for r in readings)
+    return "".join(
+        f"{r.sensor_id.translate(_COPY_ESCAPES)}\t{r.ts.isoformat()}\t{r.value!r}\t{r.status}\n" for r in readings
+    )
 
 
-def store_readings(conn: psycopg.Connection, readings: list[Reading], partitions: Partitions, *,
-                   keys: bool = True) -> tuple[int, set[tuple[str, dt.datetime]] | None]:
+def store_readings(
+    conn: psycopg.Connection, readings: list[Reading], partitions: Partitions, *, keys: bool = True
+) -> tuple[int, set[tuple[str, dt.datetime]] | None]:
     """Insert in one transaction (a duplicate (sensor_id, ts) is skipped) and
     move each sensor's latest state forward. Returns how many were new and,
     with ``keys``, which (sensor_id, ts) they were."""
     if not readings:
         return 0, (set() if keys else None)
     with conn.transaction():
-        partitions.ensure(conn, {r.ts.astimezone(dt.timezone.utc).date() for r in readings})
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS reading_batch (sensor_id text, ts timestamptz, "
-                     "value double precision, status text) ON COMMIT DELETE ROWS")
+        partitions.ensure(conn, {r.ts.astimezone(dt.UTC).date() for r in readings})
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS reading_batch (sensor_id text, ts timestamptz, "
+            "value double precision, status text) ON COMMIT DELETE ROWS"
+        )
         with conn.cursor().copy("COPY reading_batch FROM STDIN") as copy:
             copy.write(_copy_text(readings))
         cur = conn.execute(f"""
@@ -357,12 +416,14 @@ def store_readings(conn: psycopg.Connection, readings: list[Reading], partitions
     return count, new
 
 
-def upsert_ticket(conn: psycopg.Connection, t: Ticket, placement: dict[str, str | None] | None = None
-                  ) -> tuple[bool, Ticket]:
+def upsert_ticket(
+    conn: psycopg.Connection, t: Ticket, placement: dict[str, str | None] | None = None
+) -> tuple[bool, Ticket]:
     """Create or update one ticket (a stage time already stored is kept when
     an update leaves it out); returns whether it was new, and the ticket as stored."""
     placement = placement or {}
-    row = conn.execute(f"""
+    row = conn.execute(
+        f"""
         INSERT INTO {LIVE_SCHEMA}.tickets AS t (id, channel, category, address, department, status, created_at,
             acknowledged_at, contacted_at, resolved_at, street, community, grid, geom)
         VALUES (%(id)s, %(channel)s, %(category)s, %(address)s, %(department)s, %(status)s, %(created_at)s,
@@ -377,8 +438,13 @@ def upsert_ticket(conn: psycopg.Connection, t: Ticket, placement: dict[str, str 
             street = excluded.street, community = excluded.community, grid = excluded.grid,
             geom = excluded.geom, updated_at = now()
         RETURNING (xmax = 0), created_at, acknowledged_at, contacted_at, resolved_at, address, department, status""",
-        {**t.__dict__, "street": placement.get("street"), "community": placement.get("community"),
-         "grid": placement.get("grid")}).fetchone()
+        {
+            **t.__dict__,
+            "street": placement.get("street"),
+            "community": placement.get("community"),
+            "grid": placement.get("grid"),
+        },
+    ).fetchone()
     assert row is not None  # an upsert without a WHERE returns its row, inserted or updated
     stored = Ticket(t.id, t.channel, t.category, t.lon, t.lat, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
     return bool(row[0]), stored

@@ -51,8 +51,9 @@ class Subscriber:
         if not isinstance(layers, list) or not set(layers) <= set(LAYERS):
             raise ValueError(f"layers must be a list of {', '.join(LAYERS)}")
         bbox = sub.get("bbox")
-        if bbox is not None and not (isinstance(bbox, list) and len(bbox) == 4
-                                     and all(isinstance(v, (int, float)) for v in bbox)):
+        if bbox is not None and not (
+            isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)
+        ):
             raise ValueError("bbox must be [west, south, east, north] in degrees")
         self.layers, self.bbox = set(layers), (tuple(bbox) if bbox else None)
 
@@ -114,9 +115,11 @@ class Broadcaster:
                 keep = sub.inside(lon, lat)
                 if keep.any():
                     kept = values[keep]
-                    out["sensors"] = {"i": idx[keep].tolist(), "code": code[keep].tolist(),
-                                      "value": [None if np.isnan(v) else v for v in kept.tolist()] if has_nan
-                                      else kept.tolist()}
+                    out["sensors"] = {
+                        "i": idx[keep].tolist(),
+                        "code": code[keep].tolist(),
+                        "value": [None if np.isnan(v) else v for v in kept.tolist()] if has_nan else kept.tolist(),
+                    }
             if "alarms" in sub.layers:
                 alarms = [a for a in changes.alarms if sub.inside(reg.lon[a["i"]], reg.lat[a["i"]])]
                 if alarms:

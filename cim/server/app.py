@@ -14,13 +14,12 @@ from psycopg_pool import AsyncConnectionPool
 from cim import __version__
 from cim.config import Settings, get_settings
 from cim.db import database_url
-from cim.server.deps import CatalogueCache
-from cim.server.errors import add_exception_handlers
 from cim.live.hub import LiveHub
 from cim.live.stream import Broadcaster
+from cim.server.deps import CatalogueCache
+from cim.server.errors import add_exception_handlers
 from cim.server.routes import bim, health, layers, live, tilesets, viewer
 from viewer.assets import STATIC_DIR
-
 
 mimetypes.add_type("model/gltf-binary", ".glb")
 mimetypes.add_type("video/mp2t", ".ts")  # HLS segments (not Qt translations)
@@ -31,8 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = AsyncConnectionPool(database_url(settings), min_size=2, max_size=settings.db_pool_size,
-                                   open=False, kwargs={"autocommit": True})
+        pool = AsyncConnectionPool(
+            database_url(settings), min_size=2, max_size=settings.db_pool_size, open=False, kwargs={"autocommit": True}
+        )
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
         hub = LiveHub(settings)
@@ -47,9 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(hub.stop)
             await pool.close()
 
-    app = FastAPI(title="CIM twin", version=__version__, lifespan=lifespan,
-                  description="3D Tiles, PostGIS layers (catalogue, vector tiles, GeoJSON), live sensors and "
-                              "tickets, and the viewer.")
+    app = FastAPI(
+        title="CIM twin",
+        version=__version__,
+        lifespan=lifespan,
+        description="3D Tiles, PostGIS layers (catalogue, vector tiles, GeoJSON), live sensors and "
+        "tickets, and the viewer.",
+    )
     app.state.settings = settings
     app.state.catalogue = CatalogueCache()
     add_exception_handlers(app)

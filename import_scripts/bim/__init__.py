@@ -32,6 +32,7 @@ from tiles.geodesy import ecef_to_lonlath
 from tiles.metadata import Column
 from tiles.output import TilesetVersion
 from tiles.tileset import TilesetReport
+
 _MIN_SIZE_DEG = 1e-7  # about a centimetre: a flat element's footprint gets at least this width
 
 
@@ -90,20 +91,39 @@ class BimImporter(Importer[BimOptions]):
         self.footprints, z_min, z_max = _footprints(self.model, ecef)
         self.storeys = [e.storey or NO_STOREY for e in elements]
         values = {  # each element's attributes, once: for its row in PostGIS and its feature in the tiles
-            "global_id": [e.global_id for e in elements], "ifc_class": [e.ifc_class for e in elements],
-            "name": [e.name for e in elements], "storey": [e.storey for e in elements],
-            "type_name": [e.type_name for e in elements], "material": [e.material for e in elements],
+            "global_id": [e.global_id for e in elements],
+            "ifc_class": [e.ifc_class for e in elements],
+            "name": [e.name for e in elements],
+            "storey": [e.storey for e in elements],
+            "type_name": [e.type_name for e in elements],
+            "material": [e.material for e in elements],
             "properties": [properties_json(e) for e in elements],
         }
         attributes = pa.table({**values, "z_min": z_min, "z_max": z_max})
         self.table = FeatureTable(attributes, self.footprints, "MultiPolygon", column_types={"properties": "jsonb"})
-        titles = {"global_id": "GlobalId", "ifc_class": "IFC 类型", "name": "名称", "storey": "楼层",
-                  "type_name": "类型", "material": "材质", "properties": "属性集"}
-        columns = [Column("fid", np.arange(1, len(elements) + 1), "UINT32", title="要素号"),
-                   *(Column(key, np.array(self.storeys if key == "storey" else values[key], dtype=object),
-                            title=title) for key, title in titles.items())]
-        self.bim = BimModel([Part(p, e.faces, e.face_rgba, s, local=e.local_vertices, prototype=_prototype(e))
-                             for p, e, s in zip(ecef, elements, self.storeys)], columns)
+        titles = {
+            "global_id": "GlobalId",
+            "ifc_class": "IFC 类型",
+            "name": "名称",
+            "storey": "楼层",
+            "type_name": "类型",
+            "material": "材质",
+            "properties": "属性集",
+        }
+        columns = [
+            Column("fid", np.arange(1, len(elements) + 1), "UINT32", title="要素号"),
+            *(
+                Column(key, np.array(self.storeys if key == "storey" else values[key], dtype=object), title=title)
+                for key, title in titles.items()
+            ),
+        ]
+        self.bim = BimModel(
+            [
+                Part(p, e.faces, e.face_rgba, s, local=e.local_vertices, prototype=_prototype(e))
+                for p, e, s in zip(ecef, elements, self.storeys)
+            ],
+            columns,
+        )
         project = self.model.file.by_type("IfcProject")
         self.title = self.options.title or (project[0].Name if project else self.name)
 
@@ -114,36 +134,58 @@ class BimImporter(Importer[BimOptions]):
         assert isinstance(outline, (shapely.Polygon, shapely.MultiPolygon))
         outline_table = FeatureTable(
             pa.table({"name": [self.title], "elements": [len(self.model.elements)], "schema": [self.model.schema]}),
-            np.array([outline if isinstance(outline, shapely.MultiPolygon) else shapely.MultiPolygon([outline])],
-                     dtype=object), "MultiPolygon")
+            np.array(
+                [outline if isinstance(outline, shapely.MultiPolygon) else shapely.MultiPolygon([outline])],
+                dtype=object,
+            ),
+            "MultiPolygon",
+        )
         tiles: list[TilesetReport] = []
 
         def before_commit(conn: psycopg.Connection, layer: LayerInfo) -> None:
             """The tiles and the outline land with the elements, or nothing does."""
             tiles.append(write_bim_tileset(self.bim, version.folder))
-            load_layer(conn, self.outline_name, outline_table, title=f"{self.title} 轮廓",
-                       source=str(self.source.resolve()), source_crs=self.georef.method,
-                       grid_layer=self.grid_layer(self.options.grid_join), within_transaction=True)
+            load_layer(
+                conn,
+                self.outline_name,
+                outline_table,
+                title=f"{self.title} 轮廓",
+                source=str(self.source.resolve()),
+                source_crs=self.georef.method,
+                grid_layer=self.grid_layer(self.options.grid_join),
+                within_transaction=True,
+            )
 
-        result = self.load(self.table, title=self.title, source_crs=self.georef.method,
-                           grid_join=self.options.grid_join, before_commit=before_commit)
+        result = self.load(
+            self.table,
+            title=self.title,
+            source_crs=self.georef.method,
+            grid_join=self.options.grid_join,
+            before_commit=before_commit,
+        )
         self.tiles = tiles[0]
         return result
 
     def summary(self, result: LoadResult, tileset: Path | None) -> ImportReport:
         ts, model = self.tiles, self.model
-        self.report.notes += [f"placed by {self.georef.method}", *self.georef.notes, *result.notes,
-                              f"storeys: {', '.join(dict.fromkeys(self.storeys))}",
-                              f"tileset: {ts.tiles} tiles, {ts.triangles:,} triangles, {ts.bytes:,} bytes, "
-                              f"written in {ts.seconds:.2f} s"]
-        self.report.note_named(f"{len(model.failed)} elements failed to triangulate and were skipped",
-                               model.failed)
+        self.report.notes += [
+            f"placed by {self.georef.method}",
+            *self.georef.notes,
+            *result.notes,
+            f"storeys: {', '.join(dict.fromkeys(self.storeys))}",
+            f"tileset: {ts.tiles} tiles, {ts.triangles:,} triangles, {ts.bytes:,} bytes, written in {ts.seconds:.2f} s",
+        ]
+        self.report.note_named(f"{len(model.failed)} elements failed to triangulate and were skipped", model.failed)
         self.report.skip(model.failed)
-        return self.report.build(result, feature_count=len(model.elements),
-                                 geometry_type=f"elements ({model.schema})",
-                                 output=f"{LAYER_SCHEMA}.{self.name}, {LAYER_SCHEMA}.{self.outline_name} + {tileset}")
+        return self.report.build(
+            result,
+            feature_count=len(model.elements),
+            geometry_type=f"elements ({model.schema})",
+            output=f"{LAYER_SCHEMA}.{self.name}, {LAYER_SCHEMA}.{self.outline_name} + {tileset}",
+        )
 
 
-def run(settings: Settings, source: Path, name: str, options: BimOptions = BimOptions(),
-        progress: Progress | None = None) -> ImportReport:
+def run(
+    settings: Settings, source: Path, name: str, options: BimOptions = BimOptions(), progress: Progress | None = None
+) -> ImportReport:
     return BimImporter(settings, source, name, options, progress).run()

@@ -40,13 +40,16 @@ class Anchor:
     rotation_deg: float = 0.0  # compass bearing of the model's +Y axis (clockwise from north)
 
     @classmethod
-    def parse(cls, text: str) -> "Anchor":
+    def parse(cls, text: str) -> Anchor:
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
             values = []
-        if (len(values) not in (2, 3, 4) or not all(math.isfinite(v) for v in values)
-                or not (-180 <= values[0] <= 180 and -90 <= values[1] <= 90)):
+        if (
+            len(values) not in (2, 3, 4)
+            or not all(math.isfinite(v) for v in values)
+            or not (-180 <= values[0] <= 180 and -90 <= values[1] <= 90)
+        ):
             raise InputError("--anchor", f"{text!r} is not LON,LAT[,HEIGHT[,ROTATION_DEG]]")
         return cls(*values)
 
@@ -79,9 +82,11 @@ def _enu_placement(lon: float, lat: float, height: float, angle: float) -> ToEce
 
 def from_anchor(anchor: Anchor) -> Georeference:
     angle = -math.radians(anchor.rotation_deg)  # a clockwise bearing is a negative rotation
-    return Georeference(f"--anchor {anchor.lon},{anchor.lat},{anchor.height},{anchor.rotation_deg}",
-                        (anchor.lon, anchor.lat, anchor.height),
-                        _enu_placement(anchor.lon, anchor.lat, anchor.height, angle))
+    return Georeference(
+        f"--anchor {anchor.lon},{anchor.lat},{anchor.height},{anchor.rotation_deg}",
+        (anchor.lon, anchor.lat, anchor.height),
+        _enu_placement(anchor.lon, anchor.lat, anchor.height, angle),
+    )
 
 
 def _metres(unit) -> float:
@@ -112,11 +117,16 @@ def _map_scale(conversion, model: ifcopenshell.file, notes: list[str]) -> float:
         if abs(candidate - 1.0) < 0.01:
             return candidate / map_unit
     if abs(given * conversion_factor - 1.0) < 0.01:
-        notes.append(f"IfcMapConversion.Scale {given:g} is the inverse of the model-to-map unit factor "
-                     f"{conversion_factor:g}; used as a unit conversion")
+        notes.append(
+            f"IfcMapConversion.Scale {given:g} is the inverse of the model-to-map unit factor "
+            f"{conversion_factor:g}; used as a unit conversion"
+        )
         return 1.0 / map_unit
-    raise CrsError("IfcMapConversion", f"Scale {given:g} cannot be read for a model in {unit:g} m units",
-                   hint="place the model with --anchor LON,LAT,HEIGHT[,ROTATION_DEG]")
+    raise CrsError(
+        "IfcMapConversion",
+        f"Scale {given:g} cannot be read for a model in {unit:g} m units",
+        hint="place the model with --anchor LON,LAT,HEIGHT[,ROTATION_DEG]",
+    )
 
 
 def from_map_conversion(model: ifcopenshell.file, source: str) -> Georeference | None:
@@ -128,12 +138,16 @@ def from_map_conversion(model: ifcopenshell.file, source: str) -> Georeference |
     try:
         crs = resolve_crs(crs_entity.Name, source=f"{source}: IfcProjectedCRS")
     except CrsError:
-        raise CrsError(source, f"IfcProjectedCRS {crs_entity.Name!r} is not a CRS I know",
-                       hint="place the model with --anchor LON,LAT,HEIGHT[,ROTATION_DEG]") from None
+        raise CrsError(
+            source,
+            f"IfcProjectedCRS {crs_entity.Name!r} is not a CRS I know",
+            hint="place the model with --anchor LON,LAT,HEIGHT[,ROTATION_DEG]",
+        ) from None
     notes: list[str] = []
     scale = _map_scale(c, model, notes)
-    angle = math.atan2(c.XAxisOrdinate if c.XAxisOrdinate is not None else 0.0,
-                       c.XAxisAbscissa if c.XAxisAbscissa is not None else 1.0)
+    angle = math.atan2(
+        c.XAxisOrdinate if c.XAxisOrdinate is not None else 0.0, c.XAxisAbscissa if c.XAxisAbscissa is not None else 1.0
+    )
     to_lonlat = pyproj.Transformer.from_crs(crs, WGS84, always_xy=True)
     e0, n0, h0 = float(c.Eastings), float(c.Northings), float(c.OrthogonalHeight or 0.0)
 
@@ -180,9 +194,11 @@ def from_site(model: ifcopenshell.file) -> Georeference | None:
                 placement[:3, 3] *= unit  # model units -> metres, as the geometry
             to_site = np.linalg.inv(placement)
             place = _enu_placement(lon, lat, height, angle)
-            return Georeference(f"IfcSite {lat:.6f}, {lon:.6f} (true north {math.degrees(angle):.1f}°)",
-                                (lon, lat, height),
-                                lambda local: place(local @ to_site[:3, :3].T + to_site[:3, 3]))
+            return Georeference(
+                f"IfcSite {lat:.6f}, {lon:.6f} (true north {math.degrees(angle):.1f}°)",
+                (lon, lat, height),
+                lambda local: place(local @ to_site[:3, :3].T + to_site[:3, 3]),  # noqa: B023 - returned at once
+            )
     return None
 
 
@@ -191,6 +207,9 @@ def georeference(model: ifcopenshell.file, source: str, anchor: Anchor | None) -
         return from_anchor(anchor)
     found = from_map_conversion(model, source) or from_site(model)
     if found is None:
-        raise InputError(source, "has no georeference (no IfcMapConversion, no IfcSite latitude/longitude)",
-                         hint="place it with --anchor LON,LAT,HEIGHT[,ROTATION_DEG], e.g. --anchor 114.0553,22.5333,0,30")
+        raise InputError(
+            source,
+            "has no georeference (no IfcMapConversion, no IfcSite latitude/longitude)",
+            hint="place it with --anchor LON,LAT,HEIGHT[,ROTATION_DEG], e.g. --anchor 114.0553,22.5333,0,30",
+        )
     return found

@@ -62,14 +62,20 @@ def open_model(path: Path) -> ifcopenshell.file:
         fh.seek(max(0, path.stat().st_size - 4096))
         tail = fh.read()
     if b"END-ISO-10303-21" not in tail:  # ifcopenshell reads a cut file leniently, with dangling references
-        raise InputError(str(path), "is truncated or not an IFC (STEP) file: it does not end with END-ISO-10303-21;",
-                         hint="copy or export it again")
+        raise InputError(
+            str(path),
+            "is truncated or not an IFC (STEP) file: it does not end with END-ISO-10303-21;",
+            hint="copy or export it again",
+        )
     try:
         model = ifcopenshell.open(str(path))
     except Exception as exc:  # ifcopenshell raises plain errors for truncated or foreign files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(str(path), f"is not a readable IFC file ({first})",
-                         hint="export it again as IFC2X3, IFC4 or IFC4.3 (STEP, .ifc)") from exc
+        raise InputError(
+            str(path),
+            f"is not a readable IFC file ({first})",
+            hint="export it again as IFC2X3, IFC4 or IFC4.3 (STEP, .ifc)",
+        ) from exc
     if model.schema_identifier.upper() not in SUPPORTED_SCHEMAS and model.schema not in SUPPORTED_SCHEMAS:
         raise InputError(str(path), f"uses schema {model.schema_identifier}, not IFC2X3, IFC4 or IFC4.3")
     return model
@@ -123,8 +129,9 @@ def _has_body(product) -> bool:
 def read_model(path: Path, jobs: int | None = None) -> Model:
     model = open_model(path)
     settings = ifcopenshell.geom.settings()  # local coordinates: repeated geometry keeps one geometry id
-    iterator = ifcopenshell.geom.iterator(settings, model, jobs or multiprocessing.cpu_count(),
-                                          exclude=list(EXCLUDED_CLASSES))
+    iterator = ifcopenshell.geom.iterator(
+        settings, model, jobs or multiprocessing.cpu_count(), exclude=list(EXCLUDED_CLASSES)
+    )
     out = Model(Path(path), model.schema_identifier, model)
     seen: set[str] = set()
     if iterator.initialize():
@@ -140,8 +147,10 @@ def read_model(path: Path, jobs: int | None = None) -> Model:
         if product.GlobalId not in seen and _has_body(product):
             out.failed.append(f"{product.is_a()} {product.GlobalId} {product.Name!r}")
     if not out.elements:
-        raise InputError(str(path), "holds no element with geometry" +
-                         (f" ({len(out.failed)} failed to triangulate)" if out.failed else ""))
+        raise InputError(
+            str(path),
+            "holds no element with geometry" + (f" ({len(out.failed)} failed to triangulate)" if out.failed else ""),
+        )
     return out
 
 
@@ -154,14 +163,25 @@ def _element(model: ifcopenshell.file, shape) -> Element:
     colours = ifcopenshell.util.shape.get_material_colors(geometry)
     style_of_face = ifcopenshell.util.shape.get_faces_material_style_ids(geometry)
     palette = np.vstack([colours, np.array([DEFAULT_RGBA])]) if len(colours) else np.array([DEFAULT_RGBA])
-    face_rgba = palette[np.where(style_of_face < 0, len(palette) - 1, style_of_face)] if len(faces) else np.zeros((0, 4))
+    face_rgba = (
+        palette[np.where(style_of_face < 0, len(palette) - 1, style_of_face)] if len(faces) else np.zeros((0, 4))
+    )
     product = model.by_guid(shape.guid)
     element_type = ifcopenshell.util.element.get_type(product)
-    return Element(global_id=shape.guid, ifc_class=product.is_a(), name=product.Name, storey=_storey_of(product),
-                   type_name=element_type.Name if element_type is not None else None,
-                   material=_material_name(product), properties=_properties(product),
-                   vertices=vertices, faces=faces, face_rgba=face_rgba, local_vertices=local,
-                   geometry_id=str(geometry.id))
+    return Element(
+        global_id=shape.guid,
+        ifc_class=product.is_a(),
+        name=product.Name,
+        storey=_storey_of(product),
+        type_name=element_type.Name if element_type is not None else None,
+        material=_material_name(product),
+        properties=_properties(product),
+        vertices=vertices,
+        faces=faces,
+        face_rgba=face_rgba,
+        local_vertices=local,
+        geometry_id=str(geometry.id),
+    )
 
 
 def properties_json(element: Element) -> str:

@@ -35,6 +35,7 @@ from layers.schema import LAYER_SCHEMA
 from tiles.geodesy import EnuFrame
 from tiles.oblique import TileContent, TreeTile, write_root_tileset, write_tree_tileset
 from tiles.output import TilesetVersion
+
 _FORMAT = 2  # bump when what a record holds changes: older partial work is then redone
 
 
@@ -160,17 +161,34 @@ def _layer_table(production: Production, trees: list[FolderTree], levels: int) -
         if not t.footprint:
             continue
         geoms.append(shapely.MultiPolygon([shapely.Polygon(t.footprint)]))
-        rows.append({"kind": "folder", "name": t.folder.name, "levels": t.levels, "tiles": t.tiles,
-                     "triangles": t.triangles, "z_min": t.z[0] if t.z else None, "z_max": t.z[1] if t.z else None})
+        rows.append(
+            {
+                "kind": "folder",
+                "name": t.folder.name,
+                "levels": t.levels,
+                "tiles": t.tiles,
+                "triangles": t.triangles,
+                "z_min": t.z[0] if t.z else None,
+                "z_max": t.z[1] if t.z else None,
+            }
+        )
     if not geoms:
         raise InputError(str(production.source), "has no tile with geometry")
     extent = shapely.convex_hull(shapely.union_all(geoms))
     assert isinstance(extent, shapely.Polygon)  # the hull of footprints that are polygons with an area
     geoms.insert(0, shapely.MultiPolygon([extent]))
-    rows.insert(0, {"kind": "production", "name": production.source.name, "levels": levels,
-                    "tiles": sum(t.tiles for t in trees), "triangles": sum(t.triangles for t in trees),
-                    "z_min": min((r["z_min"] for r in rows if r["z_min"] is not None), default=None),
-                    "z_max": max((r["z_max"] for r in rows if r["z_max"] is not None), default=None)})
+    rows.insert(
+        0,
+        {
+            "kind": "production",
+            "name": production.source.name,
+            "levels": levels,
+            "tiles": sum(t.tiles for t in trees),
+            "triangles": sum(t.triangles for t in trees),
+            "z_min": min((r["z_min"] for r in rows if r["z_min"] is not None), default=None),
+            "z_max": max((r["z_max"] for r in rows if r["z_max"] is not None), default=None),
+        },
+    )
     return FeatureTable(pa.Table.from_pylist(rows), np.array(geoms, dtype=object), "MultiPolygon")
 
 
@@ -200,8 +218,10 @@ class ObliqueImporter(Importer[ObliqueOptions]):
         jobs = []
         for folder in production.folders:
             (out / "tiles" / folder.name).mkdir(parents=True, exist_ok=True)
-            jobs += [Job(str(f), str(_record_path(out, folder, f)), georef, self.frame, root=f == folder.root)
-                     for f in folder.files]
+            jobs += [
+                Job(str(f), str(_record_path(out, folder, f)), georef, self.frame, root=f == folder.root)
+                for f in folder.files
+            ]
         workers = max(1, self.options.jobs or os.cpu_count() or 1)
         self.converted, self.reused = _convert_all(jobs, workers, self.progress)
         self.progress("tileset", 0, len(production.folders))
@@ -210,9 +230,14 @@ class ObliqueImporter(Importer[ObliqueOptions]):
             tree = build_tree(folder, out)
             trees.append(tree)
             if tree.root is not None:
-                ref = write_tree_tileset(out / "tiles" / folder.name, "tileset.json", tree.root, self.frame,
-                                         {"folder": folder.name, "levels": tree.levels},
-                                         ref_uri=f"tiles/{folder.name}/tileset.json")
+                ref = write_tree_tileset(
+                    out / "tiles" / folder.name,
+                    "tileset.json",
+                    tree.root,
+                    self.frame,
+                    {"folder": folder.name, "levels": tree.levels},
+                    ref_uri=f"tiles/{folder.name}/tileset.json",
+                )
                 if ref is not None:
                     lo, hi = tree.root.lo, tree.root.hi
                     assert lo is not None and hi is not None  # a tileset was written: its box is known
@@ -221,23 +246,45 @@ class ObliqueImporter(Importer[ObliqueOptions]):
         broken_roots = [t for t in trees if t.root_error]
         if broken_roots:
             first = broken_roots[0]
-            raise InputError(str(first.folder.root), first.root_error or "",
-                             hint=f"{len(broken_roots)} folder(s) have an unreadable root tile; the rest is converted "
-                                  "and kept: fix or remove the file and run the same command again to finish; "
-                                  f"the previous tileset {name!r} is still served")
+            raise InputError(
+                str(first.folder.root),
+                first.root_error or "",
+                hint=f"{len(broken_roots)} folder(s) have an unreadable root tile; the rest is converted "
+                "and kept: fix or remove the file and run the same command again to finish; "
+                f"the previous tileset {name!r} is still served",
+            )
         if not refs:
-            raise InputError(str(production.source), "has no tile with geometry",
-                             hint=f"the previous tileset {name!r} is still served")
+            raise InputError(
+                str(production.source),
+                "has no tile with geometry",
+                hint=f"the previous tileset {name!r} is still served",
+            )
         self.trees = trees
         self.levels = max(t.levels for t in trees)
         self.totals = {k: sum(getattr(t, k) for t in trees) for k in ("tiles", "triangles", "textures", "bytes")}
-        write_root_tileset(out, refs, self.frame, {
-            "kind": "oblique", "source": str(production.source.resolve()), "srs": georef.srs,
-            "srs_origin": list(georef.origin), "origin": {"lon": self.frame_lonlat[0], "lat": self.frame_lonlat[1]},
-            "folders": len(refs), "levels": self.levels, **self.totals})
+        write_root_tileset(
+            out,
+            refs,
+            self.frame,
+            {
+                "kind": "oblique",
+                "source": str(production.source.resolve()),
+                "srs": georef.srs,
+                "srs_origin": list(georef.origin),
+                "origin": {"lon": self.frame_lonlat[0], "lat": self.frame_lonlat[1]},
+                "folders": len(refs),
+                "levels": self.levels,
+                **self.totals,
+            },
+        )
         table = _layer_table(production, trees, self.levels)
-        return self.load(table, title=self.options.title or f"倾斜摄影 {production.source.name}",
-                         source=production.source, source_crs=georef.description, grid_join=self.options.grid_join)
+        return self.load(
+            table,
+            title=self.options.title or f"倾斜摄影 {production.source.name}",
+            source=production.source,
+            source_crs=georef.description,
+            grid_join=self.options.grid_join,
+        )
 
     def summary(self, result: LoadResult, tileset: Path | None) -> ImportReport:
         production, trees, totals = self.production, self.trees, self.totals
@@ -249,22 +296,36 @@ class ObliqueImporter(Importer[ObliqueOptions]):
             f"{len(production.folders)} folders: {self.converted:,} converted, {self.reused:,} reused from an "
             "interrupted run",
             f"tileset: {totals['tiles']:,} tiles, {self.levels} levels, {totals['triangles']:,} triangles, "
-            f"{totals['textures']:,} textures, {totals['bytes'] / 1e6:,.1f} MB"]
-        self.report.note_named(f"{len(missing)} child tiles are named but absent (their parents are drawn as the "
-                               "finest level there)", missing)
+            f"{totals['textures']:,} textures, {totals['bytes'] / 1e6:,.1f} MB",
+        ]
+        self.report.note_named(
+            f"{len(missing)} child tiles are named but absent (their parents are drawn as the finest level there)",
+            missing,
+        )
         unreached = sum(t.unreached for t in trees)
         if unreached:
             self.report.note(f"{unreached} files are not named by any PagedLOD and were left out")
         untextured = [u for t in trees for u in t.untextured]
-        self.report.note_named(f"{len(untextured)} textures are in a pixel format 3D Tiles cannot carry (compressed "
-                               "or not 8-bit) and were drawn grey", untextured)
+        self.report.note_named(
+            f"{len(untextured)} textures are in a pixel format 3D Tiles cannot carry (compressed "
+            "or not 8-bit) and were drawn grey",
+            untextured,
+        )
         self.report.skip(unreadable + missing)
-        return self.report.build(result, feature_count=totals["tiles"],
-                                 geometry_type=f"tiles ({production.kind.upper()})",
-                                 output=f"{LAYER_SCHEMA}.{self.name} + {tileset}")
+        return self.report.build(
+            result,
+            feature_count=totals["tiles"],
+            geometry_type=f"tiles ({production.kind.upper()})",
+            output=f"{LAYER_SCHEMA}.{self.name} + {tileset}",
+        )
 
 
-def run(settings: Settings, source: Path, name: str, options: ObliqueOptions = ObliqueOptions(),
-        progress: Progress | None = None) -> ImportReport:
+def run(
+    settings: Settings,
+    source: Path,
+    name: str,
+    options: ObliqueOptions = ObliqueOptions(),
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import the production (see :class:`ObliqueImporter`)."""
     return ObliqueImporter(settings, source, name, options, progress).run()

@@ -86,9 +86,19 @@ def convert(job: Job) -> dict:
     if _reader is None:
         _reader = OsgbReader()
     source = Path(job.source)
-    record: dict = {"source": source.name, "stamp": stamp(source), "nodes": [], "loose": None, "error": None,
-                    "triangles": 0, "vertices": 0, "textures": 0, "unsupported_textures": [], "footprint": None,
-                    "z": None}
+    record: dict = {
+        "source": source.name,
+        "stamp": stamp(source),
+        "nodes": [],
+        "loose": None,
+        "error": None,
+        "triangles": 0,
+        "vertices": 0,
+        "textures": 0,
+        "unsupported_textures": [],
+        "footprint": None,
+        "z": None,
+    }
     file = _reader.read(source)
     if file.error:
         record["error"] = file.error
@@ -114,14 +124,17 @@ def convert(job: Job) -> dict:
         stem = out.name[: -len(".json")]
 
         def write(key: str, meshes: list[TexturedMesh]) -> dict | None:
-            content = write_mesh_tile(meshes, images, out.with_name(f"{stem}_{key}.glb"),
-                                      f"{stem}_{key}.glb")
+            content = write_mesh_tile(meshes, images, out.with_name(f"{stem}_{key}.glb"), f"{stem}_{key}.glb")
             return None if content is None else content.to_record()
 
         for k, node in enumerate(file.nodes):
-            record["nodes"].append({"content": write(str(k), by_node.get(k, [])), "children": node.child_files,
-                                    "geometric_error": lod_geometric_error(node.radius, node.switch_range(),
-                                                                           node.pixel_mode)})
+            record["nodes"].append(
+                {
+                    "content": write(str(k), by_node.get(k, [])),
+                    "children": node.child_files,
+                    "geometric_error": lod_geometric_error(node.radius, node.switch_range(), node.pixel_mode),
+                }
+            )
         if -1 in by_node:  # geometry outside any PagedLOD (an OBJ tile, a plain OSGB)
             record["loose"] = write("all", by_node[-1])
         if job.root:

@@ -95,16 +95,32 @@ def parse_record(header: dict, payload: bytes) -> OsgbFile:
     if out.error:
         return out
     for n in header["nodes"]:
-        out.nodes.append(LodNode(np.array(n["centre"], float), float(n["radius"]), bool(n["pixel_mode"]),
-                                 [tuple(r) for r in n["ranges"]], list(n["files"])))
+        out.nodes.append(
+            LodNode(
+                np.array(n["centre"], float),
+                float(n["radius"]),
+                bool(n["pixel_mode"]),
+                [tuple(r) for r in n["ranges"]],
+                list(n["files"]),
+            )
+        )
     for t in header["textures"]:
         if "encoded" in t:
-            data = payload[t["encoded"]:t["encoded"] + t["size"]]
-            out.textures.append(Texture(t["name"], data, _mime(data),
-                                        unsupported=None if _mime(data) else "not a JPEG or PNG"))
+            data = payload[t["encoded"] : t["encoded"] + t["size"]]
+            out.textures.append(
+                Texture(t["name"], data, _mime(data), unsupported=None if _mime(data) else "not a JPEG or PNG")
+            )
         elif "raw" in t:
-            out.textures.append(Texture(t["name"], payload[t["raw"]:t["raw"] + t["size"]], None, t["width"],
-                                        t["height"], t["pixel_format"]))
+            out.textures.append(
+                Texture(
+                    t["name"],
+                    payload[t["raw"] : t["raw"] + t["size"]],
+                    None,
+                    t["width"],
+                    t["height"],
+                    t["pixel_format"],
+                )
+            )
         else:
             out.textures.append(Texture(t["name"], None, None, unsupported=t["unsupported"]))
     for g in header["geometries"]:
@@ -131,17 +147,21 @@ def ensure_reader() -> Path:
         return path
     compiler = shutil.which("g++") or shutil.which("c++")
     if not compiler or not Path("/usr/include/osgDB/ReadFile").exists():
-        raise OsgbToolError("the OpenSceneGraph reader is not built and cannot be: g++ or the OpenSceneGraph "
-                            "headers are missing", hint="run scripts/bootstrap.sh (it installs "
-                            "openscenegraph, libopenscenegraph-dev and g++)")
+        raise OsgbToolError(
+            "the OpenSceneGraph reader is not built and cannot be: g++ or the OpenSceneGraph headers are missing",
+            hint="run scripts/bootstrap.sh (it installs openscenegraph, libopenscenegraph-dev and g++)",
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    result = subprocess.run([compiler, "-O2", "-std=c++17", "-o", str(tmp), str(SOURCE), *_LIBS],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [compiler, "-O2", "-std=c++17", "-o", str(tmp), str(SOURCE), *_LIBS], capture_output=True, text=True
+    )
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise OsgbToolError(f"building the OpenSceneGraph reader failed: {result.stderr.strip().splitlines()[-1:]}",
-                            hint="check that libopenscenegraph-dev is installed (scripts/bootstrap.sh)")
+        raise OsgbToolError(
+            f"building the OpenSceneGraph reader failed: {result.stderr.strip().splitlines()[-1:]}",
+            hint="check that libopenscenegraph-dev is installed (scripts/bootstrap.sh)",
+        )
     os.replace(tmp, path)  # two builds at once: the last rename wins, both are the same program
     return path
 
@@ -158,8 +178,9 @@ class OsgbReader:
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, bufsize=0)
+            self.proc = subprocess.Popen(
+                [str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0
+            )
         return self.proc
 
     def read(self, path: str | Path) -> OsgbFile:
@@ -175,8 +196,9 @@ class OsgbReader:
         except (BrokenPipeError, EOFError):
             proc.kill()
             proc.wait()
-            return OsgbFile(path, error=f"OpenSceneGraph stopped while reading it (exit {proc.returncode}): "
-                                        "the file is damaged")
+            return OsgbFile(
+                path, error=f"OpenSceneGraph stopped while reading it (exit {proc.returncode}): the file is damaged"
+            )
         return parse_record(header, payload)
 
     @staticmethod
@@ -198,7 +220,7 @@ class OsgbReader:
             self.proc.wait(timeout=10)
         self.proc = None
 
-    def __enter__(self) -> "OsgbReader":
+    def __enter__(self) -> OsgbReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -17,6 +17,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pyproj
@@ -43,7 +44,7 @@ class Georef:
     enu: tuple[float, float] | None = None
 
     @classmethod
-    def parse(cls, srs: str, origin: tuple[float, float, float], source: str) -> "Georef":
+    def parse(cls, srs: str, origin: tuple[float, float, float], source: str) -> Georef:
         match = _ENU.match(srs)
         if match:
             lat, lon = float(match.group(1)), float(match.group(2))
@@ -52,8 +53,9 @@ class Georef:
             return cls(srs=srs, origin=origin, enu=(lat, lon))
         crs = resolve_crs(srs, source=source)
         if crs.is_geocentric:
-            raise CrsError(source, f"SRS {crs.name!r} is geocentric; productions are in a projected, "
-                                   "geographic or ENU system")
+            raise CrsError(
+                source, f"SRS {crs.name!r} is geocentric; productions are in a projected, geographic or ENU system"
+            )
         return cls(srs=srs, origin=origin, crs_wkt=crs.to_wkt())
 
     @property
@@ -71,7 +73,7 @@ class Placement:
     """A Georef's transformers, built once per process (pyproj objects are
     not shared between worker processes)."""
 
-    _cache: dict[Georef, "Placement"] = {}
+    _cache: ClassVar[dict[Georef, Placement]] = {}
 
     def __init__(self, georef: Georef) -> None:
         self.origin = np.array(georef.origin, dtype=np.float64)
@@ -81,7 +83,7 @@ class Placement:
             self.transformer = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(georef.crs_wkt), WGS84, always_xy=True)
 
     @classmethod
-    def of(cls, georef: Georef) -> "Placement":
+    def of(cls, georef: Georef) -> Placement:
         if georef not in cls._cache:
             cls._cache[georef] = cls(georef)
         return cls._cache[georef]
@@ -166,8 +168,9 @@ def _tile_folders(data: Path, suffix: str) -> list[TileFolder]:
     return folders
 
 
-def open_production(source: Path, srs: str | None = None, origin: tuple[float, float, float] | None = None
-                    ) -> Production:
+def open_production(
+    source: Path, srs: str | None = None, origin: tuple[float, float, float] | None = None
+) -> Production:
     """Find the tiles and the georeference of a production folder (or of a single tile file)."""
     source = Path(source)
     if not source.exists():
@@ -179,8 +182,14 @@ def open_production(source: Path, srs: str | None = None, origin: tuple[float, f
         kind = source.suffix.lower()[1:]
         siblings = sorted(p for p in source.parent.iterdir() if p.suffix.lower() == source.suffix.lower())
         folders = [TileFolder(source.parent.name, source, siblings)]
-        base = next((p for p in (source.parent, source.parent.parent, source.parent.parent.parent)
-                     if (p / "metadata.xml").is_file()), source.parent)
+        base = next(
+            (
+                p
+                for p in (source.parent, source.parent.parent, source.parent.parent.parent)
+                if (p / "metadata.xml").is_file()
+            ),
+            source.parent,
+        )
     else:
         base = source
         data = source / "Data" if (source / "Data").is_dir() else source
@@ -193,16 +202,22 @@ def open_production(source: Path, srs: str | None = None, origin: tuple[float, f
             files = [p for p in files if p.suffix.lower() == files[0].suffix.lower()]
             folders = [TileFolder(p.stem, p, [p]) for p in files]
         if not folders:
-            raise InputError(str(source), "holds no tiles: expected Data/Tile_*/Tile_*.osgb (or .obj)",
-                             hint="give the production folder that contains metadata.xml and Data/")
+            raise InputError(
+                str(source),
+                "holds no tiles: expected Data/Tile_*/Tile_*.osgb (or .obj)",
+                hint="give the production folder that contains metadata.xml and Data/",
+            )
     meta_srs, meta_origin = None, None
     metadata = base / "metadata.xml"
     if metadata.is_file():
         meta_srs, meta_origin = read_metadata(metadata)
     chosen_srs = srs or meta_srs
     if not chosen_srs:
-        raise CrsError(str(source), "has no metadata.xml with an SRS, so where it stands is unknown",
-                       hint="give --srs (EPSG code, WKT or ENU:lat,lon) and --origin X,Y,Z")
+        raise CrsError(
+            str(source),
+            "has no metadata.xml with an SRS, so where it stands is unknown",
+            hint="give --srs (EPSG code, WKT or ENU:lat,lon) and --origin X,Y,Z",
+        )
     chosen_origin = origin or meta_origin or (0.0, 0.0, 0.0)
     georef = Georef.parse(chosen_srs, chosen_origin, "--srs" if srs else str(metadata))
     return Production(source=source, georef=georef, folders=folders, kind=kind)

@@ -30,5 +30,15 @@ from cim.samples.futian.params import BOUNDARY_GCJ02, LAYERS, SCALES, Scale, Sca
 from cim.samples.futian.partitions import apportion, partition
 from cim.samples.futian.write import generate, write_layer
 
-__all__ = ["BOUNDARY_GCJ02", "LAYERS", "SCALES", "Scale", "ScaleSpec", "apportion", "generate", "names", "partition",
-           "write_layer"]
+__all__ = [
+    "BOUNDARY_GCJ02",
+    "LAYERS",
+    "SCALES",
+    "Scale",
+    "ScaleSpec",
+    "apportion",
+    "generate",
+    "names",
+    "partition",
+    "write_layer",
+]

@@ -28,8 +28,17 @@ from cim.samples.futian.params import rng as _rng
 
 RECT, L_SHAPE, COURTYARD, TWIN, TOWER, VILLAGE_HOUSE = range(6)
 
-_NORMAL_USE_WEIGHTS = {"住宅": 50, "商业": 9, "办公": 10, "商住混合": 12, "工业": 3, "教育": 5, "医疗": 2,
-                       "公共服务": 6, "酒店": 3}
+_NORMAL_USE_WEIGHTS = {
+    "住宅": 50,
+    "商业": 9,
+    "办公": 10,
+    "商住混合": 12,
+    "工业": 3,
+    "教育": 5,
+    "医疗": 2,
+    "公共服务": 6,
+    "酒店": 3,
+}
 _INDUSTRIAL_STREETS = ("福保街道", "园岭街道", "沙头街道")  # bonded zone, 八卦岭, 车公庙
 _TOWER_USE_WEIGHTS = {"办公": 55, "商业": 12, "酒店": 10, "商住混合": 23}
 _LOW_RISE_HEIGHTS = {"工业": (12.0, 30.0), "教育": (12.0, 24.0), "医疗": (20.0, 60.0), "公共服务": (10.0, 30.0)}
@@ -59,8 +68,7 @@ class UrbanVillages:
     angles: np.ndarray
 
 
-def place_urban_villages(district: BaseGeometry, no_build: BaseGeometry,
-                         rng: np.random.Generator) -> UrbanVillages:
+def place_urban_villages(district: BaseGeometry, no_build: BaseGeometry, rng: np.random.Generator) -> UrbanVillages:
     """A rotated rectangle (~200-360 m) for each named village that fits."""
     inner = shapely.buffer(district, -20.0)
     zones: list[BaseGeometry] = []
@@ -83,23 +91,37 @@ def place_urban_villages(district: BaseGeometry, no_build: BaseGeometry,
 
 def _rect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Axis-aligned rectangles a x b centred at 0, (n, 4, 2)."""
-    return np.stack([np.column_stack([-a, -b]), np.column_stack([a, -b]), np.column_stack([a, b]),
-                     np.column_stack([-a, b])], axis=1) / 2.0
+    return (
+        np.stack(
+            [np.column_stack([-a, -b]), np.column_stack([a, -b]), np.column_stack([a, b]), np.column_stack([-a, b])],
+            axis=1,
+        )
+        / 2.0
+    )
 
 
 def _l_shape(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Rectangles with one corner notch (L shapes), (n, 6, 2)."""
     ca, cb = a * rng.uniform(0.35, 0.6, len(a)), b * rng.uniform(0.35, 0.6, len(a))
     x0, x1, y0, y1 = -a / 2, a / 2, -b / 2, b / 2
-    xy = np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y0]), np.column_stack([x1, y1 - cb]),
-                   np.column_stack([x1 - ca, y1 - cb]), np.column_stack([x1 - ca, y1]),
-                   np.column_stack([x0, y1])], axis=1)
+    xy = np.stack(
+        [
+            np.column_stack([x0, y0]),
+            np.column_stack([x1, y0]),
+            np.column_stack([x1, y1 - cb]),
+            np.column_stack([x1 - ca, y1 - cb]),
+            np.column_stack([x1 - ca, y1]),
+            np.column_stack([x0, y1]),
+        ],
+        axis=1,
+    )
     flip = rng.choice([-1.0, 1.0], size=(len(a), 1, 2))  # which corner is notched
     return xy * flip
 
 
-def _fit_in_cells(shell: np.ndarray, hole: np.ndarray | None, phi: np.ndarray, inner: np.ndarray,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+def _fit_in_cells(
+    shell: np.ndarray, hole: np.ndarray | None, phi: np.ndarray, inner: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Rotate shapes by phi, shrink them to fit the inner cell rectangle, shift at random within it."""
     shell = rotate_xy(shell, phi)
     lo, hi = shell.min(axis=1), shell.max(axis=1)
@@ -176,8 +198,9 @@ def _weighted_choice(table: Mapping[str, float], n: int, rng: np.random.Generato
     return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
 
 
-def building_attributes(kind: np.ndarray, dist_cbd: np.ndarray, street: np.ndarray,
-                        rng: np.random.Generator) -> dict[str, np.ndarray]:
+def building_attributes(
+    kind: np.ndarray, dist_cbd: np.ndarray, street: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """use, height (floors x 3.0-3.5 m), floors and year_built for each building."""
     n = len(kind)
     street_names = np.array([s for _, s, _ in names.STREETS], dtype=object)[street]
@@ -208,8 +231,14 @@ def building_attributes(kind: np.ndarray, dist_cbd: np.ndarray, street: np.ndarr
     return {"use": use, "height": height, "floors": floors, "year_built": year.astype(np.int32)}
 
 
-def building_names(centre: np.ndarray, street: np.ndarray, use: np.ndarray, village: np.ndarray,
-                   village_names: list[str], rng: np.random.Generator) -> np.ndarray:
+def building_names(
+    centre: np.ndarray,
+    street: np.ndarray,
+    use: np.ndarray,
+    village: np.ndarray,
+    village_names: list[str],
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Estate-style names: one estate stem per ~350 m tile, then "<k>栋"; villages "<村><k>栋"."""
     tile = np.floor(centre / 350.0).astype(np.int64)
     tile_key = np.column_stack([street, tile])

@@ -91,8 +91,9 @@ def lonlat_box(lon0: float, lat0: float, lon1: float, lat1: float) -> BaseGeomet
     return shapely.Polygon(corners)
 
 
-def smooth_blob(centre: np.ndarray, radius: float, aspect: float, angle: float,
-                rng: np.random.Generator, vertices: int = 72) -> BaseGeometry:
+def smooth_blob(
+    centre: np.ndarray, radius: float, aspect: float, angle: float, rng: np.random.Generator, vertices: int = 72
+) -> BaseGeometry:
     """A wobbly star-shaped polygon (hill, park) around centre."""
     theta = np.linspace(0.0, 2.0 * np.pi, vertices, endpoint=False)
     r = np.ones(vertices)

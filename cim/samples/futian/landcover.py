@@ -72,12 +72,15 @@ def build_land_cover(district: BaseGeometry, seed: int) -> LandCover:
     eco_union = shapely.union_all(eco_geoms)
     farm_geoms, farm_names = _farmland(inner, shapely.union_all([*hills, eco_union]), rng)
     return LandCover(
-        forest=Patches([f"LD-{i:04d}" for i in range(1, len(forest_geoms) + 1)], forest_names,
-                       np.array(forest_geoms, dtype=object)),
-        farmland=Patches([f"GD-{i:04d}" for i in range(1, len(farm_geoms) + 1)], farm_names,
-                         np.array(farm_geoms, dtype=object)),
-        eco_redline=Patches([f"STHX-{i:04d}" for i in range(1, len(eco_geoms) + 1)], eco_names,
-                            np.array(eco_geoms, dtype=object)),
+        forest=Patches(
+            [f"LD-{i:04d}" for i in range(1, len(forest_geoms) + 1)], forest_names, np.array(forest_geoms, dtype=object)
+        ),
+        farmland=Patches(
+            [f"GD-{i:04d}" for i in range(1, len(farm_geoms) + 1)], farm_names, np.array(farm_geoms, dtype=object)
+        ),
+        eco_redline=Patches(
+            [f"STHX-{i:04d}" for i in range(1, len(eco_geoms) + 1)], eco_names, np.array(eco_geoms, dtype=object)
+        ),
         hills=np.array(hills, dtype=object),
     )
 
@@ -86,15 +89,20 @@ def polygons_only_all(geoms: np.ndarray) -> np.ndarray:
     return np.array([polygons_only(g) for g in geoms], dtype=object)
 
 
-def _eco_redline(district: BaseGeometry, inner: BaseGeometry, hills: list[BaseGeometry],
-                 hill_names: list[str]) -> tuple[list[BaseGeometry], list[str]]:
+def _eco_redline(
+    district: BaseGeometry, inner: BaseGeometry, hills: list[BaseGeometry], hill_names: list[str]
+) -> tuple[list[BaseGeometry], list[str]]:
     """The mangrove coast, the Shenzhen River bank and the cores of the big hills."""
     ring = shapely.boundary(district)
     candidates: list[tuple[str, BaseGeometry]] = [
-        ("福田红树林自然保护区生态保护红线",
-         shapely.intersection(shapely.buffer(ring, 240.0), lonlat_box(113.98, 22.49, 114.036, 22.519))),
-        ("深圳河湿地生态保护红线",
-         shapely.intersection(shapely.buffer(ring, 80.0), lonlat_box(114.036, 22.49, 114.11, 22.534))),
+        (
+            "福田红树林自然保护区生态保护红线",
+            shapely.intersection(shapely.buffer(ring, 240.0), lonlat_box(113.98, 22.49, 114.036, 22.519)),
+        ),
+        (
+            "深圳河湿地生态保护红线",
+            shapely.intersection(shapely.buffer(ring, 80.0), lonlat_box(114.036, 22.49, 114.11, 22.534)),
+        ),
     ]
     for hill, name in zip(hills, hill_names):
         if name in ("梅林山", "笔架山", "银湖山"):
@@ -112,8 +120,9 @@ def _eco_redline(district: BaseGeometry, inner: BaseGeometry, hills: list[BaseGe
     return geoms, labels
 
 
-def _farmland(inner: BaseGeometry, avoid: BaseGeometry,
-              rng: np.random.Generator) -> tuple[list[BaseGeometry], list[str]]:
+def _farmland(
+    inner: BaseGeometry, avoid: BaseGeometry, rng: np.random.Generator
+) -> tuple[list[BaseGeometry], list[str]]:
     """A few small vegetable plots in the north (above ~22.568N)."""
     north = shapely.intersection(inner, lonlat_box(113.98, 22.568, 114.11, 22.60))
     blocked: BaseGeometry = shapely.buffer(avoid, 15.0)

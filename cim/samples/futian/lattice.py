@@ -24,8 +24,11 @@ class Cells:
 
     @staticmethod
     def concat(parts: list[Cells]) -> Cells:
-        return Cells(np.vstack([p.centre for p in parts]), np.vstack([p.size for p in parts]),
-                     np.concatenate([p.angle for p in parts]))
+        return Cells(
+            np.vstack([p.centre for p in parts]),
+            np.vstack([p.size for p in parts]),
+            np.concatenate([p.angle for p in parts]),
+        )
 
     def take(self, idx: np.ndarray) -> Cells:
         return Cells(self.centre[idx], self.size[idx], self.angle[idx])
@@ -43,8 +46,13 @@ def _breaks(lo: float, hi: float, pitch: tuple[float, float], rng: np.random.Gen
     return lo - rng.uniform(0.0, pitch[1]) + np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def lattice_cells(region: BaseGeometry, angle: float, pitch: tuple[float, float],
-                  rng: np.random.Generator, avoid: BaseGeometry | None = None) -> Cells:
+def lattice_cells(
+    region: BaseGeometry,
+    angle: float,
+    pitch: tuple[float, float],
+    rng: np.random.Generator,
+    avoid: BaseGeometry | None = None,
+) -> Cells:
     """Cells of a jittered rectangular lattice (rows/columns of random width,
     rotated by angle) lying entirely inside region and clear of avoid."""
     origin = np.array(shapely.get_coordinates(shapely.centroid(region))[0])
@@ -71,8 +79,7 @@ def points_on_cell_edges(cells: Cells, n: int, rng: np.random.Generator) -> np.n
     w, h = cells.size[idx, 0], cells.size[idx, 1]
     t = rng.uniform(0.0, 1.0, n) * 2.0 * (w + h)
     x = np.select([t < w, t < w + h, t < 2 * w + h], [-w / 2 + t, w / 2, w / 2 - (t - w - h)], -w / 2)
-    y = np.select([t < w, t < w + h, t < 2 * w + h], [-h / 2, -h / 2 + (t - w), h / 2],
-                  h / 2 - (t - 2 * w - h))
+    y = np.select([t < w, t < w + h, t < 2 * w + h], [-h / 2, -h / 2 + (t - w), h / 2], h / 2 - (t - 2 * w - h))
     return cells.local_to_metric(np.column_stack([x, y]), idx)
 
 

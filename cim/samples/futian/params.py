@@ -61,8 +61,7 @@ class ScaleSpec:
 
 SCALES: dict[str, ScaleSpec] = {
     "small": ScaleSpec(buildings=2_000, parcels=200, sensors=5_000, cameras=500, tickets=3_000, cbd_focus=True),
-    "full": ScaleSpec(buildings=None, parcels=2_000, sensors=270_000, cameras=20_000, tickets=150_000,
-                      cbd_focus=False),
+    "full": ScaleSpec(buildings=None, parcels=2_000, sensors=270_000, cameras=20_000, tickets=150_000, cbd_focus=False),
 }
 
 

@@ -20,11 +20,26 @@ from cim.samples.futian.params import rng as _rng
 
 _PARCEL_USE_WEIGHTS_CBD = np.array([15, 40, 15, 0, 5, 20, 3, 2], dtype=float)
 _PARCEL_USE_WEIGHTS = np.array([40, 12, 20, 8, 8, 8, 2, 2], dtype=float)
-_FAR_RANGE = {"R2": (2.5, 6.0), "C1": (4.0, 8.0), "GIC": (1.0, 3.0), "M1": (2.0, 4.0), "M0": (4.0, 6.0),
-              "C1/R2": (4.0, 8.0), "U": (0.5, 2.0), "S4": (0.5, 2.0)}
-_HEIGHT_LIMITS = {"R2": (80, 100, 120, 150), "C1": (60, 80, 100, 150), "GIC": (24, 36, 50),
-                  "M1": (24, 36, 50), "M0": (80, 100, 120), "C1/R2": (100, 120, 150), "U": (24, 36),
-                  "S4": (24, 36)}
+_FAR_RANGE = {
+    "R2": (2.5, 6.0),
+    "C1": (4.0, 8.0),
+    "GIC": (1.0, 3.0),
+    "M1": (2.0, 4.0),
+    "M0": (4.0, 6.0),
+    "C1/R2": (4.0, 8.0),
+    "U": (0.5, 2.0),
+    "S4": (0.5, 2.0),
+}
+_HEIGHT_LIMITS = {
+    "R2": (80, 100, 120, 150),
+    "C1": (60, 80, 100, 150),
+    "GIC": (24, 36, 50),
+    "M1": (24, 36, 50),
+    "M0": (80, 100, 120),
+    "C1/R2": (100, 120, 150),
+    "U": (24, 36),
+    "S4": (24, 36),
+}
 PARCEL_APPROVAL_RANGE = (pd.Timestamp("2015-01-01"), pd.Timestamp("2026-06-30"))
 
 
@@ -56,15 +71,25 @@ def build_parcels(admin: Admin, land: LandCover, spec: ScaleSpec, seed: int) -> 
     y0, y1 = -cells.size[:, 1] / 2 + inset[:, 2], cells.size[:, 1] / 2 - inset[:, 3]
     cut = rng.random(n) < 0.25  # some lose a corner (a road bend, a plaza)
     cx, cy = (x1 - x0) * rng.uniform(0.2, 0.4, n) * cut, (y1 - y0) * rng.uniform(0.2, 0.4, n) * cut
-    local = np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y0]), np.column_stack([x1, y1 - cy]),
-                      np.column_stack([x1 - cx, y1]), np.column_stack([x0, y1])], axis=1)
+    local = np.stack(
+        [
+            np.column_stack([x0, y0]),
+            np.column_stack([x1, y0]),
+            np.column_stack([x1, y1 - cy]),
+            np.column_stack([x1 - cx, y1]),
+            np.column_stack([x0, y1]),
+        ],
+        axis=1,
+    )
     geometry = shapely.remove_repeated_points(shapely.polygons(cells.local_to_metric(local)), 0.0)
     assert isinstance(geometry, np.ndarray)  # (n, 5, 2) coordinates: n polygons
 
     near_cbd = dist_cbd < CBD_RADIUS_M
-    use_idx = np.where(near_cbd,
-                       rng.choice(len(names.PARCEL_USES), n, p=_PARCEL_USE_WEIGHTS_CBD / _PARCEL_USE_WEIGHTS_CBD.sum()),
-                       rng.choice(len(names.PARCEL_USES), n, p=_PARCEL_USE_WEIGHTS / _PARCEL_USE_WEIGHTS.sum()))
+    use_idx = np.where(
+        near_cbd,
+        rng.choice(len(names.PARCEL_USES), n, p=_PARCEL_USE_WEIGHTS_CBD / _PARCEL_USE_WEIGHTS_CBD.sum()),
+        rng.choice(len(names.PARCEL_USES), n, p=_PARCEL_USE_WEIGHTS / _PARCEL_USE_WEIGHTS.sum()),
+    )
     use = [names.PARCEL_USES[i][0] for i in use_idx]
     code = [names.PARCEL_USES[i][1] for i in use_idx]
     lo = np.array([_FAR_RANGE[c][0] for c in code])

@@ -68,8 +68,9 @@ def merge_orphan_parts(cells: np.ndarray) -> np.ndarray:
     return main
 
 
-def partition(region: BaseGeometry, n: int, rng: np.random.Generator, *,
-              seeds: np.ndarray | None = None, lloyd_steps: int = 5) -> np.ndarray:
+def partition(
+    region: BaseGeometry, n: int, rng: np.random.Generator, *, seeds: np.ndarray | None = None, lloyd_steps: int = 5
+) -> np.ndarray:
     """Split region into n compact pieces that cover it without overlap."""
     if seeds is None:
         seeds = random_points_in(region, n, rng)
@@ -99,8 +100,9 @@ def reading_order(geoms: np.ndarray) -> np.ndarray:
     return np.lexsort((xy[:, 0], row))
 
 
-def subdivide(parents: np.ndarray, total: int, rng: np.random.Generator, *, lloyd_steps: int
-              ) -> tuple[np.ndarray, list[int], np.ndarray]:
+def subdivide(
+    parents: np.ndarray, total: int, rng: np.random.Generator, *, lloyd_steps: int
+) -> tuple[np.ndarray, list[int], np.ndarray]:
     """One level down: ``total`` pieces shared among ``parents`` by area (at
     least 3 each), each parent partitioned exactly. Returns the pieces in
     reading order within each parent, each piece's parent, and the counts."""
@@ -141,7 +143,7 @@ def node_coverage(cells: np.ndarray) -> np.ndarray:
     starts = np.searchsorted(owner[order], np.arange(len(cells) + 1))
     out = np.empty(len(cells), dtype=object)
     for i in range(len(cells)):
-        own = faces[order[starts[i]:starts[i + 1]]]
+        own = faces[order[starts[i] : starts[i + 1]]]
         if len(own) == 0:
             raise RuntimeError(f"cell {i} vanished while noding the coverage")
         out[i] = own[0] if len(own) == 1 else shapely.coverage_union_all(own)

@@ -21,8 +21,9 @@ from cim.samples.futian.parcels import as_dates
 from cim.samples.futian.partitions import apportion
 
 
-def _near_buildings(buildings: Buildings, weights: np.ndarray, n: int, jitter_m: float,
-                    inside: BaseGeometry, rng: np.random.Generator) -> np.ndarray:
+def _near_buildings(
+    buildings: Buildings, weights: np.ndarray, n: int, jitter_m: float, inside: BaseGeometry, rng: np.random.Generator
+) -> np.ndarray:
     """Points at buildings (picked with the given weights) jittered by a few metres;
     a jittered point that leaves the district falls back to the building centroid."""
     centroids = shapely.get_coordinates(shapely.centroid(buildings.geometry))
@@ -64,8 +65,7 @@ class PointLayer:
     columns: dict[str, np.ndarray | list | pd.Series]
 
 
-def build_sensors(buildings: Buildings, road_cells: Cells, district: BaseGeometry, n: int,
-                  seed: int) -> PointLayer:
+def build_sensors(buildings: Buildings, road_cells: Cells, district: BaseGeometry, n: int, seed: int) -> PointLayer:
     """IoT sensors: fire/gas/electrical detectors in buildings, manholes, hydrants,
     air and noise monitors on the street lattice, water level gauges towards the south."""
     rng = _rng(seed, "sensors")
@@ -88,14 +88,17 @@ def build_sensors(buildings: Buildings, road_cells: Cells, district: BaseGeometr
         sel = category == i
         vendor[sel] = np.array(vendors, dtype=object)[rng.integers(0, len(vendors), int(sel.sum()))]
     status = np.array(["normal", "fault", "offline"], dtype=object)[rng.choice(3, n, p=[0.93, 0.04, 0.03])]
-    return PointLayer(xy, {
-        "id": [f"SNS{i:07d}" for i in range(1, n + 1)],
-        "category": codes,
-        "category_name": np.array([name for _, name, _, _ in table], dtype=object)[category],
-        "install_date": _random_dates("2018-01-01", "2026-10-31", n, rng),
-        "vendor": vendor,
-        "status": status,
-    })
+    return PointLayer(
+        xy,
+        {
+            "id": [f"SNS{i:07d}" for i in range(1, n + 1)],
+            "category": codes,
+            "category_name": np.array([name for _, name, _, _ in table], dtype=object)[category],
+            "install_date": _random_dates("2018-01-01", "2026-10-31", n, rng),
+            "vendor": vendor,
+            "status": status,
+        },
+    )
 
 
 def _road_names(street: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -116,31 +119,62 @@ def build_cameras(road_cells: Cells, admin: Admin, n: int, seed: int) -> PointLa
     xy[~at_corner] = points_on_cell_edges(road_cells, int((~at_corner).sum()), rng)
     kinds = np.array([k for k, _ in names.CAMERA_KINDS], dtype=object)
     kind = kinds[rng.choice(len(kinds), n, p=[w for _, w in names.CAMERA_KINDS])]
-    fov = np.select([kind == "枪机", kind == "球机"], [rng.uniform(30, 70, n), rng.uniform(45, 90, n)],
-                    rng.uniform(90, 100, n))
-    range_m = np.select([kind == "枪机", kind == "球机"], [rng.uniform(50, 200, n), rng.uniform(60, 200, n)],
-                        rng.uniform(30, 80, n))
+    fov = np.select(
+        [kind == "枪机", kind == "球机"], [rng.uniform(30, 70, n), rng.uniform(45, 90, n)], rng.uniform(90, 100, n)
+    )
+    range_m = np.select(
+        [kind == "枪机", kind == "球机"], [rng.uniform(50, 200, n), rng.uniform(60, 200, n)], rng.uniform(30, 80, n)
+    )
     street = admin.street_of_xy(xy)
     street_names = np.array(admin.streets.names, dtype=object)[street]
     road = _road_names(street, rng)
     number = rng.integers(1, 300, n)
     ids = [f"CAM{i:06d}" for i in range(1, n + 1)]
-    return PointLayer(xy, {
-        "id": ids,
-        "name": [f"{s}{r}{k}号{c}" for s, r, k, c in zip(street_names, road, number, kind)],
-        "heading": np.round(rng.uniform(0.0, 360.0, n), 1),
-        "fov": np.round(fov, 1),
-        "range_m": np.round(range_m, 1),
-        "height_m": np.round(rng.uniform(3.0, 12.0, n), 1),
-        "stream_url": [f"/live/cameras/{i}/index.m3u8" for i in ids],
-        "status": np.where(rng.random(n) < 0.94, "online", "offline"),
-        "kind": kind,
-    })
+    return PointLayer(
+        xy,
+        {
+            "id": ids,
+            "name": [f"{s}{r}{k}号{c}" for s, r, k, c in zip(street_names, road, number, kind)],
+            "heading": np.round(rng.uniform(0.0, 360.0, n), 1),
+            "fov": np.round(fov, 1),
+            "range_m": np.round(range_m, 1),
+            "height_m": np.round(rng.uniform(3.0, 12.0, n), 1),
+            "stream_url": [f"/live/cameras/{i}/index.m3u8" for i in ids],
+            "status": np.where(rng.random(n) < 0.94, "online", "offline"),
+            "kind": kind,
+        },
+    )
 
 
 # Hour-of-day weights for ticket creation (Asia/Shanghai local time).
-_HOURLY = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 4.5, 6.5, 7.0, 6.5,
-                    5.0, 5.5, 6.5, 6.5, 6.0, 5.5, 4.5, 4.0, 3.5, 3.0, 2.2, 1.5])
+_HOURLY = np.array(
+    [
+        1,
+        0.6,
+        0.4,
+        0.3,
+        0.3,
+        0.5,
+        1.2,
+        2.5,
+        4.5,
+        6.5,
+        7.0,
+        6.5,
+        5.0,
+        5.5,
+        6.5,
+        6.5,
+        6.0,
+        5.5,
+        4.5,
+        4.0,
+        3.5,
+        3.0,
+        2.2,
+        1.5,
+    ]
+)
 OPEN_SHARE = 0.02  # the newest ~2 % of tickets are still open
 LATE_SHARE = 0.10  # ~10 % miss one of the 10 min / 30 min / 24 h targets
 
@@ -169,7 +203,7 @@ def ticket_timeline(n: int, rng: np.random.Generator) -> dict[str, pd.Series]:
     now = int((NOW - window_start).total_seconds())
     # stages reached (1 = created only, 2 = acknowledged, 3 = contacted, 4 = resolved):
     # the newest tickets are still open, and nothing happens after NOW
-    newest = np.argsort(created, kind="stable")[::-1][: int(round(OPEN_SHARE * n))]
+    newest = np.argsort(created, kind="stable")[::-1][: round(OPEN_SHARE * n)]
     reached = np.full(n, 4)
     reached[newest] = rng.choice([1, 2, 3], len(newest), p=[0.35, 0.3, 0.35])
     reached = np.minimum(reached, (stamps <= now).sum(axis=1))
@@ -188,8 +222,9 @@ def build_tickets(buildings: Buildings, road_cells: Cells, admin: Admin, n: int,
     shapely.prepare(inside)
     at_building = rng.random(n) < 0.5
     xy = np.empty((n, 2))
-    xy[at_building] = _near_buildings(buildings, np.ones(len(buildings.geometry)), int(at_building.sum()), 15.0,
-                                      inside, rng)
+    xy[at_building] = _near_buildings(
+        buildings, np.ones(len(buildings.geometry)), int(at_building.sum()), 15.0, inside, rng
+    )
     xy[~at_building] = points_on_cell_edges(road_cells, int((~at_building).sum()), rng)
 
     times = ticket_timeline(n, rng)
@@ -207,14 +242,18 @@ def build_tickets(buildings: Buildings, road_cells: Cells, admin: Admin, n: int,
     departments = np.where(to_street_office, "福田区" + street_names + "办事处", departments)
     road = _road_names(street, rng)
     number = rng.integers(1, 400, n)
-    status = np.where(times["resolved_at"].notna(), "已办结",
-                      np.where(times["acknowledged_at"].notna(), "处理中", "待受理"))
-    return PointLayer(xy, {
-        "id": [f"TK{i:08d}" for i in range(1, n + 1)],
-        "channel": np.array([c for c, _ in names.TICKET_CHANNELS], dtype=object)[channel],
-        "category": np.array([c for c, _, _ in names.TICKET_CATEGORIES], dtype=object)[category],
-        "address": [f"{s}{r}{k}号" for s, r, k in zip(street_names, road, number)],
-        **times,
-        "status": status,
-        "department": departments,
-    })
+    status = np.where(
+        times["resolved_at"].notna(), "已办结", np.where(times["acknowledged_at"].notna(), "处理中", "待受理")
+    )
+    return PointLayer(
+        xy,
+        {
+            "id": [f"TK{i:08d}" for i in range(1, n + 1)],
+            "channel": np.array([c for c, _ in names.TICKET_CHANNELS], dtype=object)[channel],
+            "category": np.array([c for c, _, _ in names.TICKET_CATEGORIES], dtype=object)[category],
+            "address": [f"{s}{r}{k}号" for s, r, k in zip(street_names, road, number)],
+            **times,
+            "status": status,
+            "department": departments,
+        },
+    )

@@ -51,8 +51,9 @@ def write_layer(out_dir: Path, layer: str, frame: gpd.GeoDataFrame) -> int:
     for column, dtype in frame.dtypes.items():
         if isinstance(dtype, pd.DatetimeTZDtype):
             frame[column] = frame[column].dt.tz_convert("UTC")
-    pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", use_arrow=True,
-                            layer_options={"SPATIAL_INDEX": "NO"})
+    pyogrio.write_dataframe(
+        frame, path, layer=layer, driver="GPKG", use_arrow=True, layer_options={"SPATIAL_INDEX": "NO"}
+    )
     return len(frame)
 
 
@@ -67,40 +68,55 @@ def _admin_frames(admin: Admin) -> dict[str, Callable[[], gpd.GeoDataFrame]]:
     return {
         "futian_boundary": lambda: _frame(
             {"name": [names.DISTRICT_NAME], "adcode": [names.DISTRICT_ADCODE]},
-            as_multipolygons(to_output([admin.boundary]))),
+            as_multipolygons(to_output([admin.boundary])),
+        ),
         "streets": lambda: _frame(
-            {"street_code": streets.codes, "street": streets.names},
-            as_multipolygons(to_output(streets.geometry))),
+            {"street_code": streets.codes, "street": streets.names}, as_multipolygons(to_output(streets.geometry))
+        ),
         "communities": lambda: _frame(
-            {"community_code": comms.codes, "community": comms.names,
-             "street_code": pick(streets.codes, comm_street), "street": pick(streets.names, comm_street)},
-            as_multipolygons(to_output(comms.geometry))),
+            {
+                "community_code": comms.codes,
+                "community": comms.names,
+                "street_code": pick(streets.codes, comm_street),
+                "street": pick(streets.names, comm_street),
+            },
+            as_multipolygons(to_output(comms.geometry)),
+        ),
         "grids": lambda: _frame(
-            {"grid_code": grids.codes, "grid_name": grids.names,
-             "community_code": pick(comms.codes, grid_comm), "community": pick(comms.names, grid_comm),
-             "street_code": pick(streets.codes, comm_street[grid_comm]),
-             "street": pick(streets.names, comm_street[grid_comm])},
-            as_multipolygons(to_output(grids.geometry))),
+            {
+                "grid_code": grids.codes,
+                "grid_name": grids.names,
+                "community_code": pick(comms.codes, grid_comm),
+                "community": pick(comms.names, grid_comm),
+                "street_code": pick(streets.codes, comm_street[grid_comm]),
+                "street": pick(streets.names, comm_street[grid_comm]),
+            },
+            as_multipolygons(to_output(grids.geometry)),
+        ),
     }
 
 
 def _patch_frame(patches: Patches) -> gpd.GeoDataFrame:
-    return _frame({"code": patches.codes, "name": patches.names,
-                   "area_ha": np.round(shapely.area(patches.geometry) / 1e4, 4)},
-                  as_multipolygons(to_output(patches.geometry)))
+    return _frame(
+        {"code": patches.codes, "name": patches.names, "area_ha": np.round(shapely.area(patches.geometry) / 1e4, 4)},
+        as_multipolygons(to_output(patches.geometry)),
+    )
 
 
 def _buildings_frame(buildings: Buildings) -> gpd.GeoDataFrame:
     n = len(buildings.geometry)
-    return _frame({
-        "id": [f"BLD{i:06d}" for i in range(1, n + 1)],
-        "name": buildings.name,
-        "height": buildings.height,
-        "floors": buildings.floors,
-        "use": buildings.use,
-        "year_built": buildings.year_built,
-        "base_height": np.zeros(n),
-    }, as_multipolygons(to_output(buildings.geometry)))
+    return _frame(
+        {
+            "id": [f"BLD{i:06d}" for i in range(1, n + 1)],
+            "name": buildings.name,
+            "height": buildings.height,
+            "floors": buildings.floors,
+            "use": buildings.use,
+            "year_built": buildings.year_built,
+            "base_height": np.zeros(n),
+        },
+        as_multipolygons(to_output(buildings.geometry)),
+    )
 
 
 def _parcels_frame(parcels: Parcels) -> gpd.GeoDataFrame:
@@ -111,8 +127,9 @@ def _points_frame(layer: PointLayer) -> gpd.GeoDataFrame:
     return _frame(layer.columns, _point_geometry(layer.xy))
 
 
-def generate(out_dir: Path, scale: Scale = "small", seed: int = 42,
-             on_layer: Callable[[str, int], None] | None = None) -> dict[str, int]:
+def generate(
+    out_dir: Path, scale: Scale = "small", seed: int = 42, on_layer: Callable[[str, int], None] | None = None
+) -> dict[str, int]:
     """Write one GeoPackage per layer into out_dir (out_dir/<layer>.gpkg, GDAL layer name =
     <layer>), all in EPSG:4326 (lon/lat WGS84). Returns {layer: feature_count}. Calls
     on_layer(layer, count) after each layer. The data is synthetic (see the module docstring)."""

@@ -29,11 +29,21 @@ async def layer_info(layer: LayerInfo = Depends(get_layer)) -> dict:
     return layer.to_json()
 
 
-@router.get("/{name}/tiles/{z}/{x}/{y}.mvt", summary="A Mapbox vector tile (204 when empty)",
-            response_class=Response, responses={200: {"content": {MVT_MEDIA_TYPE: {}}}, 204: {}, 304: {}})
-async def tile(z: int, x: int, y: int, request: Request, layer: LayerInfo = Depends(get_layer),
-               pool: AsyncConnectionPool = Depends(get_pool),
-               settings: Settings = Depends(get_settings_dep)) -> Response:
+@router.get(
+    "/{name}/tiles/{z}/{x}/{y}.mvt",
+    summary="A Mapbox vector tile (204 when empty)",
+    response_class=Response,
+    responses={200: {"content": {MVT_MEDIA_TYPE: {}}}, 204: {}, 304: {}},
+)
+async def tile(
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    layer: LayerInfo = Depends(get_layer),
+    pool: AsyncConnectionPool = Depends(get_pool),
+    settings: Settings = Depends(get_settings_dep),
+) -> Response:
     if not tile_in_range(z, x, y):
         raise NotFoundError(f"tile {z}/{x}/{y} does not exist")
     stamp = int(layer.imported_at.timestamp()) if layer.imported_at else 0  # versions restart with a new database
@@ -52,14 +62,16 @@ async def tile(z: int, x: int, y: int, request: Request, layer: LayerInfo = Depe
 
 
 @router.get("/{name}/items", summary="GeoJSON features (bbox, paging, property filters: ?use=住宅)")
-async def items(request: Request, layer: LayerInfo = Depends(get_layer),
-                pool: AsyncConnectionPool = Depends(get_pool),
-                bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat (EPSG:4326)"),
-                limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
-                offset: int = Query(0, ge=0)) -> Response:
+async def items(
+    request: Request,
+    layer: LayerInfo = Depends(get_layer),
+    pool: AsyncConnectionPool = Depends(get_pool),
+    bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat (EPSG:4326)"),
+    limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
+    offset: int = Query(0, ge=0),
+) -> Response:
     filters = {k: v for k, v in request.query_params.items() if k not in _ITEM_PARAMS}
-    query, params = items_query(layer, ItemsRequest(bbox=parse_bbox(bbox), limit=limit, offset=offset,
-                                                    filters=filters))
+    query, params = items_query(layer, ItemsRequest(bbox=parse_bbox(bbox), limit=limit, offset=offset, filters=filters))
     async with pool.connection() as conn:  # a filter value the column's type cannot hold: DataError, a 400
         cur = await conn.execute(query, params)
         row = await cur.fetchone()

@@ -47,8 +47,12 @@ async def post_readings(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict
     refused reading with its reason."""
     checked = hub.check_readings(body)
     new = await asyncio.wrap_future(hub.submit(checked.accepted))
-    return {"accepted": len(checked.accepted), "stored": new, "duplicates": len(checked.accepted) - new,
-            "rejected": [r.to_json() for r in checked.rejected]}
+    return {
+        "accepted": len(checked.accepted),
+        "stored": new,
+        "duplicates": len(checked.accepted) - new,
+        "rejected": [r.to_json() for r in checked.rejected],
+    }
 
 
 @router.post("/tickets", summary="Create or update one ticket (idempotent on id)")
@@ -59,18 +63,20 @@ async def post_ticket(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict:
         hub.counters.rejected += 1  # counted, then answered 400 like any refused record
         raise InputError(f"ticket {body.get('id') if isinstance(body, dict) else None!r}", str(exc)) from None
     created, stored = await run_in_threadpool(hub.store_ticket, ticket)
-    return {"id": ticket.id, "created": created,
-            "sla": sla_of(stored, dt.datetime.now(dt.timezone.utc), hub.sla).to_json()}
+    return {"id": ticket.id, "created": created, "sla": sla_of(stored, dt.datetime.now(dt.UTC), hub.sla).to_json()}
 
 
 @router.get("/sensors/{sensor_id}", summary="A sensor and its latest reading (value, ts, status)")
 async def sensor(sensor_id: str, pool: AsyncConnectionPool = Depends(get_pool)) -> dict:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"""
+        await cur.execute(
+            f"""
             SELECT s.id AS sensor_id, s.category, s.category_name, s.street, s.community, s.grid,
                    ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, st.value, st.ts, st.status
             FROM {LIVE_SCHEMA}.sensors s LEFT JOIN {LIVE_SCHEMA}.sensor_state st ON st.sensor_id = s.id
-            WHERE s.id = %s""", (sensor_id,))
+            WHERE s.id = %s""",
+            (sensor_id,),
+        )
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no sensor {sensor_id!r}")
@@ -78,42 +84,72 @@ async def sensor(sensor_id: str, pool: AsyncConnectionPool = Depends(get_pool)) 
 
 
 @router.get("/sensors/{sensor_id}/readings", summary="Stored readings of a sensor between since and until")
-async def sensor_readings(sensor_id: str, since: str | None = Query(None, description="ISO-8601, inclusive"),
-                          until: str | None = Query(None, description="ISO-8601, exclusive"),
-                          pool: AsyncConnectionPool = Depends(get_pool)) -> dict:
+async def sensor_readings(
+    sensor_id: str,
+    since: str | None = Query(None, description="ISO-8601, inclusive"),
+    until: str | None = Query(None, description="ISO-8601, exclusive"),
+    pool: AsyncConnectionPool = Depends(get_pool),
+) -> dict:
     start, end = _time(since, "since"), _time(until, "until")
     async with pool.connection() as conn, conn.cursor() as cur:
-        await cur.execute(f"""
+        await cur.execute(
+            f"""
             SELECT ts, value, status FROM {LIVE_SCHEMA}.readings
             WHERE sensor_id = %s AND (%s::timestamptz IS NULL OR ts >= %s) AND (%s::timestamptz IS NULL OR ts < %s)
-            ORDER BY ts LIMIT {HISTORY_LIMIT + 1}""", (sensor_id, start, start, end, end))
+            ORDER BY ts LIMIT {HISTORY_LIMIT + 1}""",
+            (sensor_id, start, start, end, end),
+        )
         rows = await cur.fetchall()
-    return {"sensor_id": sensor_id, "count": min(len(rows), HISTORY_LIMIT), "truncated": len(rows) > HISTORY_LIMIT,
-            "readings": [{"ts": ts.isoformat(), "value": value, "status": st} for ts, value, st in rows[:HISTORY_LIMIT]]}
+    return {
+        "sensor_id": sensor_id,
+        "count": min(len(rows), HISTORY_LIMIT),
+        "truncated": len(rows) > HISTORY_LIMIT,
+        "readings": [{"ts": ts.isoformat(), "value": value, "status": st} for ts, value, st in rows[:HISTORY_LIMIT]],
+    }
 
 
 @router.get("/tickets/{ticket_id}", summary="A ticket and its 10-30-24 stage (sla: stage, overdue, due_at)")
-async def ticket(ticket_id: str, pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)) -> dict:
+async def ticket(
+    ticket_id: str, pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)
+) -> dict:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"""
+        await cur.execute(
+            f"""
             SELECT id, channel, category, address, department, status, created_at, acknowledged_at, contacted_at,
                    resolved_at, street, community, grid, ST_X(geom) AS lon, ST_Y(geom) AS lat, updated_at
-            FROM {LIVE_SCHEMA}.tickets WHERE id = %s""", (ticket_id,))
+            FROM {LIVE_SCHEMA}.tickets WHERE id = %s""",
+            (ticket_id,),
+        )
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no ticket {ticket_id!r}")
-    t = Ticket(row["id"], row["channel"], row["category"], row["lon"], row["lat"], row["created_at"],
-               row["acknowledged_at"], row["contacted_at"], row["resolved_at"])
-    return {**row, "sla": sla_of(t, dt.datetime.now(dt.timezone.utc), hub.sla).to_json()}
+    t = Ticket(
+        row["id"],
+        row["channel"],
+        row["category"],
+        row["lon"],
+        row["lat"],
+        row["created_at"],
+        row["acknowledged_at"],
+        row["contacted_at"],
+        row["resolved_at"],
+    )
+    return {**row, "sla": sla_of(t, dt.datetime.now(dt.UTC), hub.sla).to_json()}
 
 
 _LEVELS = ("street", "community", "grid")  # each a column of live.sensors and live.tickets
 
 
-@router.get("/snapshot/sensors", summary="Every sensor's latest state, binary and columnar (the first paint)",
-            response_class=Response)
-async def sensor_snapshot_route(request: Request, bbox: str | None = Query(None, description="west,south,east,north"),
-                                hub: LiveHub = Depends(get_hub)) -> Response:
+@router.get(
+    "/snapshot/sensors",
+    summary="Every sensor's latest state, binary and columnar (the first paint)",
+    response_class=Response,
+)
+async def sensor_snapshot_route(
+    request: Request,
+    bbox: str | None = Query(None, description="west,south,east,north"),
+    hub: LiveHub = Depends(get_hub),
+) -> Response:
     """Layout in ``cim.live.state.sensor_snapshot``: a JSON header (column
     offsets, categories, status codes, the registry version), then ids, 16-bit
     positions, float32 values and byte codes. Gzip when the client takes it."""
@@ -137,52 +173,70 @@ async def _columns(pool: AsyncConnectionPool, query: str, params: tuple = ()) ->
 @router.get("/snapshot/cameras", summary="Cameras as columns: id, lon, lat, heading, fov, range_m, status, stream_url")
 async def camera_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool)) -> dict:
     box = parse_bbox(bbox) or (-180, -90, 180, 90)
-    return await _columns(pool, f"""
+    return await _columns(
+        pool,
+        f"""
         SELECT id, name, round(ST_X(geom)::numeric, 7)::float8 AS lon, round(ST_Y(geom)::numeric, 7)::float8 AS lat,
                heading, fov, range_m, status, stream_url
-        FROM {LIVE_SCHEMA}.cameras WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) ORDER BY id""", box)
+        FROM {LIVE_SCHEMA}.cameras WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) ORDER BY id""",
+        box,
+    )
 
 
 @router.get("/snapshot/tickets", summary="Open tickets and those closed in the last 24 hours, as columns with SLA")
-async def ticket_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool),
-                          hub: LiveHub = Depends(get_hub)) -> dict:
+async def ticket_snapshot(
+    bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)
+) -> dict:
     box = parse_bbox(bbox) or (-180, -90, 180, 90)
     async with pool.connection() as conn, conn.cursor() as cur:
-        await cur.execute(f"""
+        await cur.execute(
+            f"""
             SELECT id, channel, category, ST_X(geom), ST_Y(geom), created_at, acknowledged_at, contacted_at, resolved_at
             FROM {LIVE_SCHEMA}.tickets
             WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)
               AND (resolved_at IS NULL OR resolved_at > now() - interval '24 hours')
-            ORDER BY created_at""", box)
+            ORDER BY created_at""",
+            box,
+        )
         rows = await cur.fetchall()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     out: dict[str, list] = {k: [] for k in ("id", "channel", "category", "lon", "lat", "stage", "due_at", "overdue")}
     for tid, channel, category, lon, lat, *times in rows:
         sla = sla_of(Ticket(tid, channel, category, lon, lat, *times), now, hub.sla)
-        for key, value in zip(out, (tid, channel, category, round(lon, 7), round(lat, 7), sla.stage,
-                                    sla.due_at.timestamp(), sla.overdue)):
+        for key, value in zip(
+            out, (tid, channel, category, round(lon, 7), round(lat, 7), sla.stage, sla.due_at.timestamp(), sla.overdue)
+        ):
             out[key].append(value)
     return {"count": len(rows), **out}
 
 
 @router.get("/alarms", summary="Open alarms (or all since a time), newest first")
-async def alarms(since: str | None = Query(None, description="ISO-8601: also the cleared ones raised since"),
-                 limit: int = Query(1000, ge=1, le=100_000), pool: AsyncConnectionPool = Depends(get_pool)) -> dict:
+async def alarms(
+    since: str | None = Query(None, description="ISO-8601: also the cleared ones raised since"),
+    limit: int = Query(1000, ge=1, le=100_000),
+    pool: AsyncConnectionPool = Depends(get_pool),
+) -> dict:
     start = _time(since, "since")
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"""
+        await cur.execute(
+            f"""
             SELECT a.id, a.sensor_id, s.category, a.kind, a.severity, a.message, a.value, a.raised_at, a.cleared_at,
                    ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.street, s.community, s.grid
             FROM {LIVE_SCHEMA}.alarms a JOIN {LIVE_SCHEMA}.sensors s ON s.id = a.sensor_id
             WHERE (%s::timestamptz IS NULL AND a.cleared_at IS NULL) OR a.raised_at >= %s
-            ORDER BY a.raised_at DESC LIMIT %s""", (start, start, limit))
+            ORDER BY a.raised_at DESC LIMIT %s""",
+            (start, start, limit),
+        )
         rows = await cur.fetchall()
     return {"count": len(rows), "alarms": rows}
 
 
 @router.get("/counts", summary="Per street, community or grid: sensors, open alarms, offline, open and overdue tickets")
-async def counts(level: str = Query("street", description="street, community or grid"),
-                 pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)) -> dict:
+async def counts(
+    level: str = Query("street", description="street, community or grid"),
+    pool: AsyncConnectionPool = Depends(get_pool),
+    hub: LiveHub = Depends(get_hub),
+) -> dict:
     if level not in _LEVELS:
         raise InputError("level", f"{level!r} is not street, community or grid")
     overdue_sql = """CASE WHEN resolved_at IS NOT NULL THEN false
@@ -190,7 +244,8 @@ async def counts(level: str = Query("street", description="street, community or 
                           WHEN acknowledged_at IS NOT NULL THEN now() > created_at + %(contact)s
                           ELSE now() > created_at + %(ack)s END"""
     async with pool.connection() as conn, conn.cursor() as cur:
-        await cur.execute(f"""
+        await cur.execute(
+            f"""
             WITH s AS (
                 SELECT s.{level} AS area, count(*) AS sensors,
                        count(*) FILTER (WHERE st.status = 'offline' OR EXISTS (
@@ -207,7 +262,8 @@ async def counts(level: str = Query("street", description="street, community or 
             SELECT coalesce(s.area, t.area), coalesce(sensors, 0), coalesce(alarms, 0), coalesce(offline, 0),
                    coalesce(open_tickets, 0), coalesce(overdue_tickets, 0)
             FROM s FULL JOIN t ON t.area = s.area ORDER BY 1""",
-            {"ack": hub.sla.acknowledge, "contact": hub.sla.contact, "resolve": hub.sla.resolve})
+            {"ack": hub.sla.acknowledge, "contact": hub.sla.contact, "resolve": hub.sla.resolve},
+        )
         rows = await cur.fetchall()
     keys = ("area", "sensors", "alarms", "offline", "open_tickets", "overdue_tickets")
     return {"level": level, "areas": [dict(zip(keys, r)) for r in rows]}
@@ -220,8 +276,9 @@ async def stream(ws: WebSocket) -> None:
     broadcaster = ws.app.state.broadcaster
     sub = Subscriber(ws)
     broadcaster.subscribers.add(sub)
-    await ws.send_text(json.dumps({"type": "hello", "version": ws.app.state.hub.state.registry.version,
-                                   "every_s": PUSH_EVERY_S}))
+    await ws.send_text(
+        json.dumps({"type": "hello", "version": ws.app.state.hub.state.registry.version, "every_s": PUSH_EVERY_S})
+    )
     try:
         while True:
             message = await ws.receive_text()

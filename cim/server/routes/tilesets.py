@@ -13,5 +13,7 @@ router = APIRouter(tags=["tilesets"])
 
 @router.get("/tilesets", summary="The tilesets: name, URL of tileset.json, what they hold")
 async def list_tilesets(settings: Settings = Depends(get_settings_dep)) -> list[dict]:
-    return [{"name": name, "url": f"/tilesets/{name}/tileset.json", **extras}
-            for name, extras in current_tilesets(settings.tilesets_dir).items()]
+    return [
+        {"name": name, "url": f"/tilesets/{name}/tileset.json", **extras}
+        for name, extras in current_tilesets(settings.tilesets_dir).items()
+    ]

@@ -22,10 +22,16 @@ router = APIRouter(tags=["viewer"])
 
 def tileset_refs(settings: Settings, catalogue: dict[str, LayerInfo]) -> list[TilesetRef]:
     """The current tilesets; a tileset named like a layer belongs to it (the importers make both)."""
-    return [TilesetRef(name, f"/tilesets/{name}/tileset.json", layer=name if name in catalogue else None,
-                       storeys=tuple((st["name"], f"/tilesets/{name}/{st['url']}") for st in storey_tilesets(extras)),
-                       kind=str(extras.get("kind", "")))
-            for name, extras in current_tilesets(settings.tilesets_dir).items()]
+    return [
+        TilesetRef(
+            name,
+            f"/tilesets/{name}/tileset.json",
+            layer=name if name in catalogue else None,
+            storeys=tuple((st["name"], f"/tilesets/{name}/{st['url']}") for st in storey_tilesets(extras)),
+            kind=str(extras.get("kind", "")),
+        )
+        for name, extras in current_tilesets(settings.tilesets_dir).items()
+    ]
 
 
 #: the last viewer file read, per path: (its mtime, size and inode, or None when absent; what it held)
@@ -48,16 +54,17 @@ def viewer_styles(settings: Settings) -> ViewerStyles:
 
 
 @router.get("/viewer", response_class=HTMLResponse, summary="The viewer page")
-async def viewer(catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
-                 settings: Settings = Depends(get_settings_dep)) -> HTMLResponse:
-    config = viewer_config(catalogue.values(), tileset_refs(settings, catalogue),
-                           styles=viewer_styles(settings))
+async def viewer(
+    catalogue: dict[str, LayerInfo] = Depends(get_catalogue), settings: Settings = Depends(get_settings_dep)
+) -> HTMLResponse:
+    config = viewer_config(catalogue.values(), tileset_refs(settings, catalogue), styles=viewer_styles(settings))
     return HTMLResponse(viewer_page(config), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/viewer/config.json", summary="What the viewer page is built from: the deck JSON, layers, labels")
-async def viewer_config_json(catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
-                             settings: Settings = Depends(get_settings_dep)) -> dict:
+async def viewer_config_json(
+    catalogue: dict[str, LayerInfo] = Depends(get_catalogue), settings: Settings = Depends(get_settings_dep)
+) -> dict:
     return viewer_config(catalogue.values(), tileset_refs(settings, catalogue), styles=viewer_styles(settings))
 
 
