@@ -33,6 +33,7 @@ import psycopg
 
 from cim.config import Settings
 from cim.db import database_url
+from cim.errors import InputError
 from cim.live import records
 from cim.live.broker import LocalBroker, MqttAddress
 from cim.live.mqtt import Message, Subscription
@@ -239,6 +240,15 @@ class LiveHub:
         checked = records.readings(body, now=now, oldest=oldest, known=self.state.registry.index)
         self.counters.rejected += len(checked.rejected)
         return checked
+
+    def check_ticket(self, body: object) -> Ticket:
+        """A ticket from a request's body, or an :class:`~cim.errors.InputError`
+        naming it and the problem (counted as refused, as readings are)."""
+        try:
+            return records.ticket(body)
+        except records.RecordError as exc:
+            self.counters.rejected += 1
+            raise InputError(f"ticket {body.get('id') if isinstance(body, dict) else None!r}", str(exc)) from None
 
     def submit(self, readings: list[Reading]) -> Future:
         """Store ``readings``; the future's result is how many were new."""

@@ -57,11 +57,7 @@ async def post_readings(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict
 
 @router.post("/tickets", summary="Create or update one ticket (idempotent on id)")
 async def post_ticket(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict:
-    try:
-        ticket = records.ticket(body)
-    except records.RecordError as exc:
-        hub.counters.rejected += 1  # counted, then answered 400 like any refused record
-        raise InputError(f"ticket {body.get('id') if isinstance(body, dict) else None!r}", str(exc)) from None
+    ticket = hub.check_ticket(body)
     created, stored = await run_in_threadpool(hub.store_ticket, ticket)
     return {"id": ticket.id, "created": created, "sla": sla_of(stored, dt.datetime.now(dt.UTC), hub.sla).to_json()}
 
