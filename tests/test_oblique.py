@@ -216,6 +216,7 @@ def test_cesiumjs_loads_the_oblique_tileset(imported):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_the_viewer_draws_the_oblique_tileset(imported, server, http, tmp_path):
     from tests.browser import browse
 

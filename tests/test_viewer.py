@@ -55,6 +55,7 @@ def _bright_pixels(path) -> int:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_buildings_are_drawn(server, tower, tmp_path):
     _, _, lon, lat = tower
     view = f"view={lon:.6f},{lat:.6f},15.5,50,20"
