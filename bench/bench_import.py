@@ -22,7 +22,7 @@ from cim.cluster import LocalCluster
 from cim.crs import Datum
 from cim.db import database_url
 from cim.demo import BOUNDARY_GCJ02, SAMPLE_LAYERS
-from import_scripts import layer as layer_importer
+from import_scripts.layer import LayerImporter, LayerOptions
 
 
 def ogr2ogr(url: str, path, table: str) -> float:
@@ -73,16 +73,13 @@ def main() -> None:
     t0 = time.perf_counter()
     folder = full_sample(args.scale)
     print(f"sample ({args.scale}) ready in {time.perf_counter() - t0:.1f} s: {folder}")
-    layer_importer.run(
-        settings, BOUNDARY_GCJ02, "futian_boundary", layer_importer.LayerOptions(datum=Datum.gcj02, grid_join=False)
-    )
+    LayerImporter(settings, BOUNDARY_GCJ02, "futian_boundary", LayerOptions(datum=Datum.gcj02, grid_join=False)).run()
     print(f"{'layer':<14}{'rows':>9}{'type':>14}{'ours s':>9}{'rows/s':>10}{'ogr2ogr s':>11}{'rows/s':>10}{'ratio':>7}")
     total_ours = total_ogr = 0.0
     for layer in SAMPLE_LAYERS:  # all as plain layers here: bench_buildings measures the tiles
         path = folder / f"{layer.name}.gpkg"
-        report = layer_importer.run(
-            settings, path, layer.name, layer_importer.LayerOptions(title=layer.title, grid_join=layer.grid_join)
-        )
+        options = LayerOptions(title=layer.title, grid_join=layer.grid_join)
+        report = LayerImporter(settings, path, layer.name, options).run()
         peer = ogr2ogr(url, path, layer.name)
         total_ours += report.seconds
         total_ogr += peer

@@ -88,7 +88,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def ensure_sample(settings: Settings) -> None:
     """The grid layers and the full sample's sensors in the bench database."""
     from cim.demo import SAMPLE_LAYERS
-    from import_scripts import layer as layer_importer
+    from import_scripts.layer import LayerImporter, LayerOptions
 
     with psycopg.connect(database_url(settings), autocommit=True) as conn:
         row = None
@@ -99,12 +99,8 @@ def ensure_sample(settings: Settings) -> None:
     folder = full_sample()
     for layer in SAMPLE_LAYERS:
         if layer.name in ("streets", "communities", "grids", "sensors"):
-            report = layer_importer.run(
-                settings,
-                folder / f"{layer.name}.gpkg",
-                layer.name,
-                layer_importer.LayerOptions(title=layer.title, grid_join=layer.grid_join),
-            )
+            options = LayerOptions(title=layer.title, grid_join=layer.grid_join)
+            report = LayerImporter(settings, folder / f"{layer.name}.gpkg", layer.name, options).run()
             print(f"imported {layer.name}: {report.feature_count:,} in {report.seconds:.1f} s", flush=True)
 
 

@@ -12,8 +12,8 @@ from rich.progress import Progress
 
 from cim.config import Settings
 from cim.crs import Datum
-from import_scripts import buildings as buildings_importer
-from import_scripts import layer as layer_importer
+from import_scripts.buildings import BuildingOptions, BuildingsImporter
+from import_scripts.layer import LayerImporter, LayerOptions
 from import_scripts.report import ImportReport
 
 if TYPE_CHECKING:  # the generator (geopandas) is imported only when a sample is generated
@@ -95,23 +95,15 @@ def import_sample(
             progress.update(task, advance=1, description=description)
 
     # the real district boundary, as published in GCJ-02: converted on import
-    reports = [
-        layer_importer.run(
-            settings,
-            BOUNDARY_GCJ02,
-            "futian_boundary",
-            layer_importer.LayerOptions(title="福田区", datum=Datum.gcj02, grid_join=False),
-        )
-    ]
+    boundary = LayerOptions(title="福田区", datum=Datum.gcj02, grid_join=False)
+    reports = [LayerImporter(settings, BOUNDARY_GCJ02, "futian_boundary", boundary).run()]
     step("futian_boundary")
     for layer in SAMPLE_LAYERS:
-        options = layer_importer.LayerOptions(title=layer.title, grid_join=layer.grid_join)
+        options = LayerOptions(title=layer.title, grid_join=layer.grid_join)
         source = folder / f"{layer.name}.gpkg"
         if layer.kind == "buildings":
-            reports.append(
-                buildings_importer.run(settings, source, layer.name, buildings_importer.BuildingOptions(layer=options))
-            )
+            reports.append(BuildingsImporter(settings, source, layer.name, BuildingOptions(layer=options)).run())
         else:
-            reports.append(layer_importer.run(settings, source, layer.name, options))
+            reports.append(LayerImporter(settings, source, layer.name, options).run())
         step(layer.name)
     return reports

@@ -3,5 +3,5 @@
 
     read -> normalise CRS -> write tiles and/or a layer -> report
 
-Each module also has ``run(settings, source, name, options, progress) -> ImportReport``.
+    SomeImporter(settings, source, name, options, progress).run() -> ImportReport
 """

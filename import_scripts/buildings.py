@@ -17,10 +17,9 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from cim.config import Settings
 from cim.errors import InputError
 from import_scripts.layer import LayerOptions, VectorImporter
-from import_scripts.report import ImportReport, Progress
+from import_scripts.report import ImportReport
 from layers.catalogue import LayerInfo
 from layers.gridjoin import GRID_COLUMNS
 from layers.load import LoadResult
@@ -174,16 +173,6 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
             f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s"
         )
         return self.report.build(result, output=f"{result.layer.table_schema}.{self.name} + {tileset}")
-
-
-def run(
-    settings: Settings,
-    source: Path,
-    name: str,
-    options: BuildingOptions = BuildingOptions(),
-    progress: Progress | None = None,
-) -> ImportReport:
-    return BuildingsImporter(settings, source, name, options, progress).run()
 
 
 def _placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarray]:

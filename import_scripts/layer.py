@@ -6,16 +6,15 @@ from __future__ import annotations
 from abc import abstractmethod
 from pathlib import Path
 
-from cim.config import Settings
 from cim.crs import Datum
 from import_scripts.contract import Importer, OptionsT
-from import_scripts.report import ImportReport, Progress
+from import_scripts.report import ImportReport
 from import_scripts.vector import Features, LayerOptions, normalise, read_vector
 from layers.load import LoadResult
 from layers.schema import LAYER_SCHEMA
 from tiles.output import TilesetVersion
 
-__all__ = ["LayerImporter", "LayerOptions", "VectorImporter", "run"]
+__all__ = ["LayerImporter", "LayerOptions", "VectorImporter"]
 
 
 class VectorImporter(Importer[OptionsT]):
@@ -71,13 +70,3 @@ class LayerImporter(VectorImporter[LayerOptions]):
     def summary(self, result: LoadResult, tileset: Path | None) -> ImportReport:
         self.summary_notes(result)
         return self.report.build(result, output=f"{LAYER_SCHEMA}.{self.name}")
-
-
-def run(
-    settings: Settings,
-    source: Path,
-    name: str,
-    options: LayerOptions = LayerOptions(),
-    progress: Progress | None = None,
-) -> ImportReport:
-    return LayerImporter(settings, source, name, options, progress).run()

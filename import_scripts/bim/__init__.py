@@ -17,12 +17,11 @@ import psycopg
 import pyarrow as pa
 import shapely
 
-from cim.config import Settings
 from cim.errors import CimError, InputError
 from import_scripts.bim.georef import Anchor, georeference
 from import_scripts.bim.reader import Model, properties_json, read_model
 from import_scripts.contract import Importer
-from import_scripts.report import ImportReport, Progress
+from import_scripts.report import ImportReport
 from layers.catalogue import LayerInfo
 from layers.elements import NO_STOREY
 from layers.load import FeatureTable, LoadResult, load_layer
@@ -183,9 +182,3 @@ class BimImporter(Importer[BimOptions]):
             geometry_type=f"elements ({model.schema})",
             output=f"{LAYER_SCHEMA}.{self.name}, {LAYER_SCHEMA}.{self.outline_name} + {tileset}",
         )
-
-
-def run(
-    settings: Settings, source: Path, name: str, options: BimOptions = BimOptions(), progress: Progress | None = None
-) -> ImportReport:
-    return BimImporter(settings, source, name, options, progress).run()

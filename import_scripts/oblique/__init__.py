@@ -24,7 +24,6 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from cim.config import Settings
 from cim.errors import InputError
 from import_scripts.contract import Importer
 from import_scripts.oblique.convert import Job, convert, finished
@@ -318,14 +317,3 @@ class ObliqueImporter(Importer[ObliqueOptions]):
             geometry_type=f"tiles ({production.kind.upper()})",
             output=f"{LAYER_SCHEMA}.{self.name} + {tileset}",
         )
-
-
-def run(
-    settings: Settings,
-    source: Path,
-    name: str,
-    options: ObliqueOptions = ObliqueOptions(),
-    progress: Progress | None = None,
-) -> ImportReport:
-    """Import the production (see :class:`ObliqueImporter`)."""
-    return ObliqueImporter(settings, source, name, options, progress).run()
