@@ -63,12 +63,19 @@ class Glb:
     def indices(self) -> np.ndarray:
         return self.accessor(self.primitive["indices"])
 
+    def metadata_class(self) -> dict[str, dict]:
+        """The definitions of the property table's class: every property, those
+        a tile leaves out of its table (no value there) included."""
+        ext = self.json["extensions"]["EXT_structural_metadata"]
+        return ext["schema"]["classes"][ext["propertyTables"][0]["class"]]["properties"]
+
     def property_table(self) -> dict[str, list]:
+        """The columns present in the property table (raw values: ``noData`` as written)."""
         ext = self.json["extensions"]["EXT_structural_metadata"]
         table = ext["propertyTables"][0]
         cls = ext["schema"]["classes"][table["class"]]["properties"]
         out: dict[str, list] = {}
-        for name, prop in table["properties"].items():
+        for name, prop in table.get("properties", {}).items():
             kind = cls[name]
             if kind["type"] == "STRING":
                 values = self.view(prop["values"])
@@ -79,6 +86,42 @@ class Glb:
                     self.view(prop["values"]), dtype=_SCALARS[kind["componentType"]], count=table["count"]
                 ).tolist()
         return out
+
+    def property_table_problems(self) -> list[str]:
+        """What is malformed in the property tables' buffers, as the 3D Tiles
+        metadata specification has them: 8-byte aligned buffer views, numbers
+        filling their view, UINT32 string offsets (count + 1 of them, rising from
+        0) whose last one is the byte length of the strings' view."""
+        ext = self.json["extensions"]["EXT_structural_metadata"]
+        problems = []
+        for t, table in enumerate(ext["propertyTables"]):
+            cls = ext["schema"]["classes"][table["class"]]["properties"]
+            count = table["count"]
+            if count < 1:
+                problems.append(f"table {t}: count {count}")
+            for name, prop in table.get("properties", {}).items():
+                kind = cls[name]
+                views = [prop["values"]] + ([prop["stringOffsets"]] if "stringOffsets" in prop else [])
+                for v in views:
+                    if self.json["bufferViews"][v].get("byteOffset", 0) % 8:
+                        problems.append(f"{name}: buffer view {v} is not 8-byte aligned")
+                    if self.json["bufferViews"][v]["byteLength"] < 1:
+                        problems.append(f"{name}: buffer view {v} is empty")
+                values = self.view(prop["values"])
+                if kind["type"] == "STRING":
+                    if prop.get("stringOffsetType", "UINT32") != "UINT32" or "stringOffsets" not in prop:
+                        problems.append(f"{name}: string offsets are not UINT32")
+                        continue
+                    offsets = np.frombuffer(self.view(prop["stringOffsets"]), dtype="<u4")
+                    if len(offsets) != count + 1:
+                        problems.append(f"{name}: {len(offsets)} string offsets for {count} strings")
+                    elif offsets[0] != 0 or np.any(np.diff(offsets.astype(np.int64)) < 0):
+                        problems.append(f"{name}: string offsets do not rise from 0")
+                    elif offsets[-1] != len(values):
+                        problems.append(f"{name}: strings end at byte {offsets[-1]}, their view has {len(values)}")
+                elif len(values) != count * np.dtype(_SCALARS[kind["componentType"]]).itemsize:
+                    problems.append(f"{name}: {len(values)} bytes for {count} {kind['componentType']} values")
+        return problems
 
 
 def tile_transforms(tileset: dict, folder: Path | None = None) -> dict[str, np.ndarray]:

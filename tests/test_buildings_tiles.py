@@ -10,12 +10,14 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import psycopg
 import pyproj
 import pytest
 import shapely
 
 from tests.conftest import REPO, run_cim
 from tests.gltf_read import Glb, tile_transforms, to_ecef
+from tests.validator import assert_valid_3dtiles
 
 TO_LLH = pyproj.Transformer.from_crs(4978, 4979, always_xy=True)
 TO_METRIC = pyproj.Transformer.from_crs(4326, 4547, always_xy=True)
@@ -198,6 +200,73 @@ def test_a_failed_import_leaves_layer_and_tileset_as_they_were(settings, conn, t
     assert conn.execute("SELECT version FROM cim.layers WHERE name = 'b_keep'").fetchone()[0] == 1
     leftovers = [p for p in (settings.tilesets_dir / ".versions").iterdir() if p.name.startswith("b_keep-")]
     assert leftovers == [before]
+
+
+@pytest.fixture(scope="module")
+def sparse_tileset_dir(settings, tileset_dir, db_url, tmp_path_factory) -> Path:
+    """Buildings whose attributes are all empty in some tiles: a group in the
+    sample's grids and one 20 km away, outside every grid (street, community,
+    grid empty there, floors all missing), no name field, no use anywhere."""
+    d = 0.0002
+    inside = [shapely.box(114.05 + i * 0.001, 22.54, 114.05 + i * 0.001 + d, 22.54 + d) for i in range(3)]
+    outside = [shapely.box(113.90 + i * 0.001, 22.70, 113.90 + i * 0.001 + d, 22.70 + d) for i in range(3)]
+    with psycopg.connect(db_url, autocommit=True) as conn:  # what the test stands on
+        for geom, in_grid in [(inside[0], True), (outside[0], False)]:
+            sql = "SELECT count(*) FROM layers.grids WHERE ST_Intersects(geom, ST_GeomFromText(%s, 4326))"
+            assert (conn.execute(sql, (geom.wkt,)).fetchone()[0] > 0) == in_grid
+    path = tmp_path_factory.mktemp("sparse") / "sparse.gpkg"
+    gpd.GeoDataFrame(
+        {
+            "id": [f"S{i}" for i in range(6)],
+            "height": [12.0, 15.0, 18.0, 21.0, 24.0, 27.0],
+            "floors": [4, 5, 6, None, None, None],
+            "use": [None] * 6,
+        },
+        geometry=inside + outside,
+        crs=4326,
+    ).to_file(path)
+    run_cim(settings, "import", "buildings", str(path), "--name", "b_sparse", check=True)
+    return settings.tilesets_dir / "b_sparse"
+
+
+def _no_value(glb: Glb, name: str) -> bool:
+    """The tile has no value of ``name``: left out of its table, or every value its ``noData``."""
+    table = glb.property_table()
+    if name not in table:
+        return True
+    no_data = glb.metadata_class()[name].get("noData")
+    return no_data is not None and all(v == no_data for v in table[name])
+
+
+def test_a_property_without_values_in_a_tile_is_left_out_of_its_table(sparse_tileset_dir, glbs):
+    tileset = json.loads((sparse_tileset_dir / "tileset.json").read_text())
+    tiles = {uri: Glb.read(sparse_tileset_dir / uri) for uri in tile_transforms(tileset)}
+    assert len(tiles) >= 2  # 20 km apart: the two groups are in different tiles
+    in_grids = outside = 0
+    for uri, glb in {**tiles, **glbs}.items():
+        assert glb.property_table_problems() == [], uri
+    for glb in tiles.values():
+        table, cls = glb.property_table(), glb.metadata_class()
+        assert {"fid", "id", "height", "floors", "use", "street", "community", "grid"} <= set(cls)
+        assert "name" not in cls  # the source has no name field
+        assert not any(d.get("required") for d in cls.values())  # a property may be absent from a table
+        assert _no_value(glb, "use")
+        ids = table["id"]
+        if all(i in ("S0", "S1", "S2") for i in ids):
+            assert all(table["street"]) and all(table["community"]) and all(table["grid"])
+            assert dict(zip(ids, table["floors"])) == {i: {"S0": 4, "S1": 5, "S2": 6}[i] for i in ids}
+            in_grids += 1
+        else:
+            assert set(ids) <= {"S3", "S4", "S5"}
+            for name in ("street", "community", "grid", "floors"):
+                assert _no_value(glb, name), name
+            outside += 1
+    assert in_grids >= 1 and outside >= 1
+
+
+def test_tilesets_pass_the_cesium_3d_tiles_validator(tileset_dir, sparse_tileset_dir):
+    assert_valid_3dtiles(tileset_dir / "tileset.json")
+    assert_valid_3dtiles(sparse_tileset_dir / "tileset.json")
 
 
 @pytest.mark.browser
