@@ -1,4 +1,7 @@
-"""The demo chain: the Futian sample into layers (then ``cim demo`` serves it)."""
+"""The demo chain: the Futian sample into layers, with a BIM model placed on one
+of its parcels and the oblique-photography sample, so that the three kinds of
+3D model (white model, BIM, oblique photography) are there (then ``cim demo``
+serves it)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,11 @@ from rich.progress import Progress
 
 from cim.config import Settings
 from cim.crs import Datum
+from import_scripts.bim import BimImporter, BimOptions
+from import_scripts.bim.georef import Anchor
 from import_scripts.buildings import BuildingOptions, BuildingsImporter
 from import_scripts.layer import LayerImporter, LayerOptions
+from import_scripts.oblique import ObliqueImporter, ObliqueOptions
 from import_scripts.report import ImportReport
 
 if TYPE_CHECKING:  # the generator (geopandas) is imported only when a sample is generated
@@ -24,6 +30,14 @@ SAMPLE_DIR = REPO / "data_samples" / "futian"
 BOUNDARY_GCJ02 = REPO / "data_samples" / "boundaries" / "440304.geojson"
 #: the sample's look in the viewer: its layers' styles and the layer the view opens on
 SAMPLE_VIEWER_CONFIG = SAMPLE_DIR / "viewer.json"
+#: the BIM model of the demo (FZK-Haus: IFC4, two storeys; no georeference of Futian, so placed by an anchor)
+DEMO_BIM = REPO / "data_samples" / "ifc" / "AC20-FZK-Haus.ifc"
+#: where its origin stands: on parcel B103-0042 of the sample (residential, 待开工) in Futian's CBD, the
+#: whole house inside the parcel and over 10 m from the white model's buildings; its +Y axis due north
+DEMO_BIM_ANCHOR = Anchor(114.05503, 22.53071, 0.0, 0.0)
+#: the oblique-photography production of the demo, where its metadata.xml puts it (about 113.38 E, 22.50 N:
+#: outside Futian, ~70 km west; found in the catalogue)
+DEMO_OBLIQUE = REPO / "data_samples" / "oblique" / "Production_5_part"
 
 
 @dataclass(frozen=True)
@@ -84,11 +98,16 @@ def install_viewer_config(settings: Settings, source: Path = SAMPLE_VIEWER_CONFI
 
 
 def import_sample(
-    settings: Settings, scale: SampleScale = "small", progress: Progress | None = None
+    settings: Settings, scale: SampleScale = "small", progress: Progress | None = None, models: bool = True
 ) -> list[ImportReport]:
+    """The Futian sample's layers; with ``models``, also the demo's BIM model
+    (``demo_bim``, ``demo_bim_outline``) and oblique production (``demo_oblique``).
+    The oblique import runs on spawned worker processes: a script calling this
+    must do so under ``if __name__ == "__main__":`` (the ``cim`` command does)."""
     folder = sample_dir(settings, scale)
     install_viewer_config(settings)  # first: the layers look right in a running viewer as they arrive
-    task = progress.add_task("import", total=len(SAMPLE_LAYERS) + 1) if progress else None
+    total = len(SAMPLE_LAYERS) + 1 + (2 if models else 0)
+    task = progress.add_task("import", total=total) if progress else None
 
     def step(description: str) -> None:
         if progress is not None and task is not None:
@@ -106,4 +125,11 @@ def import_sample(
         else:
             reports.append(LayerImporter(settings, source, layer.name, options).run())
         step(layer.name)
+    if models:  # after the grids: the BIM elements are placed in theirs
+        bim = BimOptions(title="示例 BIM 模型（FZK-Haus 住宅）", anchor=DEMO_BIM_ANCHOR)
+        reports.append(BimImporter(settings, DEMO_BIM, "demo_bim", bim).run())
+        step("demo_bim")
+        oblique = ObliqueOptions(title="示例倾斜摄影（Production_5 局部）")
+        reports.append(ObliqueImporter(settings, DEMO_OBLIQUE, "demo_oblique", oblique).run())
+        step("demo_oblique")
     return reports

@@ -1,31 +1,33 @@
-"""`cim import bim` with the shared IFC models: counts agree three ways, the
-placement matches the file's georeference in metres, the GLBs validate,
-CesiumJS loads the tiles, and bad files fail cleanly."""
+"""`cim import bim` with the sample IFC models (data_samples/ifc): counts agree
+three ways, the placement matches the file's georeference in metres, the GLBs
+validate, CesiumJS loads the tiles, and bad files fail cleanly."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import ifcopenshell
 import ifcopenshell.geom
 import ifcopenshell.util.geolocation
+import ifcopenshell.util.placement
+import ifcopenshell.util.unit
 import numpy as np
 import pyproj
 import pytest
 
-from tests.conftest import SHARED, run_cim
+from tests.conftest import DATA, run_cim
 from tests.gltf_read import Glb, tile_transforms, to_ecef
 from tests.test_buildings_tiles import validate
+from tests.validator import assert_valid_3dtiles
 
-IFC = SHARED / "ifc"
+IFC = DATA / "ifc"
 MODELS = {  # layer name -> (file, extra options)
     "bim_fzk": ("AC20-FZK-Haus.ifc", []),
     "bim_duplex": ("duplex.ifc", []),
     "bim_openhouse": ("IfcOpenHouse_IFC4.ifc", ["--anchor", "114.0553,22.5333,0,30"]),
-    "bim_gk": ("bsi43_geographic-referencing-gk.ifc", []),
+    "bim_gk": ("gk_map_conversion.ifc", []),  # made by tests/data/make_ifc.py
 }
 TO_ECEF = pyproj.Transformer.from_crs(4979, 4978, always_xy=True)
 GEOD = pyproj.Geod(ellps="WGS84")
@@ -76,6 +78,12 @@ def test_features_equal_rows_equal_iterator_products(imported, conn, name):
     assert sorted(fids) == list(range(1, expected + 1))  # every element exactly once
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_bim_tileset_passes_the_3d_tiles_validator(imported, name):
+    """The CesiumGS validator: tileset.json, the storeys' external tilesets, metadata and instancing."""
+    assert_valid_3dtiles(imported[name] / "tileset.json")
+
+
 def test_every_bim_glb_passes_the_khronos_validator(imported):
     files = [folder / uri for folder in imported.values() for uri in _glbs(folder)]
     reports = validate(files)
@@ -83,12 +91,45 @@ def test_every_bim_glb_passes_the_khronos_validator(imported):
     assert all(r["errors"] == 0 and r["warnings"] == 0 for r in reports), [r for r in reports if r["errors"]]
 
 
-def test_map_conversion_placement_within_5_cm(imported):
-    """bsi43: every vertex of the file's pyramid, put through its IfcMapConversion
-    (metres, Scale read as a unit conversion) and EPSG:31467, has a tile vertex within 5 cm."""
+def _gk_points() -> tuple[ifcopenshell.file, np.ndarray]:
+    """The generated Gauss-Krüger model and every vertex of its elements' face sets
+    in model metres, placed by their IfcLocalPlacement chains (read with
+    ifcopenshell.util.placement, not the geometry iterator): the marker's first,
+    so that point 0 is its apex."""
     model = ifcopenshell.open(str(IFC / MODELS["bim_gk"][0]))
+    points = []
+    for element in sorted(model.by_type("IfcElement"), key=lambda e: e.Name != "Geographic Position"):
+        matrix = np.array(ifcopenshell.util.placement.get_local_placement(element.ObjectPlacement), dtype=float)
+        for representation in element.Representation.Representations:
+            for item in representation.Items:
+                points.append(np.array(item.Coordinates.CoordList) @ matrix[:3, :3].T + matrix[:3, 3])
+    return model, np.concatenate(points) * ifcopenshell.util.unit.calculate_unit_scale(model)
+
+
+def _positions(glb: Glb) -> np.ndarray:
+    """Every vertex of every primitive of a tile (one primitive per surface colour);
+    none is an instance of shared geometry (checked), so these are all its vertices."""
+    assert not any("EXT_mesh_gpu_instancing" in node.get("extensions", {}) for node in glb.json["nodes"])
+    return np.concatenate(
+        [glb.accessor(p["attributes"]["POSITION"]) for mesh in glb.json["meshes"] for p in mesh["primitives"]]
+    )
+
+
+def test_map_conversion_placement_within_5_cm(imported):
+    """gk: every vertex of every element, put through the file's IfcMapConversion
+    (metres, Scale read as a unit conversion) and EPSG:31467, has a tile vertex
+    within 5 cm, and every tile vertex has such a vertex within 5 cm."""
+    from import_scripts.bim.georef import from_map_conversion
+
+    model, points = _gk_points()
     conversion = model.by_type("IfcMapConversion")[0]
-    points = np.array(model.by_type("IfcCartesianPointList3D")[0].CoordList) / 1000.0  # the file is in millimetres
+    # the file is in millimetres and its Scale is that unit factor upside down (as in the bSI 4.3 sample): said so
+    assert ifcopenshell.util.unit.calculate_unit_scale(model) == 0.001 and conversion.Scale == 1000
+    notes = from_map_conversion(model, "gk").notes
+    assert notes == [
+        "IfcMapConversion.Scale 1000 is the inverse of the model-to-map unit factor 0.001; used as a unit conversion"
+    ]
+    assert len(points) > 60 and not points[0].any()  # point 0: the marker's apex, at the model's origin
     e, n, h = zip(
         *(
             ifcopenshell.util.geolocation.xyz2enh(
@@ -110,7 +151,7 @@ def test_map_conversion_placement_within_5_cm(imported):
     tileset = json.loads((imported["bim_gk"] / "tileset.json").read_text())
     got = np.concatenate(
         [
-            to_ecef(glb.attribute("POSITION"), tile_transforms(tileset, imported["bim_gk"])[uri])
+            to_ecef(_positions(glb), tile_transforms(tileset, imported["bim_gk"])[uri])
             for uri, glb in _glbs(imported["bim_gk"]).items()
         ]
     )
@@ -118,6 +159,15 @@ def test_map_conversion_placement_within_5_cm(imported):
     assert d.min(axis=1).max() < 0.05 and d.min(axis=0).max() < 0.05
     # the apex stands on the conversion's origin, 113.7 m up
     assert math.hypot(lon[0] - 8.4337, lat[0] - 49.0955) < 0.001 and h[0] == pytest.approx(113.7)
+
+
+def test_the_gk_model_is_what_its_generator_makes():
+    """data_samples/ifc/gk_map_conversion.ifc is tests/data/make_ifc.py's output
+    (compared entity by entity, as this ifcopenshell prints them)."""
+    from tests.data.make_ifc import OUT, build
+
+    assert IFC / MODELS["bim_gk"][0] == OUT
+    assert sorted(map(str, ifcopenshell.open(str(OUT)))) == sorted(map(str, build()))
 
 
 def test_fzk_haus_lands_at_its_site_latitude_and_longitude(imported, conn):
@@ -179,7 +229,10 @@ def test_bad_ifc_files_fail_cleanly_and_keep_the_previous_version(settings, impo
     unknown = tmp_path / "unknown.ifc"
     unknown.write_text(text.replace("IFC4X3_ADD2", "IFC9_TOMORROW"))
     empty = tmp_path / "empty.ifc"
-    empty.write_text(re.sub(r"#149=.*?;\n", "", text).replace("(#149)", "()"))
+    model = ifcopenshell.open(str(IFC / MODELS["bim_gk"][0]))
+    for element in model.by_type("IfcElement"):  # every element gone; the project, site and storeys stay
+        model.remove(element)
+    model.write(str(empty))
     for path, problem in (
         (truncated, "is truncated"),
         (unknown, "is not a readable IFC file"),
@@ -196,22 +249,38 @@ def test_bad_ifc_files_fail_cleanly_and_keep_the_previous_version(settings, impo
 
 
 def test_an_element_whose_geometry_fails_is_skipped_and_named(settings, conn, tmp_path):
-    text = (IFC / MODELS["bim_gk"][0]).read_text()
-    broken = text.replace(
-        "/* Site */",
-        """#6149= IFCBUILDINGELEMENTPROXY('1BrokenGeometry000000',#100005,'Broken',$,$,#121,#6037,$,$);
-#6037= IFCPRODUCTDEFINITIONSHAPE('',$,(#6038));
-#6038= IFCSHAPEREPRESENTATION(#100011,'Body','Tessellation',(#6000));
-#6000= IFCTRIANGULATEDFACESET(#6001,$,.T.,((1,2,99)),$);
-#6001= IFCCARTESIANPOINTLIST3D(((0.0,0.0,0.0),(1000.0,0.0,0.0),(0.0,1000.0,0.0)),$);
-/* Site */""",
-    ).replace("(#149),#5043", "(#149,#6149),#5043")
+    gk = IFC / MODELS["bim_gk"][0]
+    model = ifcopenshell.open(str(gk))
+    ground = next(s for s in model.by_type("IfcBuildingStorey") if s.Name == "Ground floor")
+    body = next(c for c in model.by_type("IfcGeometricRepresentationSubContext") if c.ContextIdentifier == "Body")
+    broken_faces = model.createIfcTriangulatedFaceSet(
+        Coordinates=model.createIfcCartesianPointList3D(
+            CoordList=((0.0, 0.0, 0.0), (1000.0, 0.0, 0.0), (0.0, 1000.0, 0.0))
+        ),
+        Closed=True,
+        CoordIndex=((1, 2, 99),),  # a vertex that is not there
+    )
+    broken = model.createIfcBuildingElementProxy(
+        GlobalId="1BrokenGeometry000000",
+        Name="Broken",
+        ObjectPlacement=model.createIfcLocalPlacement(
+            PlacementRelTo=ground.ObjectPlacement,
+            RelativePlacement=model.createIfcAxis2Placement3D(Location=model.createIfcCartesianPoint((0.0, 0.0, 0.0))),
+        ),
+        Representation=model.createIfcProductDefinitionShape(
+            Representations=[model.createIfcShapeRepresentation(body, "Body", "Tessellation", [broken_faces])]
+        ),
+    )
+    containment = ground.ContainsElements[0]
+    containment.RelatedElements = [*containment.RelatedElements, broken]
     path = tmp_path / "broken.ifc"
-    path.write_text(broken)
+    model.write(str(path))
     out = run_cim(settings, "import", "bim", str(path), "--name", "bim_broken", check=True)
     flat = " ".join(out.stdout.split())
     assert "1 elements failed to triangulate and were skipped: IfcBuildingElementProxy 1BrokenGeometry000000" in flat
-    assert conn.execute("SELECT count(*) FROM layers.bim_broken").fetchone()[0] == 1
+    rows = [r[0] for r in conn.execute("SELECT global_id FROM layers.bim_broken").fetchall()]
+    # every other element, and only those
+    assert len(rows) == iterator_count(gk) and "1BrokenGeometry000000" not in rows
 
 
 def test_bim_api_lists_storeys_and_classes_and_finds_elements(imported, http, conn):

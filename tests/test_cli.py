@@ -5,6 +5,7 @@ test_live; `cim db ...` in test_cluster)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import psycopg
@@ -50,7 +51,9 @@ def test_an_unknown_kind_and_a_missing_file_fail_in_one_line(settings, tmp_path)
 
 
 def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
-    """`cim demo --no-serve` into a database of its own (the suite's layers stay as they are)."""
+    """`cim demo --no-serve` into a database of its own (the suite's layers stay as they are):
+    the Futian layers, the white model, and the demo's BIM model (on a parcel in Futian) and
+    oblique production (its spawned workers started from the console script)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS cim_demo_smoke")
         conn.execute("CREATE DATABASE cim_demo_smoke")
@@ -60,9 +63,10 @@ def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
         out = run_cim(demo, "demo", "--no-serve", subprocess_=True)
         assert out.returncode == 0, out.stderr
         assert "Futian sample imported" in out.stdout
+        assert "demo_bim" in out.stdout and "demo_oblique" in out.stdout
         with psycopg.connect(url) as conn:
             counts = dict(conn.execute("SELECT name, feature_count FROM cim.layers").fetchall())
-            assert counts["grids"] == 1646 and counts["futian_boundary"] == 1 and len(counts) == 12
+            assert counts["grids"] == 1646 and counts["futian_boundary"] == 1 and len(counts) == 15
             assert (
                 conn.execute(
                     sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("layers", "buildings"))
@@ -70,7 +74,26 @@ def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
                 == counts["buildings"]
                 > 1000
             )
+            # BIM: FZK-Haus's 90 elements, the house whole on its residential parcel, placed in that parcel's grid
+            assert counts["demo_bim"] == 90 and counts["demo_bim_outline"] == 1
+            placed = conn.execute(
+                "SELECT p.parcel_id, (SELECT count(*) FROM layers.demo_bim WHERE grid IS NOT NULL) "
+                "FROM layers.parcels p, layers.demo_bim_outline o WHERE ST_Contains(p.geom, o.geom)"
+            ).fetchall()
+            assert placed == [("B103-0042", 90)]
+            # oblique: the production's extent and its two folders, where its metadata.xml puts them
+            assert counts["demo_oblique"] == 3
+            west, east = conn.execute(
+                "SELECT ST_XMin(geom), ST_XMax(geom) FROM layers.demo_oblique WHERE kind = 'production'"
+            ).fetchone()
+            assert 113.375 < west < east < 113.385
         assert (demo.tilesets_dir / "buildings" / "tileset.json").is_file()
+        bim = json.loads((demo.tilesets_dir / "demo_bim" / "tileset.json").read_text())
+        storeys = [t["extras"]["storey"] for t in bim["root"]["children"]]  # one external tileset per storey
+        assert {"Erdgeschoss", "Dachgeschoss"} <= set(storeys)  # FZK-Haus's two, and its terrain without one
+        assert storeys == [s["name"] for s in bim["asset"]["extras"]["storeys"]]
+        oblique = json.loads((demo.tilesets_dir / "demo_oblique" / "tileset.json").read_text())
+        assert oblique["asset"]["extras"]["kind"] == "oblique" and oblique["asset"]["extras"]["levels"] == 6
         assert demo.viewer_config_file.is_file()
     finally:
         with psycopg.connect(db_url, autocommit=True) as conn:

@@ -20,7 +20,7 @@ from cim.crs import (
     wgs84_to_gcj02,
 )
 from cim.errors import CrsError
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
 GEOD = pyproj.Geod(ellps="WGS84")
 
@@ -78,7 +78,7 @@ def test_geometries_to_wgs84_projected_and_gcj02():
 
 
 def test_wkt_is_read_whole_even_when_its_authority_lies():
-    text = (SHARED / "oblique" / "Production_5_part" / "metadata.xml").read_text()
+    text = (DATA / "oblique" / "Production_5_part" / "metadata.xml").read_text()
     wkt = re.search(r"<SRS>(.*)</SRS>", text, re.S).group(1)
     assert 'AUTHORITY["EPSG","4547"]]' in wkt.replace("\n", "").replace(" ", "")
     crs = resolve_crs(wkt)

@@ -1,4 +1,4 @@
-"""`cim import oblique` with the shared ContextCapture production: the
+"""`cim import oblique` with the sample ContextCapture production: the
 pyramid is the production's (checked against osgconv's own reading), every
 vertex lands within 1 cm of osgconv's OBJ output placed through the WKT's
 parameters (not its lying AUTHORITY code), JPEGs are the file's own bytes
@@ -24,11 +24,12 @@ import pyproj
 import pytest
 from PIL import Image
 
-from tests.conftest import CIM, SHARED, cli_env, run_cim
+from tests.conftest import CIM, DATA, cli_env, run_cim
 from tests.gltf_read import Glb, tile_transforms, to_ecef
 from tests.test_buildings_tiles import validate
+from tests.validator import assert_valid_3dtiles
 
-PRODUCTION = SHARED / "oblique" / "Production_5_part"
+PRODUCTION = DATA / "oblique" / "Production_5_part"
 FOLDERS = ["Tile_+000_+012", "Tile_+000_+013"]
 SRS_ORIGIN = np.array([501027.524, 2488718.808, 0.0])
 # the sample's WKT written as its parameters say (central meridian 113.37, false northing 90), independently of cim.crs
@@ -182,6 +183,11 @@ def test_jpegs_are_the_files_own_bytes_and_uvs_pick_the_same_colours(imported, t
     assert np.median(difference) <= 3  # the same texels (JPEG decoders differ by a level or two)
     flipped = np.abs(ours[h - 1 - rows_gltf, cols].astype(int) - osg_pixels[rows_osg, cols].astype(int))
     assert np.median(flipped) > np.median(difference) + 5  # and a flipped v would pick other texels
+
+
+def test_the_oblique_tileset_passes_the_3d_tiles_validator(imported):
+    """The CesiumGS validator: the root, every folder's external tileset, every GLB."""
+    assert_valid_3dtiles(imported["folder"] / "tileset.json")
 
 
 def test_every_oblique_glb_passes_the_khronos_validator(imported):
@@ -358,3 +364,4 @@ def test_obj_tiles_with_png_textures_and_an_enu_srs(settings, imported, tmp_path
 
     difference = np.abs(by_position(ours_pairs) - by_position(expected_pairs))
     assert difference[:, :3].max() < 0.01 and difference[:, 3:].max() < 1e-5
+    assert_valid_3dtiles(out / "tileset.json")
