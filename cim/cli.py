@@ -257,6 +257,12 @@ _LAYER = typer.Option(None, help="the layer to read from a multi-layer file")
 _SRC_CRS = typer.Option(None, "--src-crs", help="source CRS: EPSG code, WKT, or a .prj file")
 _DATUM = typer.Option(Datum.wgs84, help="lon/lat datum of the source: wgs84, gcj02 (Amap) or bd09 (Baidu)")
 _GRID_JOIN = typer.Option(True, help="place each feature in its street/community/grid")
+_ENCODING = typer.Option(
+    None,
+    "--encoding",
+    help="text encoding of a CSV or Shapefile, e.g. gbk, gb18030, big5 "
+    "(default: as the file declares, else UTF-8, else GB18030, said in the summary)",
+)
 
 
 def _run_import(importer: type[Importer[Any]], source: Path, name: str, options: Any) -> None:
@@ -277,11 +283,14 @@ def import_layer(
     src_crs: str | None = _SRC_CRS,
     datum: Datum = _DATUM,
     grid_join: bool = _GRID_JOIN,
+    encoding: str | None = _ENCODING,
 ) -> None:
     """Import a vector file into a PostGIS layer (replacing its previous version only on success)."""
     from import_scripts.layer import LayerImporter, LayerOptions
 
-    options = LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join)
+    options = LayerOptions(
+        title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join, encoding=encoding
+    )
     _run_import(LayerImporter, source, name, options)
 
 
@@ -295,6 +304,7 @@ def import_buildings(
     src_crs: str | None = _SRC_CRS,
     datum: Datum = _DATUM,
     grid_join: bool = _GRID_JOIN,
+    encoding: str | None = _ENCODING,
     height_field: str | None = typer.Option(
         None, help="field with the height in metres (default: a field named height/高度)"
     ),
@@ -310,7 +320,9 @@ def import_buildings(
     if height_field and floors_field:
         raise CimError("give --height-field or --floors-field, not both")
     options = BuildingOptions(
-        layer=LayerOptions(title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join),
+        layer=LayerOptions(
+            title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join, encoding=encoding
+        ),
         height_field=height_field,
         floors_field=floors_field,
         floor_height=floor_height,

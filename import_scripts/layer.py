@@ -31,7 +31,9 @@ class VectorImporter(Importer[OptionsT]):
 
     def read(self) -> None:
         options = self.layer_options()
-        vector = read_vector(self.source, layer=options.layer, src_crs=options.src_crs, name_hint=self.name)
+        vector = read_vector(
+            self.source, layer=options.layer, src_crs=options.src_crs, name_hint=self.name, encoding=options.encoding
+        )
         self.progress("normalise", 0, 0)
         table, checks = normalise(vector, options.datum)
         self.features = Features(self.source, vector, table, checks)
@@ -52,8 +54,8 @@ class VectorImporter(Importer[OptionsT]):
         )
 
     def summary_notes(self, result: LoadResult) -> None:
-        """The notes every vector import starts with: normalisation, loading, datum."""
-        self.report.notes += [*self.features.checks.notes, *result.notes]
+        """The notes every vector import starts with: text encoding, normalisation, loading, datum."""
+        self.report.notes += [*self.features.vector.notes, *self.features.checks.notes, *result.notes]
         if self.layer_options().datum != Datum.wgs84:
             self.report.note(f"converted from {self.layer_options().datum.value.upper()} to WGS84")
 

@@ -367,3 +367,174 @@ def test_a_file_of_only_unrepairable_geometries_is_refused(settings, tmp_path):
     out = run_cim(settings, "import", "layer", str(path), "--name", "degenerate", "--no-grid-join")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "degenerate.geojson" in out.stderr
+
+
+# --- text encodings: GBK from Excel and older Shapefiles ---
+
+GUESSED = "text decoded as GB18030: the file is not UTF-8 and names no encoding; pass --encoding to choose"
+
+
+def _chinese_names(truth) -> list[str]:
+    """Names with a character GBK has and GB2312 lacks (喆), and GBK punctuation."""
+    return [f"{n}·喆园{i % 3}号" for i, n in enumerate(truth["names"])]
+
+
+def _gbk_csv(tmp_path, truth, name="gbk.csv", kind="类型") -> tuple:
+    path = tmp_path / name
+    names = _chinese_names(truth)
+    lines = [f"n,name,{kind},lon,lat"] + [
+        f"{i},{names[i]},{'住宅' if i % 2 else '商业'},{truth['lon'][i]:.9f},{truth['lat'][i]:.9f}" for i in range(30)
+    ]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gbk"))  # as Excel saves "CSV" on Chinese Windows
+    return path, names
+
+
+def _gbk_shapefile(tmp_path, truth, name="gbk.shp", kind="类型") -> tuple:
+    path = tmp_path / name
+    names = _chinese_names(truth)
+    frame = gpd.GeoDataFrame(
+        {"name": names, kind: ["住宅" if i % 2 else "商业" for i in range(30)], "n": np.arange(30)},
+        geometry=gpd.points_from_xy(truth["x"], truth["y"]),
+        crs=4547,
+    )
+    frame.to_file(path, encoding="gbk")
+    path.with_suffix(".cpg").unlink()  # as older software writes them: nothing says GBK
+    dbf = path.with_suffix(".dbf").read_bytes()
+    assert names[7].encode("gbk") in dbf and kind.encode("gbk") in dbf and names[7].encode("utf-8") not in dbf
+    assert dbf[29] == 0  # no language driver id either
+    return path, names
+
+
+def _names(conn, layer: str) -> list[str]:
+    return [r[0] for r in conn.execute(f'SELECT name FROM layers."{layer}" ORDER BY fid')]
+
+
+def test_a_gbk_csv_is_read_as_gb18030_and_says_so(settings, conn, tmp_path, truth):
+    path, names = _gbk_csv(tmp_path, truth)
+    out = run_cim(settings, "import", "layer", str(path), "--name", "gbk_csv", "--no-grid-join", check=True)
+    assert GUESSED in out.stdout
+    assert _names(conn, "gbk_csv") == names
+    assert conn.execute('SELECT "类型" FROM layers.gbk_csv WHERE n = 1').fetchone()[0] == "住宅"
+    _assert_points_at_truth(conn, "gbk_csv", truth)
+
+
+def test_a_gbk_shapefile_without_cpg_is_read_as_gb18030_and_says_so(settings, conn, tmp_path, truth):
+    path, names = _gbk_shapefile(tmp_path, truth)
+    out = run_cim(settings, "import", "layer", str(path), "--name", "gbk_shp", "--no-grid-join", check=True)
+    assert GUESSED in out.stdout
+    assert _names(conn, "gbk_shp") == names
+    assert conn.execute('SELECT "类型" FROM layers.gbk_shp WHERE n = 1').fetchone()[0] == "住宅"
+    _assert_points_at_truth(conn, "gbk_shp", truth)
+
+
+@pytest.mark.parametrize("kind", ["csv", "shp"])
+def test_encoding_given_is_used(settings, conn, tmp_path, truth, kind):
+    path, names = (_gbk_csv if kind == "csv" else _gbk_shapefile)(tmp_path, truth)
+    name = f"gbk_given_{kind}"
+    out = run_cim(
+        settings, "import", "layer", str(path), "--name", name, "--encoding", "gbk", "--no-grid-join", check=True
+    )
+    assert "text decoded as GBK (--encoding)" in out.stdout and GUESSED not in out.stdout
+    assert _names(conn, name) == names
+
+
+def test_utf8_files_get_no_encoding_note(settings, conn, tmp_path, truth):
+    path = tmp_path / "utf8.shp"
+    _frame(truth, 4547, gpd.points_from_xy(truth["x"], truth["y"])).to_file(path)
+    out = run_cim(settings, "import", "layer", str(path), "--name", "utf8_shp", "--no-grid-join", check=True)
+    assert "text decoded" not in out.stdout
+    assert _names(conn, "utf8_shp") == truth["names"]
+
+
+def _encoding_failures(tmp_path, truth) -> dict:
+    gbk_csv, _ = _gbk_csv(tmp_path, truth, kind="kind")  # field names in ASCII: the first failure is a record's
+    gbk_shp, _ = _gbk_shapefile(tmp_path, truth, kind="kind")
+    chinese_header, _ = _gbk_csv(tmp_path, truth, "chinese_header.csv")
+    cpg_lies, _ = _gbk_shapefile(tmp_path, truth, "cpg_lies.shp", kind="kind")
+    cpg_lies.with_suffix(".cpg").write_text("UTF-8")  # a wrong declaration
+    head = b"n,name,lon,lat\n"
+    gbk_row = "0,福田站,114.05,22.54\n".encode("gbk")
+    # a UTF-8 row GB18030 cannot decode (an odd number of bytes before the comma): no guess decodes the file
+    no_guess = tmp_path / "no_guess.csv"
+    no_guess.write_bytes(head + gbk_row + "1,华强北,114.06,22.55\n".encode())
+    raw = no_guess.read_bytes()
+    for codec in ("utf-8", "gb18030"):
+        with pytest.raises(UnicodeDecodeError):
+            raw.decode(codec)
+    # UTF-8 rows GB18030 decodes, into nonsense: the file still mixes encodings
+    mojibake = tmp_path / "mojibake.csv"
+    mojibake.write_bytes(head + gbk_row + "1,华强北站,114.06,22.55\n2,莲花山顶,114.07,22.56\n".encode())
+    with pytest.raises(UnicodeDecodeError):
+        mojibake.read_bytes().decode("utf-8")
+    assert "华强北站" not in mojibake.read_bytes().decode("gb18030")
+    neither = tmp_path / "neither.csv"
+    neither.write_bytes(head + gbk_row + b"1,\xff\xfe\x80,114.06,22.55\n")
+    return {
+        "csv_as_utf8": (gbk_csv, ["--encoding", "utf-8"], "record 1: field 'name' is not UTF-8 text"),
+        "shp_as_utf8": (gbk_shp, ["--encoding", "utf-8"], "record 1: field 'name' is not UTF-8 text"),
+        "header_as_utf8": (chinese_header, ["--encoding", "utf-8"], "field name '类型' is not UTF-8 text"),
+        "cpg_lies": (cpg_lies, [], "record 1: field 'name' is not UTF-8 text"),
+        "no_guess": (
+            no_guess,
+            [],
+            "record 2: field 'name' is UTF-8 text, but record 1, field 'name' is not: the file mixes encodings (save",
+        ),
+        "mojibake": (
+            mojibake,
+            [],
+            "record 2: field 'name' is UTF-8 text, but record 1, field 'name' is not: the file mixes encodings (save",
+        ),
+        "neither": (neither, [], "record 2: field 'name' is neither UTF-8 nor GB18030 text: bytes ff fe 80"),
+        "unknown": (gbk_csv, ["--encoding", "klingon"], "--encoding 'klingon' is not a text encoding"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["csv_as_utf8", "shp_as_utf8", "header_as_utf8", "cpg_lies", "no_guess", "mojibake", "neither", "unknown"]
+)
+def test_text_that_does_not_decode_is_named_in_one_line(settings, conn, tmp_path, truth, victim, case):
+    path, extra, expected = _encoding_failures(tmp_path, truth)[case]
+    before = _layer_state(conn, victim)
+    out = run_cim(settings, "import", "layer", str(path), "--name", victim, "--no-grid-join", *extra)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"error: {path}") and expected in lines[0], lines[0]
+    assert "UTF8" not in lines[0] and "Traceback" not in out.stderr + out.stdout  # never the database's error
+    assert _layer_state(conn, victim) == before
+
+
+def test_import_buildings_takes_encoding(settings):
+    out = run_cim(settings, "import", "buildings", "--help", check=True)
+    assert "--encoding" in out.stdout
+
+
+def test_detect_encoding():
+    from import_scripts.vector import UndecodableText, check_encoding, detect_encoding
+
+    def cells(*values: bytes) -> list[tuple[int, bytes, bytes]]:
+        return [(0, b"name", b"name"), *((i + 1, b"name", v) for i, v in enumerate(values))]
+
+    assert detect_encoding(cells(b"plain", b"ascii")) is None
+    assert detect_encoding(cells("福田".encode(), "华强北".encode())) is None  # UTF-8: nothing to decode
+    gbk = [s.encode("gbk") for s in ("福田", "华强北", "喆园", "莲花山公园·北")]
+    assert detect_encoding(cells(*gbk)) == "gb18030"
+    assert detect_encoding(cells(*(s.encode("gb2312") for s in ("福田", "华强北")))) == "gb18030"
+    # a GBK field name
+    assert detect_encoding([(0, "名称".encode("gbk"), "名称".encode("gbk"))]) == "gb18030"
+
+    with pytest.raises(UndecodableText) as neither:
+        detect_encoding(cells(gbk[0], b"\xff\xfe"))
+    assert (neither.value.record, neither.value.field) == (2, b"name") and "neither" in neither.value.problem
+    with pytest.raises(UndecodableText, match="record 1, field 'name' is not: the file mixes"):
+        detect_encoding(cells(gbk[0], "华强北站".encode()))  # UTF-8 that GB18030 decodes, into nonsense
+
+    # a DBF writer may cut a character at the field's width
+    cut = "福田".encode("gbk")[:-1]
+    with pytest.raises(UndecodableText):
+        detect_encoding(cells(gbk[0], cut))
+    assert detect_encoding(cells(gbk[0], cut), cut_ok=True) == "gb18030"
+
+    check_encoding(cells(*gbk), "gbk")
+    with pytest.raises(UndecodableText, match="is not UTF-8 text: bytes b8 a3"):
+        check_encoding(cells(b"ok", gbk[0]), "utf-8")
