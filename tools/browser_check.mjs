@@ -3,6 +3,11 @@
 // failed requests, and every request to a host other than 127.0.0.1/localhost.
 // usage: node tools/browser_check.mjs URL [--timeout 60000] [--screenshot out.png] [--size 1280x800]
 //        [--hover X,Y] [--eval "JS expression"]   (after the page is done: move the mouse, then evaluate)
+//        [--no-done]   for pages that never set __cimDone (e.g. FastAPI's /docs): done at the load event;
+//                      pass an --eval that waits for what it needs (a Promise is awaited; let it give up
+//                      by itself, in less than --timeout).
+//                      The environment variable CIM_BROWSER_NO_DONE=1 does the same (for callers that
+//                      cannot add the flag, such as tests/browser.py's browse()).
 import { chromium } from "playwright-core";
 
 const args = process.argv.slice(2);
@@ -13,6 +18,7 @@ const screenshot = opt("--screenshot", null);
 const [width, height] = opt("--size", "1280x800").split("x").map(Number);
 const hover = opt("--hover", null);
 const evalExpr = opt("--eval", null);
+const waitDone = !(args.includes("--no-done") || process.env.CIM_BROWSER_NO_DONE === "1");
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -35,7 +41,7 @@ try {
   page.on("response", (r) => { if (r.status() >= 400) out.failedRequests.push(`${r.url()} HTTP ${r.status()}`); });
   const t0 = Date.now();
   await page.goto(url, { waitUntil: "load", timeout });
-  await page.waitForFunction(() => window.__cimDone === true, null, { timeout, polling: 200 });
+  if (waitDone) await page.waitForFunction(() => window.__cimDone === true, null, { timeout, polling: 200 });
   out.seconds = (Date.now() - t0) / 1000;
   out.result = await page.evaluate(() => window.__cimResult ?? null);
   if (screenshot) await page.screenshot({ path: screenshot });
