@@ -10,12 +10,14 @@ from cim.errors import InputError
 BBox = tuple[float, float, float, float]
 
 
-def parse_bbox(text: str | None, name: str = "bbox") -> BBox | None:
+def parse_bbox(text: str | None, name: str = "bbox", *, lonlat: bool = True) -> BBox | None:
     """``"west,south,east,north"`` as numbers, or ``None`` for no text.
 
     Refused, with an :class:`~cim.errors.InputError` naming the parameter:
-    not four numbers, not finite, outside -180..180 / -90..90, west > east or
-    south > north (a box across the antimeridian is not supported)."""
+    not four numbers, not finite, and (``lonlat``: in degrees, CRS84) outside
+    -180..180 / -90..90, west > east or south > north (a box across the
+    antimeridian is not supported). Without ``lonlat`` (a box in another CRS,
+    in its own axis order) only the numbers are checked."""
     if text is None or not text.strip():
         return None
     try:
@@ -25,6 +27,8 @@ def parse_bbox(text: str | None, name: str = "bbox") -> BBox | None:
     if len(parts) != 4 or not all(math.isfinite(v) for v in parts):
         raise InputError(name, f"{text!r} is not west,south,east,north (four numbers, degrees)")
     w, s, e, n = parts
+    if not lonlat:
+        return (w, s, e, n)
     if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
         raise InputError(
             name,

@@ -9,6 +9,7 @@ first request. README's configuration table is written from this class
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ from typing import Annotated
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import AfterValidator, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -50,7 +51,12 @@ class Settings(BaseSettings):
     mvt_feature_limit: int = Field(50_000, ge=1, le=10_000_000, description="most features in one vector tile")
     db_pool_size: int = Field(8, ge=2, le=1000, description="database connections of the HTTP server")
     node_modules: ResolvedPath = Field(
-        _REPO / "node_modules", description="where the viewer's JavaScript is served from"
+        _REPO / "node_modules", description="where the viewer's and the API docs' JavaScript is served from"
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="other origins whose pages may fetch tiles and features (comma-separated, e.g. "
+        "`http://dashboard.example:8080`); unset: this server's own pages only",
     )
     mqtt_url: str | None = Field(
         None, description="the MQTT broker of live readings (`mqtt://host:1883`); unset: a local mosquitto"
@@ -71,6 +77,17 @@ class Settings(BaseSettings):
                 conninfo_to_dict(value)
             except psycopg.ProgrammingError as exc:
                 raise ValueError(f"not a PostgreSQL connection URL or string ({exc})") from None
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """Comma-separated scheme://host[:port] origins, without a path."""
+        if isinstance(value, str):
+            value = tuple(v.strip().rstrip("/") for v in value.split(",") if v.strip())
+        for origin in value if isinstance(value, (tuple, list)) else ():
+            if not re.fullmatch(r"https?://[^/\s]+", str(origin)) and origin != "*":
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
         return value
 
     @field_validator("mqtt_url")
@@ -129,7 +146,7 @@ def settings_table() -> str:
         default = field.default
         if isinstance(default, Path):
             default = f"./{default}" if not default.is_absolute() else f"./{default.relative_to(_REPO)}"
-        shown = "unset" if default is None else f"`{default}`"
+        shown = "unset" if default in (None, ()) else f"`{default}`"
         rows.append(f"| `CIM_{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(rows)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -220,3 +221,72 @@ def geometries_to_wgs84(geoms: np.ndarray, crs: pyproj.CRS, datum: Datum = Datum
 
         geoms = shapely.transform(geoms, undo_offset)
     return geoms
+
+
+# --- CRS by reference (OGC API - Features Part 2) ----------------------------------
+
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    """A CRS a client may ask features in (``crs=``) or give a bbox in (``bbox-crs=``)."""
+
+    uri: str
+    srid: int  # PostGIS SRID (spatial_ref_sys)
+    northing_first: bool  # the CRS's first axis is latitude/northing: coordinates are flipped from PostGIS order
+    decimals: int  # GeoJSON precision: 7 decimals of a degree (1 cm), 3 of a metre (1 mm)
+
+
+def _epsg(code: int) -> OutputCrs:
+    crs = pyproj.CRS.from_epsg(code)
+    first_axis = crs.axis_info[0].direction.lower() if crs.axis_info else "east"
+    return OutputCrs(
+        f"http://www.opengis.net/def/crs/EPSG/0/{code}",
+        code,
+        first_axis == "north",
+        7 if crs.is_geographic else 3,
+    )
+
+
+#: the CRSs features are offered in: CRS84 (lon/lat, the storage CRS), WGS84 and CGCS2000 in their
+#: EPSG axis order (lat/lon), and CGCS2000 / 3-degree Gauss-Krüger zone 38 (CM 114E: Shenzhen), northing first
+OUTPUT_CRS: tuple[OutputCrs, ...] = (
+    OutputCrs(CRS84_URI, 4326, False, 7),
+    _epsg(4326),
+    _epsg(4490),
+    _epsg(4547),
+)
+_BY_URI = {c.uri: c for c in OUTPUT_CRS}
+_BY_URI["[OGC:CRS84]"] = _BY_URI["OGC:CRS84"] = OUTPUT_CRS[0]
+for _c in OUTPUT_CRS[1:]:
+    _BY_URI[f"[EPSG:{_c.srid}]"] = _BY_URI[f"EPSG:{_c.srid}"] = _c
+
+
+def output_crs(uri: str | None, parameter: str = "crs") -> OutputCrs:
+    """The CRS a ``crs``/``bbox-crs`` parameter names (default CRS84); an
+    :class:`~cim.errors.InputError` names the parameter and lists the offered URIs."""
+    if uri is None or not uri.strip():
+        return OUTPUT_CRS[0]
+    found = _BY_URI.get(uri.strip())
+    if found is None:
+        from cim.errors import InputError
+
+        raise InputError(
+            parameter, f"{uri!r} is not offered", hint=f"use one of: {', '.join(c.uri for c in OUTPUT_CRS)}"
+        )
+    return found
+
+
+def bbox_to_crs84(bbox: tuple[float, float, float, float], crs: OutputCrs) -> tuple[float, float, float, float]:
+    """A bbox given in ``crs`` (in its axis order) as lon/lat (densified edges: a projected box's curved sides)."""
+    a, b, c, d = bbox
+    if crs.srid == 4326 and not crs.northing_first:
+        return bbox
+    if crs.northing_first:  # (lat, lon) or (northing, easting) -> (x, y)
+        a, b, c, d = b, a, d, c
+    if crs.srid in (4326, 4490):  # within centimetres of WGS84 (DESIGN.md): the same numbers
+        return (a, b, c, d)
+    to_wgs84 = pyproj.Transformer.from_crs(crs.srid, "OGC:CRS84", always_xy=True)
+    w, s, e, n = to_wgs84.transform_bounds(a, b, c, d, densify_pts=21)
+    return (w, s, e, n)

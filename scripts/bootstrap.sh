@@ -13,7 +13,8 @@ packages=(postgresql-15 postgresql-15-postgis-3 postgresql-contrib python3 pytho
           chromium fonts-noto-cjk  # headless Chromium drives the browser tests; CJK fonts draw the viewer's Chinese
           openscenegraph libopenscenegraph-dev g++  # OpenSceneGraph reads OSGB (oblique photography); g++ builds its reader
           mosquitto  # the MQTT broker of live readings
-          ffmpeg)  # makes the HLS camera stream the viewer test plays
+          ffmpeg  # makes the HLS camera stream the viewer test plays
+          gdal-bin)  # ogrinfo/ogr2ogr: the tests add the server as an OGC API - Features service (OAPIF)
 # Node.js and npm run the Khronos glTF validator and bring the viewer's JS (no CDN at run time)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()

@@ -28,8 +28,12 @@ from cim.config import Settings
 from cim.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
+#: the sample data shipped with the project (provenance and licences: data_samples/NOTICE.md)
+DATA = REPO / "data_samples"
 CIM = str(Path(sys.executable).parent / "cim")
+#: a page served at this origin may fetch the test server's tiles (CIM_CORS_ORIGINS); 127.0.0.1 at another port may not
+CORS_PORT = free_port()
+CORS_ORIGIN = f"http://localhost:{CORS_PORT}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,7 +47,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("cim-data")
-    s = Settings(data_dir=data_dir, database_url=os.environ.get("CIM_TEST_DATABASE_URL") or None)
+    s = Settings(
+        data_dir=data_dir, database_url=os.environ.get("CIM_TEST_DATABASE_URL") or None, cors_origins=(CORS_ORIGIN,)
+    )
     cluster = LocalCluster(s) if s.uses_local_cluster else None
     if cluster:
         cluster.up()
@@ -119,10 +125,11 @@ def _run_in_process(settings: Settings, args: list[str]) -> CimResult:
 
 @pytest.fixture(scope="session")
 def sample(settings: Settings):
-    """The Futian sample imported once, as `cim demo` does it."""
+    """The Futian sample imported once, as `cim demo` does it, without the demo's
+    BIM and oblique models (tests/test_cli.py imports those with the whole demo)."""
     from cim.demo import import_sample
 
-    return {r.name: r for r in import_sample(settings)}
+    return {r.name: r for r in import_sample(settings, models=False)}
 
 
 class InProcessServer:

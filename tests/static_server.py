@@ -28,21 +28,28 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(mounts: dict[str, Path]) -> Iterator[str]:
-    """Serve ``{"/prefix": folder_or_file}`` on 127.0.0.1; yields the base URL."""
+def serve(mounts: dict[str, Path], *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Serve ``{"/prefix": folder_or_file}`` on 127.0.0.1 (at ``port``, or a free
+    one); yields the base URL, named with ``host`` (``localhost`` is another
+    origin than ``127.0.0.1`` for a browser)."""
     handler = type(
         "Handler",
         (_Handler,),
         {
             "mounts": mounts,
-            "extensions_map": {**_Handler.extensions_map, ".glb": "model/gltf-binary", ".js": "text/javascript"},
+            "extensions_map": {
+                **_Handler.extensions_map,
+                ".glb": "model/gltf-binary",
+                ".js": "text/javascript",
+                ".mjs": "text/javascript",
+            },
         },
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port or free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

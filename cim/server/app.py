@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 
@@ -18,7 +18,8 @@ from cim.live.hub import LiveHub
 from cim.live.stream import Broadcaster
 from cim.server.deps import CatalogueCache
 from cim.server.errors import add_exception_handlers
-from cim.server.routes import bim, health, layers, live, tilesets, viewer
+from cim.server.openapi import install_openapi_30
+from cim.server.routes import bim, docs, health, layers, live, ogc, tilesets, viewer
 from viewer.assets import STATIC_DIR
 
 mimetypes.add_type("model/gltf-binary", ".glb")
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CIM twin",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: cim.server.routes.docs, with local assets
+        redoc_url=None,
         description="3D Tiles, PostGIS layers (catalogue, vector tiles, GeoJSON), live sensors and "
         "tickets, and the viewer.",
     )
@@ -63,15 +66,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tilesets.router)
     app.include_router(bim.router)
     app.include_router(live.router)
+    app.include_router(docs.router)
+    app.include_router(ogc.router)  # the landing page at / among them
+    install_openapi_30(app)
+    if settings.cors_origins:  # other origins (a dashboard, a notebook's page) may fetch tiles and features
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Content-Crs"],
+            max_age=3600,
+        )
     settings.tilesets_dir.mkdir(parents=True, exist_ok=True)
     # tileset.json and GLBs as files; NAME is a link to its current version
     app.mount("/tilesets", StaticFiles(directory=settings.tilesets_dir, follow_symlink=True), name="tilesets")
     app.mount("/viewer/static", StaticFiles(directory=STATIC_DIR), name="viewer-static")
     settings.streams_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/live/cameras", StaticFiles(directory=settings.streams_dir), name="camera-streams")
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/viewer")
 
     return app

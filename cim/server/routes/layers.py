@@ -7,15 +7,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from cim.bbox import parse_bbox
 from cim.config import Settings
-from cim.errors import NotFoundError
 from cim.server.deps import get_catalogue, get_layer, get_pool, get_settings_dep
+from cim.server.vector_tiles import MVT_MEDIA_TYPE, tilejson, vector_tile
 from layers.catalogue import LayerInfo
 from layers.features import DEFAULT_LIMIT, MAX_LIMIT, ItemsRequest, items_query
-from layers.mvt import tile_in_range, tile_query
 
 router = APIRouter(prefix="/layers", tags=["layers"])
 
-MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 _ITEM_PARAMS = {"bbox", "limit", "offset", "f"}
 
 
@@ -44,21 +42,15 @@ async def tile(
     pool: AsyncConnectionPool = Depends(get_pool),
     settings: Settings = Depends(get_settings_dep),
 ) -> Response:
-    if not tile_in_range(z, x, y):
-        raise NotFoundError(f"tile {z}/{x}/{y} does not exist")
-    stamp = int(layer.imported_at.timestamp()) if layer.imported_at else 0  # versions restart with a new database
-    etag = f'"{layer.name}-v{layer.version}-{stamp}-{z}-{x}-{y}"'
-    headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    query, params = tile_query(layer, z, x, y, limit=settings.mvt_feature_limit)
-    async with pool.connection() as conn:
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
-    data = bytes(row[0]) if row and row[0] is not None else b""
-    if not data:
-        return Response(status_code=204, headers=headers)
-    return Response(content=data, media_type=MVT_MEDIA_TYPE, headers=headers)
+    return await vector_tile([layer], z, x, y, request, pool, settings.mvt_feature_limit)
+
+
+@router.get("/{name}/tilejson.json", summary="TileJSON 3.0 of the layer's vector tiles (MapLibre, QGIS: one URL)")
+async def layer_tilejson(request: Request, layer: LayerInfo = Depends(get_layer)) -> dict:
+    base = str(request.base_url).rstrip("/")
+    return tilejson(
+        [layer], f"{base}/layers/{layer.name}/tiles/{{z}}/{{x}}/{{y}}.mvt", name=layer.name, description=layer.title
+    )
 
 
 @router.get("/{name}/items", summary="GeoJSON features (bbox, paging, property filters: ?use=住宅)")

@@ -1,0 +1,81 @@
+"""Vector tiles as HTTP responses (one layer, or several concatenated:
+Mapbox vector tiles of distinct layers join byte for byte), with ETags
+from the layers' versions; and the TileJSON that describes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import Request, Response
+from psycopg_pool import AsyncConnectionPool
+
+from cim.errors import NotFoundError
+from layers.catalogue import LayerInfo
+from layers.mvt import MAX_ZOOM, tile_in_range, tile_query
+
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+#: the zoom levels TileJSON announces: clients draw deeper levels from level 16's tiles (overzoom)
+TILEJSON_MAX_ZOOM = 16
+_FIELD_TYPES = {
+    "bigint": "Number",
+    "integer": "Number",
+    "double precision": "Number",
+    "numeric": "Number",
+    "boolean": "Boolean",
+}
+
+
+async def vector_tile(
+    layers: Sequence[LayerInfo], z: int, x: int, y: int, request: Request, pool: AsyncConnectionPool, limit: int
+) -> Response:
+    """The tile of ``layers`` at z/x/y: 204 when empty, 304 when the client's ETag is current."""
+    if not tile_in_range(z, x, y):
+        raise NotFoundError(f"tile {z}/{x}/{y} does not exist (zoom 0 to {MAX_ZOOM}, x and y below 2^zoom)")
+    versions = "+".join(
+        f"{layer.name}-v{layer.version}-{int(layer.imported_at.timestamp()) if layer.imported_at else 0}"
+        for layer in layers  # versions restart with a new database: the import time tells them apart
+    )
+    etag = f'"{versions}-{z}-{x}-{y}"'
+    headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    parts = []
+    async with pool.connection() as conn:
+        for layer in layers:
+            query, params = tile_query(layer, z, x, y, limit=limit)
+            row = await (await conn.execute(query, params)).fetchone()
+            if row and row[0]:
+                parts.append(bytes(row[0]))
+    data = b"".join(parts)
+    if not data:
+        return Response(status_code=204, headers=headers)
+    return Response(content=data, media_type=MVT_MEDIA_TYPE, headers=headers)
+
+
+def tilejson(layers: Sequence[LayerInfo], tiles_url: str, *, name: str, description: str = "") -> dict:
+    """TileJSON 3.0.0 for ``layers`` served at ``tiles_url`` (a {z}/{x}/{y} template)."""
+    west = min(layer.bbox[0] for layer in layers)
+    south = min(layer.bbox[1] for layer in layers)
+    east = max(layer.bbox[2] for layer in layers)
+    north = max(layer.bbox[3] for layer in layers)
+    return {
+        "tilejson": "3.0.0",
+        "name": name,
+        "description": description,
+        "scheme": "xyz",
+        "tiles": [tiles_url],
+        "minzoom": 0,
+        "maxzoom": TILEJSON_MAX_ZOOM,
+        "bounds": [west, south, east, north],
+        "center": [(west + east) / 2, (south + north) / 2, 12],
+        "vector_layers": [
+            {
+                "id": layer.name,
+                "description": layer.title,
+                "minzoom": 0,
+                "maxzoom": TILEJSON_MAX_ZOOM,
+                "fields": {column: _FIELD_TYPES.get(t, "String") for column, t in layer.columns.items()},
+            }
+            for layer in layers
+        ],
+    }
