@@ -126,6 +126,15 @@ class ViewerStyles:
         """:data:`FIELD_LABELS` with this file's: a name already there keeps its place, new ones come after."""
         return {**FIELD_LABELS, **self.fields}
 
+    def to_dict(self) -> dict[str, Any]:
+        """The viewer file's JSON (what :meth:`from_dict` reads)."""
+        out: dict[str, Any] = {"styles": {name: dataclasses.asdict(s) for name, s in self.styles.items()}}
+        if self.home is not None:
+            out["home"] = self.home
+        if self.fields:
+            out["fields"] = {name: {"zh": zh, "en": en} for name, (zh, en) in self.fields.items()}
+        return out
+
     @classmethod
     def from_dict(cls, data: Any) -> ViewerStyles:
         """The parsed JSON of a viewer file, checked: :class:`ViewerConfigError` says what is wrong."""

@@ -61,6 +61,11 @@ async def viewer(
     return HTMLResponse(viewer_page(config), headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/viewer/styles.json", summary="The styles of named layers the viewer uses (its viewer.json)")
+async def viewer_styles_json(settings: Settings = Depends(get_settings_dep)) -> dict:
+    return viewer_styles(settings).to_dict()
+
+
 @router.get("/viewer/config.json", summary="What the viewer page is built from: the deck JSON, layers, labels")
 async def viewer_config_json(
     catalogue: dict[str, LayerInfo] = Depends(get_catalogue), settings: Settings = Depends(get_settings_dep)
