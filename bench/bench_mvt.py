@@ -87,17 +87,9 @@ def run_clients(urls: list[str], clients: int = 2) -> dict:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--layers", default="buildings,sensors,grids,parcels")
-    parser.add_argument("--zooms", default="12,13,14,15,16")
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    settings = bench_settings()
+def start_servers(settings) -> tuple[subprocess.Popen, subprocess.Popen, int, int]:
+    """`cim serve` and TiPg over the bench database, both answering; returns the processes and their ports."""
     url = database_url(settings)
-    layers = args.layers.split(",")
-    tile_list = [t for z in map(int, args.zooms.split(",")) for t in tiles(z)]
-
     env_ours = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_MVT_FEATURE_LIMIT=str(CAP))
     if settings.database_url:
         env_ours["CIM_DATABASE_URL"] = settings.database_url
@@ -124,9 +116,23 @@ def main() -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    wait_until_healthy(f"http://127.0.0.1:{p_ours}/healthz", ours)
+    wait_until_healthy(f"http://127.0.0.1:{p_tipg}/healthz", tipg)
+    return ours, tipg, p_ours, p_tipg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layers", default="buildings,sensors,grids,parcels")
+    parser.add_argument("--zooms", default="12,13,14,15,16")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    settings = bench_settings()
+    layers = args.layers.split(",")
+    tile_list = [t for z in map(int, args.zooms.split(",")) for t in tiles(z)]
+
+    ours, tipg, p_ours, p_tipg = start_servers(settings)
     try:
-        wait_until_healthy(f"http://127.0.0.1:{p_ours}/healthz", ours)
-        wait_until_healthy(f"http://127.0.0.1:{p_tipg}/healthz", tipg)
         servers = {
             "ours": (ours, lambda layer, z, x, y: f"http://127.0.0.1:{p_ours}/layers/{layer}/tiles/{z}/{x}/{y}.mvt"),
             "tipg": (
