@@ -59,6 +59,8 @@ def main() -> None:
                     f"p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  {r['bytes'] / 1e6:6.1f} MB  "
                     f"peak RSS {r['rss_mb']:.0f} MB  errors {len(r['errors'])}"
                 )
+                if r["errors"]:
+                    print("   first errors:", r["errors"][:3])
             o, t = results[(rnd, "ours")], results[(rnd, "tipg")]
             print(f"round {rnd} ratio ours/tipg: {o['tiles_per_s'] / t['tiles_per_s']:.2f}x pages/s")
         print(

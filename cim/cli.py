@@ -137,11 +137,15 @@ def db_status() -> None:
 
 @db_app.command("url")
 @friendly_errors
-def db_url() -> None:
+def db_url(
+    read_only: bool = typer.Option(
+        False, "--read-only", help="the read-only role's URL (cim_reader: layers and catalogue), for QGIS"
+    ),
+) -> None:
     """Print the connection URL (for psql, QGIS, TiPg)."""
-    from cim.db import database_url
+    from cim.db import database_url, reader_url
 
-    print(database_url(get_settings()))
+    print(reader_url(get_settings()) if read_only else database_url(get_settings()))
 
 
 @app.command("layers")

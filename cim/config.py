@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="use this PostgreSQL/PostGIS server; no local cluster is started"
     )
+    db_listen: str = Field(
+        "127.0.0.1",
+        description="where the local cluster listens on TCP, besides 127.0.0.1 and its Unix socket "
+        "(comma-separated addresses, e.g. `0.0.0.0` or `192.168.1.10` for QGIS on the LAN; "
+        "every TCP connection needs a password); applied when the cluster starts",
+    )
     host: str = Field("127.0.0.1", description="where `cim serve` listens")
     port: int = Field(8000, ge=1, le=65535, description="the port `cim serve` listens on")
     grid_layer: str = Field("grids", description="the layer that places features in street/community/grid")
@@ -89,6 +95,18 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"https?://[^/\s]+", str(origin)) and origin != "*":
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
         return value
+
+    @field_validator("db_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        """IP addresses, host names or ``*``, comma-separated (PostgreSQL's listen_addresses)."""
+        entries = [v.strip() for v in value.split(",") if v.strip()]
+        if not entries:
+            raise ValueError("no address (e.g. 127.0.0.1, 0.0.0.0 or 192.168.1.10)")
+        for entry in entries:
+            if not re.fullmatch(r"\*|[0-9A-Za-z.:\-]+", entry):
+                raise ValueError(f"{entry!r} is not an IP address, a host name or *")
+        return ", ".join(entries)
 
     @field_validator("mqtt_url")
     @classmethod

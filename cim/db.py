@@ -10,7 +10,7 @@ import psycopg
 
 from cim.cluster import LocalCluster
 from cim.config import Settings, get_settings
-from cim.errors import DatabaseError
+from cim.errors import ConfigError, DatabaseError
 
 
 def database_url(settings: Settings | None = None, *, start: bool = True) -> str:
@@ -21,13 +21,27 @@ def database_url(settings: Settings | None = None, *, start: bool = True) -> str
         return settings.database_url
     if not start:
         return LocalCluster(settings).url()
-    return _local_url(settings.data_dir)
+    return _local_url(settings.data_dir, settings.db_listen)
+
+
+def reader_url(settings: Settings | None = None) -> str:
+    """The URL of the local cluster's read-only role (``cim_reader``: the
+    layers and the catalogue, for QGIS), the cluster started first. With
+    ``CIM_DATABASE_URL`` the project makes no roles: a ConfigError says so."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        raise ConfigError(
+            "CIM_DATABASE_URL is set: the project makes no roles on that server, so it has no read-only URL",
+            hint="create a read-only role there (README: 'A read-only role for QGIS') and give QGIS its URL",
+        )
+    database_url(settings)  # started, its roles made
+    return LocalCluster(settings).reader_url()
 
 
 @cache
-def _local_url(data_dir: Path) -> str:
+def _local_url(data_dir: Path, db_listen: str) -> str:
     """The local cluster started (once per process and data directory)."""
-    return LocalCluster(Settings(data_dir=data_dir)).up()
+    return LocalCluster(Settings(data_dir=data_dir, db_listen=db_listen)).up()
 
 
 def connect(settings: Settings | None = None, *, autocommit: bool = False) -> psycopg.Connection:

@@ -3,9 +3,11 @@
 One transaction does it all: an unlogged staging table filled by COPY
 (CSV written by pyarrow, geometry as hex EWKB), each feature placed in its
 street/community/grid by a spatial join, the new table built from both with
-its indexes, then the swap: drop the old table, rename the new one, update
-the catalogue, commit. Until the commit, readers see the previous version;
-if anything fails, the rollback leaves the previous version as it was.
+its indexes and its comments (the title, what each known column holds), then
+the swap: drop the old table, rename the new one (it gets the old one's
+grants, or for a new layer those the ``layers`` schema gives new tables),
+update the catalogue, commit. Until the commit, readers see the previous
+version; if anything fails, the rollback leaves the previous version as it was.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from psycopg import sql
 
 from layers.catalogue import LayerInfo, find_layer, upsert_layer
 from layers.gridjoin import GRID_COLUMNS, GridPlacement, grid_placement
-from layers.schema import LAYER_SCHEMA, STAGING_SCHEMA, ensure_schema
+from layers.labels import column_comment
+from layers.schema import LAYER_SCHEMA, STAGING_SCHEMA, ensure_schema, set_comments
 
 COPY_CHUNK_ROWS = 50_000
 RESERVED = ("fid", "geom")
@@ -247,6 +250,7 @@ def load_layer(
         # one import of a layer at a time; the others wait here, then replace it in turn
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cim.layer.{name}",))
         previous = find_layer(conn, name)
+        title = title or (previous.title if previous else name)
         with conn.cursor() as cur:
             # UNLOGGED: no WAL for data that lives one transaction; created in
             # it, so a rollback removes it too
@@ -266,6 +270,9 @@ def load_layer(
             if progress:
                 progress("index", 0, 1)
             _build_table(cur, name, fresh, stage, matches if placement else None, types, extra, features.geometry_type)
+            columns = ("fid", *types, *extra, "geom")
+            known = {c: text for c in columns if (text := column_comment(c)) is not None}
+            set_comments(conn, STAGING_SCHEMA, fresh_name, title, known)
             cur.execute(sql.SQL("DROP TABLE {}").format(stage))
             if placement:
                 cur.execute(sql.SQL("DROP TABLE {}").format(matches))
@@ -273,7 +280,7 @@ def load_layer(
         west, south, east, north = (float(v) for v in shapely.total_bounds(features.geometry))
         info = LayerInfo(
             name=name,
-            title=title or (previous.title if previous else name),
+            title=title,
             table_schema=LAYER_SCHEMA,
             table_name=name,
             geometry_type=features.geometry_type,
@@ -330,8 +337,31 @@ def _build_table(
     cur.execute(sql.SQL("ANALYZE {}").format(fresh))
 
 
+#: the grants a layer's new table gets: those of the table it replaces, and those
+#: the layers schema gives the tables its owner makes there (ALTER DEFAULT
+#: PRIVILEGES ... IN SCHEMA layers), which a table made in the staging schema
+#: and moved in does not get by itself. Per grantee (NULL: PUBLIC), the
+#: privileges and whether they may be granted on.
+_GRANTS = """
+SELECT r.rolname, string_agg(DISTINCT a.privilege_type, ', '), a.is_grantable
+FROM (
+    SELECT (aclexplode(c.relacl)).* FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(schema)s AND c.relname = %(name)s AND c.relacl IS NOT NULL
+    UNION ALL
+    SELECT (aclexplode(d.defaclacl)).* FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
+    WHERE n.nspname = %(schema)s AND d.defaclobjtype = 'r'
+      AND d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+WHERE a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+GROUP BY r.rolname, a.is_grantable
+"""
+_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
+
+
 def _swap(cur: psycopg.Cursor, name: str, fresh_name: str) -> None:
-    """Replace ``layers.<name>`` by the staging table ``fresh_name`` (inside the caller's transaction)."""
+    """Replace ``layers.<name>`` by the staging table ``fresh_name`` (inside the
+    caller's transaction), the grants of the one carried over to the other."""
+    grants = cur.execute(_GRANTS, {"schema": LAYER_SCHEMA, "name": name}).fetchall()
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(LAYER_SCHEMA, name)))
     cur.execute(
         sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
@@ -341,3 +371,15 @@ def _swap(cur: psycopg.Cursor, name: str, fresh_name: str) -> None:
     cur.execute(
         sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(LAYER_SCHEMA, fresh_name), sql.Identifier(name))
     )
+    for grantee, privileges, grantable in grants:
+        known = [p for p in privileges.split(", ") if p in _PRIVILEGES]  # keywords, composed as SQL
+        if not known:
+            continue
+        cur.execute(
+            sql.SQL("GRANT {} ON {} TO {}{}").format(
+                sql.SQL(", ".join(known)),
+                sql.Identifier(LAYER_SCHEMA, name),
+                sql.SQL("PUBLIC") if grantee is None else sql.Identifier(grantee),
+                sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+            )
+        )

@@ -4,13 +4,19 @@
   EPSG:4326 with a GiST index); opens in QGIS as it is.
 - ``cim.layers``: the layer catalogue.
 - ``cim_staging``: unlogged tables that live for one import's transaction.
+
+Tables and columns carry comments in Chinese (the layer's title, what a
+column holds and its unit): QGIS shows them as the layer's and the fields'
+descriptions, ``psql``'s ``\\d+`` as the description.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import psycopg
+from psycopg import sql
 
 from cim.errors import InputError
 
@@ -45,6 +51,29 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.layers (
 """
 
 
+#: the catalogue's comments: the table's, then its columns'
+CATALOGUE_COMMENTS = (
+    "图层目录: 每个图层一行 (名称、标题、几何类型、要素数、范围、来源、版本)",
+    {
+        "name": "图层名 (即表名 layers.<name>)",
+        "title": "标题",
+        "table_schema": "表所在的模式",
+        "table_name": "表名",
+        "geometry_type": "几何类型",
+        "srid": "坐标系 (EPSG 代码)",
+        "feature_count": "要素数",
+        "bbox": "范围 (西, 南, 东, 北; WGS 84 经纬度)",
+        "columns": "属性列及其类型 (JSON)",
+        "source": "来源文件",
+        "source_crs": "来源坐标系",
+        "imported_at": "导入时间",
+        "version": "版本 (每次导入加一)",
+        "repaired_count": "修复的几何数",
+        "skipped_count": "跳过的要素数",
+    },
+)
+
+
 def validate_layer_name(name: str) -> str:
     """Layer names become table names: lower-case letters, digits, underscores."""
     if not _NAME.match(name or "") or _RESERVED_PART in name or name.endswith("_"):
@@ -62,3 +91,35 @@ def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.schema'))")
         conn.execute(_DDL)
+        set_comments(conn, META_SCHEMA, "layers", *CATALOGUE_COMMENTS)
+
+
+def set_comments(
+    conn: psycopg.Connection, schema: str, table: str, title: str, columns: Mapping[str, str] | None = None
+) -> None:
+    """``COMMENT ON`` the table and those of ``columns`` it has, where they
+    differ from the comments there (inside the caller's transaction, if any).
+    A table another role owns is left as it is: on a server of
+    ``CIM_DATABASE_URL``, its administrator may have made the tables."""
+    columns = columns or {}
+    found = conn.execute(
+        """SELECT pg_has_role(c.relowner, 'USAGE'), obj_description(c.oid, 'pg_class'),
+                  coalesce(jsonb_object_agg(a.attname, col_description(c.oid, a.attnum))
+                           FILTER (WHERE a.attname IS NOT NULL), '{}')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           WHERE n.nspname = %s AND c.relname = %s
+           GROUP BY c.oid, c.relowner""",
+        (schema, table),
+    ).fetchone()
+    if found is None or not found[0]:  # no such table, or not ours
+        return
+    _, comment, column_comments = found
+    target = sql.Identifier(schema, table)
+    if comment != title:
+        conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(target, sql.Literal(title)))
+    for column, text in columns.items():
+        if column in column_comments and column_comments[column] != text:
+            conn.execute(
+                sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(target, sql.Identifier(column), sql.Literal(text))
+            )

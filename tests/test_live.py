@@ -33,7 +33,7 @@ def _iso(t: dt.datetime) -> str:
 
 @pytest.fixture
 def sensor_id(conn, server) -> str:
-    return conn.execute("SELECT id FROM live.sensors ORDER BY id LIMIT 1").fetchone()[0]
+    return conn.execute("SELECT id FROM live.sensor_registry ORDER BY id LIMIT 1").fetchone()[0]
 
 
 def _broker(base_url: str) -> MqttAddress:
@@ -193,11 +193,11 @@ def test_tickets_are_created_updated_by_id_and_placed_in_their_grid(http, conn):
     stored = http.get("/live/tickets/T-LIVE-1").json()
     assert stored["acknowledged_at"] == _iso(now - dt.timedelta(minutes=9)) and stored["sla"]["stage"] == "resolve"
     assert stored["street"] and stored["grid"]  # 进格入块
-    assert conn.execute("SELECT count(*) FROM live.tickets WHERE id = 'T-LIVE-1'").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM live.ticket_records WHERE id = 'T-LIVE-1'").fetchone() == (1,)
     bad = http.post("/live/tickets", json={**ticket, "created_at": "2026-11-22 10:00"})
     assert bad.status_code == 400 and "T-LIVE-1" in bad.json()["detail"]
     assert http.get("/live/tickets/NO-SUCH").status_code == 404
-    sample = conn.execute("SELECT id FROM live.tickets WHERE resolved_at IS NOT NULL LIMIT 1").fetchone()[0]
+    sample = conn.execute("SELECT id FROM live.ticket_records WHERE resolved_at IS NOT NULL LIMIT 1").fetchone()[0]
     assert http.get(f"/live/tickets/{sample}").json()["sla"]["stage"] == "closed"  # the sample's tickets, too
     # the hub's tickets connection dies (as in a database restart): the next ticket is stored all the same
     assert conn.execute(
@@ -256,7 +256,7 @@ def _snapshot(http, **params) -> tuple[dict, dict]:
 
 def test_the_sensor_snapshot_is_binary_columnar_and_small(http, conn):
     header, cols = _snapshot(http)
-    rows = conn.execute("SELECT id, ST_X(geom), ST_Y(geom), category FROM live.sensors ORDER BY id").fetchall()
+    rows = conn.execute("SELECT id, ST_X(geom), ST_Y(geom), category FROM live.sensor_registry ORDER BY id").fetchall()
     assert header["count"] == len(rows) == len(cols["ids"]) == 5_000
     assert cols["ids"] == [r[0] for r in rows]
     lon = [r[1] for r in rows]
@@ -290,11 +290,11 @@ def _next(ws, predicate, timeout: float = 10.0) -> dict:
 
 def test_a_published_alarm_reaches_a_subscribed_viewer_and_clears(server, http, conn, publisher):
     sid, lon, lat = conn.execute(
-        "SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = "
+        "SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensor_registry WHERE category = "
         "'smoke_detector' ORDER BY id OFFSET 10 LIMIT 1"
     ).fetchone()
     far = conn.execute(
-        "SELECT id FROM live.sensors WHERE ST_Distance(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) > 0.02 "
+        "SELECT id FROM live.sensor_registry WHERE ST_Distance(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) > 0.02 "
         "ORDER BY id LIMIT 1",
         (lon, lat),
     ).fetchone()[0]
@@ -333,7 +333,7 @@ def test_a_published_alarm_reaches_a_subscribed_viewer_and_clears(server, http, 
 
 def test_threshold_and_offline_rules_raise_and_clear(http, conn):
     hydrant = conn.execute(
-        "SELECT id, street FROM live.sensors WHERE category = 'hydrant_pressure' ORDER BY id LIMIT 1"
+        "SELECT id, street FROM live.sensor_registry WHERE category = 'hydrant_pressure' ORDER BY id LIMIT 1"
     ).fetchone()
     now = dt.datetime.now(UTC).replace(microsecond=0)
 
@@ -363,7 +363,9 @@ def _stored(conn, sensor: str, since: dt.datetime) -> int:
 
 
 def test_a_restarted_broker_is_reconnected_and_queued_readings_arrive(settings, http, conn, publisher):
-    sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'noise' ORDER BY id LIMIT 1").fetchone()[0]
+    sensor = conn.execute(
+        "SELECT id FROM live.sensor_registry WHERE category = 'noise' ORDER BY id LIMIT 1"
+    ).fetchone()[0]
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
     conf = LocalBroker(settings.data_dir).home / "mosquitto.conf"
     pid = int(subprocess.run(["pgrep", "-f", f"mosquitto -c {conf}"], capture_output=True, text=True).stdout.split()[0])
@@ -394,9 +396,9 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
     device.reconnect_delay_set(0.1, 1)
     device.connect(broker.host, broker.port)
     device.loop_start()
-    sensor = conn.execute("SELECT id FROM live.sensors WHERE category = 'air_quality' ORDER BY id LIMIT 1").fetchone()[
-        0
-    ]
+    sensor = conn.execute(
+        "SELECT id FROM live.sensor_registry WHERE category = 'air_quality' ORDER BY id LIMIT 1"
+    ).fetchone()[0]
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
     try:
         for k in range(40):
@@ -450,7 +452,8 @@ def test_the_viewer_shows_a_published_alarm_without_reload(server, conn, publish
     from tests.browser import browse
 
     sid, lon, lat = conn.execute(
-        "SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensors WHERE category = 'gas_detector' ORDER BY id LIMIT 1"
+        "SELECT id, ST_X(geom), ST_Y(geom) FROM live.sensor_registry "
+        "WHERE category = 'gas_detector' ORDER BY id LIMIT 1"
     ).fetchone()
     stop = threading.Event()
     device = threading.Thread(target=_publish_until, args=(stop, publisher, sid, "alarm", server), daemon=True)

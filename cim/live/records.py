@@ -77,7 +77,7 @@ def reading(
     if not isinstance(sensor_id, str) or not sensor_id:
         raise RecordError("sensor_id is missing")
     if known is not None and sensor_id not in known:
-        raise RecordError(f"unknown sensor {sensor_id!r} (not in live.sensors)")
+        raise RecordError(f"unknown sensor {sensor_id!r} (not in live.sensor_registry)")
     ts = parse_time(record.get("ts"), "ts")
     if ts > now + FUTURE_SLACK:
         raise RecordError(f"ts {record['ts']} is in the future")

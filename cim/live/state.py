@@ -52,7 +52,7 @@ class Registry:
 
 def load_registry(conn: psycopg.Connection, version: int) -> Registry:
     rows = conn.execute(
-        f"SELECT id, category, ST_X(geom), ST_Y(geom) FROM {LIVE_SCHEMA}.sensors ORDER BY id"
+        f"SELECT id, category, ST_X(geom), ST_Y(geom) FROM {LIVE_SCHEMA}.sensor_registry ORDER BY id"
     ).fetchall()
     categories = sorted({r[1] for r in rows})
     code = {c: i for i, c in enumerate(categories)}

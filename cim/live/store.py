@@ -1,13 +1,20 @@
 """The live hub's storage in PostGIS: the ``live`` schema and how records are stored.
 
-- ``live.sensors``, ``live.cameras``: the registries (id, category or view,
-  location, street/community/grid), filled from the layers of the same name.
+- ``live.sensor_registry``, ``live.camera_registry``: the registries (id,
+  category or view, location, street/community/grid), filled from the layers
+  ``sensors`` and ``cameras``.
 - ``live.readings``: the time series, partitioned by day on ``ts`` (a
   partition per UTC day, made when the first reading of that day arrives;
   retention drops whole partitions, so a billion rows cost no DELETE), primary
   key (sensor_id, ts) so a reading sent twice is stored once.
 - ``live.sensor_state``: each sensor's latest reading (what a map paints).
-- ``live.tickets``: citizen tickets (民意速办), one row per id, updated in place.
+- ``live.ticket_records``: citizen tickets (民意速办), one row per id, updated
+  in place; first filled from the layer ``tickets``.
+
+No table here has the name of a layer (QGIS lists ``live.sensors`` and
+``layers.sensors`` as two "sensors"): the registries were ``live.sensors``,
+``live.cameras`` and ``live.tickets`` once, and are renamed where they still
+are. Every table and column has a comment in Chinese.
 """
 
 from __future__ import annotations
@@ -17,13 +24,25 @@ from dataclasses import dataclass
 
 import psycopg
 
-from layers.schema import LAYER_SCHEMA, META_SCHEMA
+from layers.schema import LAYER_SCHEMA, META_SCHEMA, set_comments
 
 LIVE_SCHEMA = "live"
 
+#: the live table each registry layer fills (they were named as the layers until the names collided in QGIS)
+REGISTRIES = {"sensors": "sensor_registry", "cameras": "camera_registry", "tickets": "ticket_records"}
+
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {LIVE_SCHEMA};
-CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.sensors (
+-- the registries' earlier names (those of their layers), with their keys and indexes
+ALTER TABLE IF EXISTS {LIVE_SCHEMA}.sensors RENAME TO sensor_registry;
+ALTER INDEX IF EXISTS {LIVE_SCHEMA}.sensors_pkey RENAME TO sensor_registry_pkey;
+ALTER INDEX IF EXISTS {LIVE_SCHEMA}.sensors_geom RENAME TO sensor_registry_geom;
+ALTER TABLE IF EXISTS {LIVE_SCHEMA}.cameras RENAME TO camera_registry;
+ALTER INDEX IF EXISTS {LIVE_SCHEMA}.cameras_pkey RENAME TO camera_registry_pkey;
+ALTER TABLE IF EXISTS {LIVE_SCHEMA}.tickets RENAME TO ticket_records;
+ALTER INDEX IF EXISTS {LIVE_SCHEMA}.tickets_pkey RENAME TO ticket_records_pkey;
+ALTER INDEX IF EXISTS {LIVE_SCHEMA}.tickets_geom RENAME TO ticket_records_geom;
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.sensor_registry (
     id            text PRIMARY KEY,
     category      text NOT NULL,
     category_name text,
@@ -34,7 +53,7 @@ CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.sensors (
     grid          text,
     geom          geometry(Point, 4326) NOT NULL
 );
-CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.cameras (
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.camera_registry (
     id          text PRIMARY KEY,
     name        text,
     heading     double precision,
@@ -61,7 +80,7 @@ CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.sensor_state (
     value       double precision NOT NULL,
     status      text NOT NULL
 );
-CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.tickets (
+CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.ticket_records (
     id              text PRIMARY KEY,
     channel         text NOT NULL,
     category        text NOT NULL,
@@ -78,7 +97,7 @@ CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.tickets (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     geom            geometry(Point, 4326) NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tickets_geom ON {LIVE_SCHEMA}.tickets USING gist (geom);
+CREATE INDEX IF NOT EXISTS ticket_records_geom ON {LIVE_SCHEMA}.ticket_records USING gist (geom);
 CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.rules (
     id          serial PRIMARY KEY,
     category    text NOT NULL,          -- a sensor category, or * for every sensor
@@ -111,9 +130,97 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
                      WHEN 'offline' THEN ts < now() - make_interval(mins => minutes)
                      ELSE false END
 $$;
-CREATE INDEX IF NOT EXISTS sensors_geom ON {LIVE_SCHEMA}.sensors USING gist (geom);
+CREATE INDEX IF NOT EXISTS sensor_registry_geom ON {LIVE_SCHEMA}.sensor_registry USING gist (geom);
 """
 
+
+_PLACE = {"street": "所在街道", "community": "所在社区", "grid": "所在网格", "geom": "位置 (WGS 84 经纬度, EPSG:4326)"}
+_STATUS = "状态: normal 正常, alarm 报警, fault 故障, offline 离线"
+
+#: each live table's comment and its columns' (what QGIS and psql's \d+ show)
+LIVE_COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
+    "sensor_registry": (
+        "传感器登记表 (由图层 sensors 同步)",
+        {
+            "id": "传感器编号",
+            "category": "类别代码 (如 hydrant_pressure 消防栓水压, water_level 水位)",
+            "category_name": "类别",
+            "vendor": "厂商",
+            "install_date": "安装日期",
+            **_PLACE,
+        },
+    ),
+    "camera_registry": (
+        "摄像头登记表 (由图层 cameras 同步)",
+        {
+            "id": "摄像头编号",
+            "name": "名称",
+            "heading": "朝向 (度, 正北为 0, 顺时针)",
+            "fov": "视场角 (度)",
+            "range_m": "可视距离 (米)",
+            "stream_url": "视频流地址 (HLS)",
+            "status": "状态",
+            **_PLACE,
+        },
+    ),
+    "readings": (
+        "传感器读数 (按 UTC 日分区, 超过保留天数的分区整块删除)",
+        {
+            "sensor_id": "传感器编号",
+            "ts": "测量时间",
+            "value": "读数 (单位随类别: 水压 MPa, 水位 米, ...)",
+            "status": _STATUS,
+            "received_at": "入库时间",
+        },
+    ),
+    "sensor_state": (
+        "传感器最新状态 (每个传感器的最新读数)",
+        {"sensor_id": "传感器编号", "ts": "测量时间", "value": "读数", "status": _STATUS},
+    ),
+    "ticket_records": (
+        "民意速办工单 (每个工单一行, 随办理更新)",
+        {
+            "id": "工单编号",
+            "channel": "来源渠道",
+            "category": "类别",
+            "address": "地址",
+            "department": "责任部门",
+            "status": "状态",
+            "created_at": "创建时间",
+            "acknowledged_at": "受理时间 (时限 10 分钟)",
+            "contacted_at": "联系市民时间 (时限 30 分钟)",
+            "resolved_at": "办结时间 (时限 24 小时)",
+            "updated_at": "最后更新时间",
+            **_PLACE,
+        },
+    ),
+    "rules": (
+        "报警规则 (可在此编辑)",
+        {
+            "id": "规则编号",
+            "category": "适用的传感器类别代码 (* 为全部)",
+            "kind": "规则类型: status 设备报警, below 低于阈值, above 高于阈值, offline 离线",
+            "threshold": "阈值 (与读数同单位)",
+            "minutes": "离线判定时长 (分钟)",
+            "severity": "级别: critical 严重, warning 警告",
+            "message": "报警信息",
+        },
+    ),
+    "alarms": (
+        "报警记录 (未解除的 cleared_at 为空)",
+        {
+            "id": "报警编号",
+            "sensor_id": "传感器编号",
+            "rule_id": "规则编号",
+            "kind": "规则类型",
+            "severity": "级别",
+            "message": "报警信息",
+            "value": "触发时的读数",
+            "raised_at": "报警时间",
+            "cleared_at": "解除时间",
+        },
+    ),
+}
 
 #: what a reading's status may be
 STATUSES = ("normal", "alarm", "fault", "offline")
@@ -181,6 +288,8 @@ def ensure_live_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.live.schema'))")
         conn.execute(_DDL)
+        for table, (title, columns) in LIVE_COMMENTS.items():
+            set_comments(conn, LIVE_SCHEMA, table, title, columns)
         row = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.rules").fetchone()
         assert row is not None  # count(*) returns one row
         if row[0] == 0:
@@ -217,7 +326,7 @@ def evaluate_rules(conn: psycopg.Connection, sensors: list[str] | None) -> list[
             SELECT st.sensor_id, r.id, r.kind, r.severity, r.message, st.value,
                    CASE WHEN r.kind = 'offline' THEN now() ELSE st.ts END
             FROM scope st
-            JOIN {LIVE_SCHEMA}.sensors s ON s.id = st.sensor_id
+            JOIN {LIVE_SCHEMA}.sensor_registry s ON s.id = st.sensor_id
             JOIN {LIVE_SCHEMA}.rules r ON r.category IN (s.category, '*')
             WHERE {kinds} AND {LIVE_SCHEMA}.rule_fires(r.kind, r.threshold, r.minutes, st.status, st.value, st.ts)
             ON CONFLICT (sensor_id, rule_id) WHERE cleared_at IS NULL DO NOTHING
@@ -254,7 +363,8 @@ def _has_layer(conn: psycopg.Connection, name: str) -> bool:
     return row[0]
 
 
-#: what each live registry takes from its layer: column -> the layer's expression for it (besides ``id``)
+#: what each live registry takes from its layer (by the layer's name): column -> the layer's expression
+#: for it (besides ``id``)
 _REGISTRY_COLUMNS: dict[str, dict[str, str]] = {
     "sensors": {
         "category": "coalesce(category, '')",
@@ -288,17 +398,18 @@ _REGISTRY_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
-def _sync_sql(table: str) -> str:
+def _sync_sql(layer: str) -> str:
     """INSERT ... SELECT from the layer. Sensors and cameras are updated where
     they differ (unchanged rows are not rewritten); a ticket already there is
     kept (one updated live is newer than the layer's copy)."""
-    columns = _REGISTRY_COLUMNS[table]
+    columns = _REGISTRY_COLUMNS[layer]
+    table = REGISTRIES[layer]
     names = ", ".join(columns)
     sql = (
         f"INSERT INTO {LIVE_SCHEMA}.{table} (id, {names}) SELECT id, {', '.join(columns.values())} "
-        f"FROM {LAYER_SCHEMA}.{table} WHERE id IS NOT NULL"
+        f"FROM {LAYER_SCHEMA}.{layer} WHERE id IS NOT NULL"
     )
-    if table == "tickets":
+    if layer == "tickets":
         return sql + " AND created_at IS NOT NULL ON CONFLICT (id) DO NOTHING"
     return (
         sql
@@ -312,15 +423,15 @@ def _sync_sql(table: str) -> str:
 def sync_registries(conn: psycopg.Connection) -> dict[str, int]:
     """Sensors, cameras and tickets from the layers of those names (imported
     with ``cim import layer`` or by ``cim demo``) into the live tables; rows
-    already there are updated, readings are kept. Returns the counts."""
+    already there are updated, readings are kept. Returns the counts, by layer name."""
     counts = {}
     with conn.transaction():
-        for table in _REGISTRY_COLUMNS:
-            if _has_layer(conn, table):
-                conn.execute(_sync_sql(table))
+        for layer, table in REGISTRIES.items():
+            if _has_layer(conn, layer):
+                conn.execute(_sync_sql(layer))
             row = conn.execute(f"SELECT count(*) FROM {LIVE_SCHEMA}.{table}").fetchone()
             assert row is not None  # count(*) returns one row
-            counts[table] = row[0]
+            counts[layer] = row[0]
     return counts
 
 
@@ -348,6 +459,7 @@ class Partitions:
                 f"CREATE TABLE IF NOT EXISTS {LIVE_SCHEMA}.{name} PARTITION OF {LIVE_SCHEMA}.readings "
                 f"FOR VALUES FROM ('{day:%Y-%m-%d} 00:00+00') TO ('{day + dt.timedelta(days=1):%Y-%m-%d} 00:00+00')"
             )
+            set_comments(conn, LIVE_SCHEMA, name, f"传感器读数 {day:%Y-%m-%d} (UTC) 分区", LIVE_COMMENTS["readings"][1])
             self.known.add(day)
 
     def oldest_kept(self, now: dt.datetime) -> dt.datetime:
@@ -424,7 +536,7 @@ def upsert_ticket(
     placement = placement or {}
     row = conn.execute(
         f"""
-        INSERT INTO {LIVE_SCHEMA}.tickets AS t (id, channel, category, address, department, status, created_at,
+        INSERT INTO {LIVE_SCHEMA}.ticket_records AS t (id, channel, category, address, department, status, created_at,
             acknowledged_at, contacted_at, resolved_at, street, community, grid, geom)
         VALUES (%(id)s, %(channel)s, %(category)s, %(address)s, %(department)s, %(status)s, %(created_at)s,
                 %(acknowledged_at)s, %(contacted_at)s, %(resolved_at)s, %(street)s, %(community)s, %(grid)s,

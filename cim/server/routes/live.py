@@ -69,7 +69,7 @@ async def sensor(sensor_id: str, pool: AsyncConnectionPool = Depends(get_pool)) 
             f"""
             SELECT s.id AS sensor_id, s.category, s.category_name, s.street, s.community, s.grid,
                    ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, st.value, st.ts, st.status
-            FROM {LIVE_SCHEMA}.sensors s LEFT JOIN {LIVE_SCHEMA}.sensor_state st ON st.sensor_id = s.id
+            FROM {LIVE_SCHEMA}.sensor_registry s LEFT JOIN {LIVE_SCHEMA}.sensor_state st ON st.sensor_id = s.id
             WHERE s.id = %s""",
             (sensor_id,),
         )
@@ -113,7 +113,7 @@ async def ticket(
             f"""
             SELECT id, channel, category, address, department, status, created_at, acknowledged_at, contacted_at,
                    resolved_at, street, community, grid, ST_X(geom) AS lon, ST_Y(geom) AS lat, updated_at
-            FROM {LIVE_SCHEMA}.tickets WHERE id = %s""",
+            FROM {LIVE_SCHEMA}.ticket_records WHERE id = %s""",
             (ticket_id,),
         )
         row = await cur.fetchone()
@@ -133,7 +133,7 @@ async def ticket(
     return {**row, "sla": sla_of(t, dt.datetime.now(dt.UTC), hub.sla).to_json()}
 
 
-_LEVELS = ("street", "community", "grid")  # each a column of live.sensors and live.tickets
+_LEVELS = ("street", "community", "grid")  # each a column of live.sensor_registry and live.ticket_records
 
 
 @router.get(
@@ -174,7 +174,7 @@ async def camera_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionP
         f"""
         SELECT id, name, round(ST_X(geom)::numeric, 7)::float8 AS lon, round(ST_Y(geom)::numeric, 7)::float8 AS lat,
                heading, fov, range_m, status, stream_url
-        FROM {LIVE_SCHEMA}.cameras WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) ORDER BY id""",
+        FROM {LIVE_SCHEMA}.camera_registry WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) ORDER BY id""",
         box,
     )
 
@@ -188,7 +188,7 @@ async def ticket_snapshot(
         await cur.execute(
             f"""
             SELECT id, channel, category, ST_X(geom), ST_Y(geom), created_at, acknowledged_at, contacted_at, resolved_at
-            FROM {LIVE_SCHEMA}.tickets
+            FROM {LIVE_SCHEMA}.ticket_records
             WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)
               AND (resolved_at IS NULL OR resolved_at > now() - interval '24 hours')
             ORDER BY created_at""",
@@ -218,7 +218,7 @@ async def alarms(
             f"""
             SELECT a.id, a.sensor_id, s.category, a.kind, a.severity, a.message, a.value, a.raised_at, a.cleared_at,
                    ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.street, s.community, s.grid
-            FROM {LIVE_SCHEMA}.alarms a JOIN {LIVE_SCHEMA}.sensors s ON s.id = a.sensor_id
+            FROM {LIVE_SCHEMA}.alarms a JOIN {LIVE_SCHEMA}.sensor_registry s ON s.id = a.sensor_id
             WHERE (%s::timestamptz IS NULL AND a.cleared_at IS NULL) OR a.raised_at >= %s
             ORDER BY a.raised_at DESC LIMIT %s""",
             (start, start, limit),
@@ -249,12 +249,12 @@ async def counts(
                            AND a.kind = 'offline')) AS offline,
                        count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {LIVE_SCHEMA}.alarms a WHERE a.sensor_id = s.id
                                                       AND a.cleared_at IS NULL AND a.kind <> 'offline')) AS alarms
-                FROM {LIVE_SCHEMA}.sensors s LEFT JOIN {LIVE_SCHEMA}.sensor_state st ON st.sensor_id = s.id
+                FROM {LIVE_SCHEMA}.sensor_registry s LEFT JOIN {LIVE_SCHEMA}.sensor_state st ON st.sensor_id = s.id
                 GROUP BY 1),
             t AS (
                 SELECT {level} AS area, count(*) FILTER (WHERE resolved_at IS NULL) AS open_tickets,
                        count(*) FILTER (WHERE {overdue_sql}) AS overdue_tickets
-                FROM {LIVE_SCHEMA}.tickets GROUP BY 1)
+                FROM {LIVE_SCHEMA}.ticket_records GROUP BY 1)
             SELECT coalesce(s.area, t.area), coalesce(sensors, 0), coalesce(alarms, 0), coalesce(offline, 0),
                    coalesce(open_tickets, 0), coalesce(overdue_tickets, 0)
             FROM s FULL JOIN t ON t.area = s.area ORDER BY 1""",
