@@ -11,10 +11,27 @@ The tileset version is committed after the layer's transaction commits,
 discarded if anything fails (or kept to be resumed, for an importer that
 gives a :meth:`resume_key`), so a failure leaves the previous layer and
 tileset as they were.
+
+A kill between the layer's commit and the tileset's swap is repaired, not
+prevented (nothing can make a rename part of a database transaction): the
+layer's transaction records the sealed tileset version it goes with
+(``cim.tileset_versions``), and :func:`reconcile_tilesets` makes any
+recorded version that is on disk but not current the current one. It runs
+when the server starts and at the start of every import's write. Why this
+order and not "swap, then commit, swap back on failure": see
+:mod:`tiles.output`.
+
+Test hook: with ``CIM_TEST_KILL_AFTER_COMMIT=1`` in its environment an import
+SIGKILLs itself right after its layer's commit, before the swap (read in
+:func:`_kill_after_commit_for_tests` only; tests/test_tileset_files.py).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,12 +44,45 @@ from cim.config import Settings
 from cim.db import connect
 from cim.errors import DatabaseError
 from import_scripts.report import ImportReport, Progress, ReportBuilder, silent
-from layers.catalogue import LayerInfo
+from layers.catalogue import LayerInfo, record_tileset_version, recorded_tileset_version, tileset_version_names
 from layers.load import FeatureTable, LoadResult, load_layer
 from layers.schema import validate_layer_name
-from tiles.output import TilesetVersion
+from tiles.output import TilesetVersion, reconcile
 
 OptionsT = TypeVar("OptionsT")
+log = logging.getLogger(__name__)
+
+#: the test hook's variable (see the module's docstring)
+KILL_AFTER_COMMIT = "CIM_TEST_KILL_AFTER_COMMIT"
+
+
+def _kill_after_commit_for_tests() -> None:
+    """Die as a power cut would, between the layer's commit and the tileset's
+    swap, when the tests ask for it. The only place the variable is read."""
+    if os.environ.get(KILL_AFTER_COMMIT) == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def reconcile_tilesets(settings: Settings, names: list[str] | None = None) -> list[str]:
+    """Make every tileset the database records (for ``names``, or all) current
+    where an import was killed between its layer's commit and its tileset's
+    swap; returns the names put back in step. Run by the server at start and
+    by every import. A name whose import is running is left to that import."""
+    fixed: list[str] = []
+    root = settings.tilesets_dir
+    if not (root / ".versions").is_dir():
+        return fixed
+    with connect(settings, autocommit=True) as conn:
+        for name in tileset_version_names(conn) if names is None else names:
+            try:
+                folder = reconcile(root, name, functools.partial(recorded_tileset_version, conn, name))
+            except OSError as exc:  # e.g. a server whose user may not write the tilesets: say so, serve on
+                log.warning("tileset %r could not be checked against its layer: %s", name, exc)
+                continue
+            if folder is not None:
+                log.warning("tileset %r was behind its layer (an import was interrupted): now %s", name, folder)
+                fixed.append(name)
+    return fixed
 
 
 @contextmanager
@@ -66,6 +116,10 @@ class Importer(ABC, Generic[OptionsT]):
         self.options = options
         self.progress: Progress = progress or silent
         self.report = ReportBuilder(self.kind, name, str(source))
+        #: the tileset version being written (while :meth:`write` runs), and
+        #: whether the layer's transaction that recorded it has committed
+        self._version: TilesetVersion | None = None
+        self._landed = False
 
     # --- what a source kind fills in -------------------------------------------------------
 
@@ -98,10 +152,21 @@ class Importer(ABC, Generic[OptionsT]):
             validate_layer_name(name)
         self.progress("read", 0, 0)
         self.read()
+        with database_errors(self.source, self.name):
+            reconcile_tilesets(self.settings)  # an earlier import killed before its swap: put it in step first
         if not self.writes_tileset:
             return self.summary(self.write(None), None)
         with TilesetVersion.writing(self.settings.tilesets_dir, self.name, resume_key=self.resume_key()) as version:
-            result = self.write(version)
+            self._version, self._landed = version, False
+            try:
+                result = self.write(version)
+            except BaseException:
+                if self._landed:  # the layer is in: its tileset goes with it, whatever failed afterwards
+                    version.commit()
+                raise
+            finally:
+                self._version = None
+            _kill_after_commit_for_tests()
         return self.summary(result, version.tileset)
 
     # --- shared helpers -------------------------------------------------------------------
@@ -123,9 +188,19 @@ class Importer(ABC, Generic[OptionsT]):
         before_commit: Callable[[psycopg.Connection, LayerInfo], None] | None = None,
     ) -> LoadResult:
         """Load ``table`` as the layer ``self.name`` in one transaction (see
-        :func:`layers.load.load_layer`); a database refusal fails in one line naming the source."""
+        :func:`layers.load.load_layer`); a database refusal fails in one line naming the source.
+        For an importer that writes a tileset, the transaction also records
+        the (sealed) tileset version, after ``before_commit`` has written it."""
+        version = self._version
+
+        def record(conn: psycopg.Connection, layer: LayerInfo) -> None:
+            if before_commit is not None:
+                before_commit(conn, layer)
+            if version is not None:
+                record_tileset_version(conn, self.name, version.seal(), layer.version)
+
         with database_errors(self.source, self.name), connect(self.settings, autocommit=True) as conn:
-            return load_layer(
+            result = load_layer(
                 conn,
                 self.name,
                 table,
@@ -136,5 +211,8 @@ class Importer(ABC, Generic[OptionsT]):
                 skipped=skipped,
                 grid_layer=self.grid_layer(grid_join),
                 progress=self.progress,
-                before_commit=before_commit,
+                before_commit=record,
             )
+        if version is not None:
+            self._landed = True
+        return result

@@ -7,6 +7,7 @@ request, so a layer name in a URL can only ever select a catalogue row.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,11 +44,20 @@ class LayerInfo:
     skipped_count: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        """What clients see (``/layers``, and every route built on it): the
+        source's file name only, never a path on the server."""
         d = asdict(self)
         d["bbox"] = list(self.bbox)
         d["imported_at"] = self.imported_at.isoformat() if self.imported_at else None
+        d["source"] = file_name(self.source)
         del d["table_schema"], d["table_name"]
         return d
+
+
+def file_name(path: str) -> str:
+    """The last part of a path (``/srv/in/buildings.gpkg`` -> ``buildings.gpkg``,
+    ``C:\\in\\a.shp`` -> ``a.shp``, a production folder -> its name)."""
+    return re.split(r"[\\/]", path.rstrip("/\\"))[-1] if path else path
 
 
 def row_to_info(row: dict[str, Any]) -> LayerInfo:
@@ -107,3 +117,34 @@ def upsert_layer(conn: psycopg.Connection, info: LayerInfo) -> None:
             info.skipped_count,
         ),
     )
+
+
+def record_tileset_version(conn: psycopg.Connection, name: str, folder: str, layer_version: int) -> None:
+    """Record that layer ``name`` (at ``layer_version``) goes with the tileset
+    version in ``folder`` (inside the layer's transaction, so both land or neither)."""
+    conn.execute(
+        f"""INSERT INTO {META_SCHEMA}.tileset_versions (name, folder, layer_version) VALUES (%s, %s, %s)
+            ON CONFLICT (name) DO UPDATE SET folder = EXCLUDED.folder, layer_version = EXCLUDED.layer_version,
+              recorded_at = now()""",
+        (name, folder, layer_version),
+    )
+
+
+def _has_tileset_versions(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{META_SCHEMA}.tileset_versions",)).fetchone()
+    return bool(row and row[0])
+
+
+def tileset_version_names(conn: psycopg.Connection) -> list[str]:
+    """The names that have a recorded tileset version (none before the first import made the table)."""
+    if not _has_tileset_versions(conn):
+        return []
+    return [r[0] for r in conn.execute(f"SELECT name FROM {META_SCHEMA}.tileset_versions ORDER BY name")]
+
+
+def recorded_tileset_version(conn: psycopg.Connection, name: str) -> str | None:
+    """The folder of the tileset version recorded for ``name``, if any."""
+    if not _has_tileset_versions(conn):
+        return None
+    row = conn.execute(f"SELECT folder FROM {META_SCHEMA}.tileset_versions WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else None

@@ -3,6 +3,8 @@
 - ``layers.<name>``: one table per layer (``fid`` primary key, ``geom`` in
   EPSG:4326 with a GiST index); opens in QGIS as it is.
 - ``cim.layers``: the layer catalogue.
+- ``cim.tileset_versions``: the tileset version each layer's last import
+  committed (written in the layer's transaction: see :mod:`tiles.output`).
 - ``cim_staging``: unlogged tables that live for one import's transaction.
 
 Tables and columns carry comments in Chinese (the layer's title, what a
@@ -48,6 +50,12 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.layers (
     repaired_count  integer NOT NULL DEFAULT 0,
     skipped_count   integer NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS {META_SCHEMA}.tileset_versions (
+    name            text PRIMARY KEY REFERENCES {META_SCHEMA}.layers (name) ON DELETE CASCADE,
+    folder          text NOT NULL,
+    layer_version   integer NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now()
+);
 """
 
 
@@ -73,6 +81,17 @@ CATALOGUE_COMMENTS = (
     },
 )
 
+#: the tileset versions' comments
+TILESET_VERSION_COMMENTS = (
+    "瓦片集版本: 每个图层最近一次导入提交的三维瓦片集版本 (与图层在同一事务中写入)",
+    {
+        "name": "瓦片集名 (即图层名)",
+        "folder": "版本目录 (tilesets/.versions/ 下)",
+        "layer_version": "对应的图层版本",
+        "recorded_at": "记录时间",
+    },
+)
+
 
 def validate_layer_name(name: str) -> str:
     """Layer names become table names: lower-case letters, digits, underscores."""
@@ -92,6 +111,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.schema'))")
         conn.execute(_DDL)
         set_comments(conn, META_SCHEMA, "layers", *CATALOGUE_COMMENTS)
+        set_comments(conn, META_SCHEMA, "tileset_versions", *TILESET_VERSION_COMMENTS)
 
 
 def set_comments(

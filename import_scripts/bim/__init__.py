@@ -2,7 +2,9 @@
 tileset with one feature per element, an element layer in PostGIS, and the
 building outline layer.
 
-read (ifcopenshell, all cores) -> georeference -> element layer, with the
+check (a cut or gutted file is refused before ifcopenshell, which would
+open it and silently yield fewer elements: :func:`reader.check_step_file`)
+-> read (ifcopenshell, all cores) -> georeference -> element layer, with the
 tileset written inside its transaction -> commit -> tileset swap -> outline.
 """
 

@@ -267,7 +267,7 @@ class ObliqueImporter(Importer[ObliqueOptions]):
             self.frame,
             {
                 "kind": "oblique",
-                "source": str(production.source.resolve()),
+                "source": production.source.name,
                 "srs": georef.srs,
                 "srs_origin": list(georef.origin),
                 "origin": {"lon": self.frame_lonlat[0], "lat": self.frame_lonlat[1]},
