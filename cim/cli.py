@@ -7,6 +7,7 @@ printed as one line on stderr with what to do next, and exit non-zero.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,12 @@ samples_app = typer.Typer(help="Generate sample data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(samples_app, name="samples")
+users_app = typer.Typer(help="Users and their roles (viewer, land_supervisor, operator, admin).", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="API tokens for services, devices and dashboards (Authorization: Bearer).", no_args_is_help=True
+)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -170,6 +177,151 @@ def layers_list() -> None:
     console.print(t if found else "no layers yet: `cim import layer SRC --name NAME` adds one")
 
 
+# --- users and tokens -------------------------------------------------------------------
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (a container): still an actor
+        return "cli"
+
+
+def _auth_conn():
+    from cim.auth.store import ensure_auth_schema
+    from cim.db import connect
+
+    conn = connect(get_settings(), autocommit=True)
+    ensure_auth_schema(conn)
+    return conn
+
+
+def _new_password(name: str) -> str:
+    return typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+@friendly_errors
+def users_add(
+    name: str = typer.Argument(..., help="sign-in name: lower-case letters, digits, '.', '_', '-'"),
+    role: str = typer.Option(
+        ..., "--role", help="one or more roles, comma-separated: viewer, land_supervisor, operator, admin, device"
+    ),
+    display_name: str = typer.Option("", help="the name shown to people (e.g. 张三)"),
+) -> None:
+    """Add a user; the password is asked for (twice) and stored as an Argon2id hash."""
+    from cim.auth.store import add_user, parse_roles, record
+
+    roles = parse_roles(role)
+    password = _new_password(name)
+    with _auth_conn() as conn:
+        add_user(conn, name, password, roles, display_name)
+        record(conn, _cli_actor(), "user.add", name, detail={"roles": roles})
+    console.print(f"user {name!r} added with roles {', '.join(roles)}")
+
+
+@users_app.command("list")
+@friendly_errors
+def users_list() -> None:
+    """List the users and their roles."""
+    from cim.auth.store import list_users
+
+    with _auth_conn() as conn:
+        found = list_users(conn)
+    t = Table("name", "display name", "roles", "disabled", "created", title="users")
+    for u in found:
+        t.add_row(u.name, u.display_name, ", ".join(u.roles), "yes" if u.disabled else "", f"{u.created_at:%Y-%m-%d}")
+    console.print(t if found else "no users yet: `cim users add NAME --role admin` adds one")
+
+
+@users_app.command("passwd")
+@friendly_errors
+def users_passwd(name: str = typer.Argument(..., help="the user")) -> None:
+    """Set a user's password (asked for twice)."""
+    from cim.auth.store import record, set_password
+
+    password = _new_password(name)
+    with _auth_conn() as conn:
+        set_password(conn, name, password)
+        record(conn, _cli_actor(), "user.passwd", name)
+    console.print(f"password of {name!r} changed")
+
+
+@users_app.command("disable")
+@friendly_errors
+def users_disable(
+    name: str = typer.Argument(..., help="the user"),
+    enable: bool = typer.Option(False, "--enable", help="enable the user again instead"),
+) -> None:
+    """Disable a user (their sessions stop at once); --enable undoes it."""
+    from cim.auth.store import record, set_disabled
+
+    with _auth_conn() as conn:
+        set_disabled(conn, name, not enable)
+        record(conn, _cli_actor(), "user.enable" if enable else "user.disable", name)
+    console.print(f"user {name!r} {'enabled' if enable else 'disabled'}")
+
+
+@tokens_app.command("create")
+@friendly_errors
+def tokens_create(
+    name: str = typer.Option(..., "--name", help="what the token is for (e.g. dashboard, gateway-01)"),
+    role: str = typer.Option(..., "--role", help="roles, comma-separated (a sensor gateway: device)"),
+    layers: str | None = typer.Option(None, help="comma-separated layers it may read (default: every layer)"),
+) -> None:
+    """Create an API token and print it once (only its hash is kept)."""
+    from cim.auth.store import create_token, record
+
+    layer_list = [x.strip() for x in layers.split(",") if x.strip()] if layers else None
+    with _auth_conn() as conn:
+        token = create_token(conn, name, role.split(","), _cli_actor(), layer_list)
+        record(
+            conn,
+            _cli_actor(),
+            "token.create",
+            f"{token.id}:{name}",
+            detail={"roles": token.roles, "layers": token.layers},
+        )
+    console.print(f"token {token.id} ({name}, roles {', '.join(token.roles)}); it is shown only now, keep it:")
+    print(token.secret)
+
+
+@tokens_app.command("list")
+@friendly_errors
+def tokens_list() -> None:
+    """List the tokens (never their secrets)."""
+    from cim.auth.store import list_tokens
+
+    with _auth_conn() as conn:
+        found = list_tokens(conn)
+    t = Table("id", "name", "roles", "layers", "created", "last used", "revoked", title="tokens")
+    for k in found:
+        t.add_row(
+            str(k.id),
+            k.name,
+            ", ".join(k.roles),
+            ", ".join(k.layers or ["all"]),
+            f"{k.created_at:%Y-%m-%d}",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+        )
+    console.print(t if found else "no tokens yet: `cim tokens create --name N --role R` makes one")
+
+
+@tokens_app.command("revoke")
+@friendly_errors
+def tokens_revoke(token_id: int = typer.Argument(..., help="the token's id (cim tokens list)")) -> None:
+    """Revoke a token: it stops working at once."""
+    from cim.auth.store import record, revoke_token
+
+    with _auth_conn() as conn:
+        revoke_token(conn, token_id)
+        record(conn, _cli_actor(), "token.revoke", str(token_id))
+    console.print(f"token {token_id} revoked")
+
+
 # --- samples ------------------------------------------------------------------------
 
 
@@ -270,11 +422,29 @@ _ENCODING = typer.Option(
 
 
 def _run_import(importer: type[Importer[Any]], source: Path, name: str, options: Any) -> None:
-    with _progress() as progress:
-        bars = _ProgressBars(progress)
-        report = importer(get_settings(), source, name, options, progress=bars).run()
-        bars.finish()
+    """Run an import with progress bars and its summary; the audit says who imported what, and how it ended."""
+    try:
+        with _progress() as progress:
+            bars = _ProgressBars(progress)
+            report = importer(get_settings(), source, name, options, progress=bars).run()
+            bars.finish()
+    except BaseException as exc:
+        _audit_import(importer.kind, name, source, ok=False, detail={"error": str(exc)[:500]})
+        raise
+    _audit_import(
+        importer.kind, name, source, ok=True, detail={"features": report.feature_count, "version": report.version}
+    )
     print_report(report)
+
+
+def _audit_import(kind: str, name: str, source: Path, *, ok: bool, detail: dict) -> None:
+    from cim.auth.store import record
+
+    try:
+        with _auth_conn() as conn:
+            record(conn, _cli_actor(), f"import.{kind}", name, ok=ok, detail={"source": source.name, **detail})
+    except Exception:  # the database is the import's own failure: said already, in one line
+        pass
 
 
 @import_app.command("layer")
@@ -435,6 +605,14 @@ def demo(
         t.add_row(r.name, f"{r.feature_count:,}", r.geometry_type, f"{r.seconds:.2f} s")
     console.print(t)
     if serve_after:
+        host = settings.host
+        if host in ("127.0.0.1", "localhost", "::1") and not settings.anonymous_read:
+            os.environ["CIM_ANONYMOUS_READ"] = "true"  # the demo on this machine only: browse without signing in
+            get_settings.cache_clear()
+            console.print(
+                "read-only anonymous mode on 127.0.0.1: this machine browses without signing in; changes need a "
+                "user (`cim users add NAME --role admin`, then /auth/login) or a token (`cim tokens create`)"
+            )
         serve(host=None, port=port)
 
 

@@ -9,6 +9,7 @@ first request. README's configuration table is written from this class
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -56,6 +57,13 @@ class Settings(BaseSettings):
     grid_layer: str = Field("grids", description="the layer that places features in street/community/grid")
     mvt_feature_limit: int = Field(50_000, ge=1, le=10_000_000, description="most features in one vector tile")
     db_pool_size: int = Field(8, ge=2, le=1000, description="database connections of the HTTP server")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        le=1 << 40,
+        description="largest request body the HTTP server takes (8 MiB); a larger one is answered 413 at once, "
+        "from its Content-Length or, when it has none, as soon as more has arrived",
+    )
     node_modules: ResolvedPath = Field(
         _REPO / "node_modules", description="where the viewer's and the API docs' JavaScript is served from"
     )
@@ -64,10 +72,36 @@ class Settings(BaseSettings):
         description="other origins whose pages may fetch tiles and features (comma-separated, e.g. "
         "`http://dashboard.example:8080`); unset: this server's own pages only",
     )
+    anonymous_read: bool = Field(
+        False,
+        description="let visitors who are not signed in read the map (layers, tiles, models, the live picture "
+        "without citizens' details); writes always need a role. `cim demo` turns it on for 127.0.0.1",
+    )
+    frame_ancestors: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="origins of the dashboards that may embed the viewer in an iframe and drive it by "
+        "postMessage (comma-separated); unset: this server's own pages only",
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="host names the server answers to (comma-separated; a request for another Host gets 400: "
+        "no DNS rebinding); unset: localhost, 127.0.0.1 and `CIM_HOST`, or any when `CIM_HOST` is 0.0.0.0",
+    )
+    cookie_secure: bool = Field(
+        False, description="send the session cookie over HTTPS only (set it behind a TLS proxy)"
+    )
+    secret_key: str | None = Field(
+        None,
+        description="the key that signs session cookies (32+ characters); unset: one made once and kept in "
+        "`$CIM_DATA_DIR/secret_key`",
+    )
     mqtt_url: str | None = Field(
         None, description="the MQTT broker of live readings (`mqtt://host:1883`); unset: a local mosquitto"
     )
     live_retention_days: int = Field(90, ge=1, le=36_500, description="days of readings kept")
+    live_batch_max: int = Field(
+        10_000, ge=1, le=10_000_000, description="most readings in one `POST /live/sensors/readings` (more: 413)"
+    )
     sla_acknowledge_minutes: int = Field(
         10, ge=1, le=100_000, description="the 10-30-24 rule: minutes to acknowledge a ticket"
     )
@@ -85,7 +119,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a PostgreSQL connection URL or string ({exc})") from None
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "frame_ancestors", mode="before")
     @classmethod
     def _origins(cls, value: object) -> object:
         """Comma-separated scheme://host[:port] origins, without a path."""
@@ -107,6 +141,20 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"\*|[0-9A-Za-z.:\-]+", entry):
                 raise ValueError(f"{entry!r} is not an IP address, a host name or *")
         return ", ".join(entries)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
 
     @field_validator("mqtt_url")
     @classmethod
@@ -132,6 +180,30 @@ class Settings(BaseSettings):
     def viewer_config_file(self) -> Path:
         """The viewer's styles for named layers (``cim demo`` puts the sample's there)."""
         return self.data_dir / "viewer.json"
+
+    def secret(self) -> str:
+        """The key that signs session cookies: ``CIM_SECRET_KEY``, or one made once under the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.is_file():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+            os.replace(tmp, path)
+        return path.read_text().strip()
+
+    def trusted_hosts(self) -> list[str]:
+        """The Host names answered (``*``: any)."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        if self.host in ("0.0.0.0", "::", ""):
+            return ["*"]
+        return sorted({"localhost", "127.0.0.1", "[::1]", self.host})
 
     @property
     def uses_local_cluster(self) -> bool:

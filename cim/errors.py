@@ -49,3 +49,15 @@ class NotFoundError(CimError):
     """A named layer, tileset or record does not exist."""
 
     exit_code = 4
+
+
+class Unauthenticated(CimError):
+    """No identity, or a wrong one, where one is needed (HTTP 401)."""
+
+    exit_code = 5
+
+
+class Forbidden(CimError):
+    """An identity whose roles do not allow what it asks (HTTP 403)."""
+
+    exit_code = 5

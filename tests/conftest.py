@@ -34,6 +34,9 @@ CIM = str(Path(sys.executable).parent / "cim")
 #: a page served at this origin may fetch the test server's tiles (CIM_CORS_ORIGINS); 127.0.0.1 at another port may not
 CORS_PORT = free_port()
 CORS_ORIGIN = f"http://localhost:{CORS_PORT}"
+#: a dashboard at this origin may embed and drive the viewer (CIM_FRAME_ANCESTORS); no other may
+EMBED_PORT = free_port()
+EMBED_ORIGIN = f"http://localhost:{EMBED_PORT}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,7 +51,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def settings(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("cim-data")
     s = Settings(
-        data_dir=data_dir, database_url=os.environ.get("CIM_TEST_DATABASE_URL") or None, cors_origins=(CORS_ORIGIN,)
+        data_dir=data_dir,
+        database_url=os.environ.get("CIM_TEST_DATABASE_URL") or None,
+        cors_origins=(CORS_ORIGIN,),
+        frame_ancestors=(EMBED_ORIGIN,),
+        anonymous_read=True,  # as `cim demo` runs: the browser tests read the map without signing in
     )
     cluster = LocalCluster(s) if s.uses_local_cluster else None
     if cluster:
@@ -77,6 +84,12 @@ def cli_env(settings: Settings) -> dict[str, str]:
     env.pop("CIM_DATABASE_URL", None)
     if settings.database_url:
         env["CIM_DATABASE_URL"] = settings.database_url
+    # a `cim serve` of the tests answers as the in-process one does
+    env.update(
+        CIM_ANONYMOUS_READ="true" if settings.anonymous_read else "false",
+        CIM_CORS_ORIGINS=",".join(settings.cors_origins),
+        CIM_FRAME_ANCESTORS=",".join(settings.frame_ancestors),
+    )
     return env
 
 
@@ -88,23 +101,30 @@ class CimResult:
 
 
 def run_cim(
-    settings: Settings, *args: str, check: bool = False, timeout: float = 600, subprocess_: bool = False
+    settings: Settings,
+    *args: str,
+    check: bool = False,
+    timeout: float = 600,
+    subprocess_: bool = False,
+    input: str | None = None,
 ) -> CimResult:
     """Run ``cim ARGS`` against the test database: in this process through
     typer's CliRunner (the CLI's own code: option parsing, progress, the
     one-line errors and exit codes; breakpoints and coverage reach it), or,
     with ``subprocess_``, as the installed console script (the smoke tests)."""
     if subprocess_:
-        done = subprocess.run([CIM, *args], capture_output=True, text=True, env=cli_env(settings), timeout=timeout)
+        done = subprocess.run(
+            [CIM, *args], capture_output=True, text=True, env=cli_env(settings), timeout=timeout, input=input
+        )
         result = CimResult(done.returncode, done.stdout, done.stderr)
     else:
-        result = _run_in_process(settings, list(args))
+        result = _run_in_process(settings, list(args), input)
     if check and result.returncode != 0:
         raise AssertionError(f"cim {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def _run_in_process(settings: Settings, args: list[str]) -> CimResult:
+def _run_in_process(settings: Settings, args: list[str], input: str | None = None) -> CimResult:
     from typer.testing import CliRunner
 
     import cim.cli
@@ -116,7 +136,7 @@ def _run_in_process(settings: Settings, args: list[str]) -> CimResult:
     cim.cli.console.width = cim.cli.err_console.width = 200  # as a terminal of 200 columns: summaries unwrapped
     get_settings.cache_clear()
     try:
-        out = CliRunner().invoke(cim.cli.app, args, env=env, catch_exceptions=False)
+        out = CliRunner().invoke(cim.cli.app, args, env=env, catch_exceptions=False, input=input)
     finally:
         get_settings.cache_clear()
         cim.cli.console.width, cim.cli.err_console.width = widths
@@ -192,10 +212,30 @@ def server(in_process: InProcessServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def http(in_process: InProcessServer):
-    """FastAPI's TestClient, calling the served app in-process (on the server's own event loop)."""
+def tokens(settings: Settings, db_url: str) -> dict[str, str]:
+    """An API token for every role (role -> the token's secret)."""
+    from cim.auth.roles import Role
+    from cim.auth.store import create_token, ensure_auth_schema
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        ensure_auth_schema(conn)
+        return {
+            role.value: create_token(conn, f"test-{role.value}", [role.value], "tests").secret or "" for role in Role
+        }
+
+
+def client_of(in_process: InProcessServer, token: str | None = None):
+    """FastAPI's TestClient calling the served app in-process (on the server's own event loop), with a token."""
     from fastapi.testclient import TestClient
 
-    client = TestClient(in_process.app, base_url=in_process.base)
+    client = TestClient(in_process.app, base_url=in_process.base, raise_server_exceptions=True)
     client.portal = in_process.portal  # the server's loop: no second app, no second lifespan
-    yield client
+    if token:
+        client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+@pytest.fixture(scope="session")
+def http(in_process: InProcessServer, tokens: dict[str, str]):
+    """The in-process client as an admin (writes need a role); see ``client_of`` for the others."""
+    yield client_of(in_process, tokens["admin"])

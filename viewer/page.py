@@ -160,8 +160,10 @@ def viewer_config(
     *,
     base_url: str = "",
     styles: ViewerStyles | None = None,
+    embed_origins: Iterable[str] = (),
 ) -> dict:
-    """What the page is built from; ``styles``: a viewer file's (none: the defaults)."""
+    """What the page is built from; ``styles``: a viewer file's (none: the defaults);
+    ``embed_origins``: the dashboards that may drive it by postMessage (besides its own origin)."""
     layers, tilesets = list(layers), list(tilesets)
     styles = NO_STYLES if styles is None else styles
     return {
@@ -170,6 +172,7 @@ def viewer_config(
         "entries": _entries(layers, tilesets, styles),
         "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in styles.field_labels().items()},
         "i18n": I18N,
+        "embedOrigins": sorted(set(embed_origins)),
     }
 
 

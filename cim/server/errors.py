@@ -10,13 +10,15 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from cim.errors import CimError, ConfigError, DatabaseError, InputError, NotFoundError
+from cim.errors import CimError, ConfigError, DatabaseError, Forbidden, InputError, NotFoundError, Unauthenticated
 from cim.live.records import RecordError
 
 log = logging.getLogger("cim.server")
 
 #: most specific first: the first class an error is an instance of gives its status
 STATUS_CODES: dict[type[Exception], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
     NotFoundError: 404,
     InputError: 400,
     RecordError: 400,
@@ -43,7 +45,8 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, message_of(exc), exc_info=exc)
-    return JSONResponse({"detail": message_of(exc)}, status_code=status)
+    headers = {"WWW-Authenticate": 'Bearer realm="cim"'} if status == 401 else None
+    return JSONResponse({"detail": message_of(exc)}, status_code=status, headers=headers)
 
 
 def add_exception_handlers(app: FastAPI) -> None:

@@ -248,8 +248,13 @@
   document.getElementById("lang").addEventListener("click", () => api.setLanguage(state.lang === "zh" ? "en" : "zh"));
 
   // --- embedding: the big-screen dashboard drives the viewer through postMessage ---
+  // only the dashboards the server names (CIM_FRAME_ANCESTORS) and the page's own origin may drive it,
+  // and its messages go to the parent's origin only, never "*"
+  const embedOrigins = new Set([location.origin, ...(config.embedOrigins || [])]);
+  const ancestor = (location.ancestorOrigins && location.ancestorOrigins[0]) || (document.referrer && new URL(document.referrer).origin);
   function notifyParent(type, payload) {
-    if (window.parent !== window) window.parent.postMessage({ type, ...payload }, "*");
+    if (window.parent === window || !ancestor || !embedOrigins.has(ancestor)) return;
+    window.parent.postMessage({ type, ...payload }, ancestor);
   }
   const api = {
     flyTo,
@@ -267,6 +272,7 @@
   };
   window.cimViewer = api;
   window.addEventListener("message", (event) => {
+    if (!embedOrigins.has(event.origin) || event.source !== window.parent) return;  // ignored, not obeyed
     const m = event.data || {};
     if (m.type === "cim:flyTo" && Array.isArray(m.bbox)) api.flyTo(m.bbox);
     else if (m.type === "cim:setLayerVisible") api.setLayerVisible(m.key, !!m.visible);

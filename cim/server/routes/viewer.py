@@ -57,7 +57,12 @@ def viewer_styles(settings: Settings) -> ViewerStyles:
 async def viewer(
     catalogue: dict[str, LayerInfo] = Depends(get_catalogue), settings: Settings = Depends(get_settings_dep)
 ) -> HTMLResponse:
-    config = viewer_config(catalogue.values(), tileset_refs(settings, catalogue), styles=viewer_styles(settings))
+    config = viewer_config(
+        catalogue.values(),
+        tileset_refs(settings, catalogue),
+        styles=viewer_styles(settings),
+        embed_origins=settings.frame_ancestors,
+    )
     return HTMLResponse(viewer_page(config), headers={"Cache-Control": "no-cache"})
 
 
@@ -70,7 +75,12 @@ async def viewer_styles_json(settings: Settings = Depends(get_settings_dep)) -> 
 async def viewer_config_json(
     catalogue: dict[str, LayerInfo] = Depends(get_catalogue), settings: Settings = Depends(get_settings_dep)
 ) -> dict:
-    return viewer_config(catalogue.values(), tileset_refs(settings, catalogue), styles=viewer_styles(settings))
+    return viewer_config(
+        catalogue.values(),
+        tileset_refs(settings, catalogue),
+        styles=viewer_styles(settings),
+        embed_origins=settings.frame_ancestors,
+    )
 
 
 @router.get("/viewer/vendor/{name}", include_in_schema=False)

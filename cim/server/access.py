@@ -1,0 +1,301 @@
+"""Who may call which route: one table, one dependency, one middleware.
+
+:data:`ROUTES` maps every route of the app (method and path template) to who
+may call it: ``PUBLIC`` (anyone), ``READ`` (every reading role, and nobody
+signed in when ``CIM_ANONYMOUS_READ`` is on), or a set of roles. The
+dependency :func:`authorize` is installed on the whole app: a route that is
+not in the table answers 403 to everyone (and a test that walks every route
+fails), so a new route cannot be forgotten.
+
+Callers are identified by an API token (``Authorization: Bearer cim_...``),
+or by the session cookie that ``POST /auth/login`` sets (signed, HttpOnly,
+SameSite=Strict; a state-changing request with it must come from this
+server's own origin: no cross-site request forgery). Token checks are cached
+for a few seconds, so vector tiles pay a dictionary lookup, not a query.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import HTTPConnection
+from starlette.routing import Mount, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cim.auth.roles import READERS, Role
+from cim.auth.store import (
+    ANONYMOUS,
+    AUDIT_INSERT,
+    SCHEMA,
+    TOKEN_PREFIX,
+    Identity,
+    audit_params,
+    roles_of,
+    token_digest,
+)
+from cim.config import Settings
+from cim.errors import Forbidden, Unauthenticated
+
+SESSION_COOKIE = "cim_session"
+SESSION_MAX_AGE_S = 12 * 3600  # a working day
+_TOKEN_CACHE_S = 5.0
+
+PUBLIC = "public"
+READ = "read"
+ADMIN = frozenset({Role.admin})
+OPERATORS = frozenset({Role.operator, Role.admin})
+WRITERS_OF_READINGS = frozenset({Role.device, Role.operator, Role.admin})
+
+Rule = str | frozenset[Role]
+
+#: (method, path template) -> who may call it. "WS" is a WebSocket; every route of the app is here.
+ROUTES: dict[tuple[str, str], Rule] = {
+    # sign-in, health, the API's own documentation
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/auth/login"): PUBLIC,
+    ("POST", "/auth/login"): PUBLIC,
+    ("POST", "/auth/logout"): PUBLIC,
+    ("GET", "/auth/me"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/docs/assets/{name}"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/viewer/vendor/{name}"): PUBLIC,
+    ("GET", "/viewer/static/{path:path}"): PUBLIC,
+    # the map: layers, tiles, features, models
+    ("GET", "/"): READ,
+    ("GET", "/conformance"): READ,
+    ("GET", "/collections"): READ,
+    ("GET", "/collections/{name}"): READ,
+    ("GET", "/collections/{name}/items"): READ,
+    ("GET", "/collections/{name}/items/{fid}"): READ,
+    ("GET", "/collections/{name}/tiles"): READ,
+    ("GET", "/collections/{name}/tiles/{tms}"): READ,
+    ("GET", "/collections/{name}/tiles/{tms}/{tile_matrix}/{tile_row}/{tile_col}"): READ,
+    ("GET", "/tileMatrixSets"): READ,
+    ("GET", "/tileMatrixSets/{tms}"): READ,
+    ("GET", "/tiles/tilejson.json"): READ,
+    ("GET", "/tiles/{z}/{x}/{y}.mvt"): READ,
+    ("GET", "/layers"): READ,
+    ("GET", "/layers/{name}"): READ,
+    ("GET", "/layers/{name}/tiles/{z}/{x}/{y}.mvt"): READ,
+    ("GET", "/layers/{name}/tilejson.json"): READ,
+    ("GET", "/layers/{name}/items"): READ,
+    ("GET", "/tilesets"): READ,
+    ("GET", "/tilesets/{path:path}"): READ,
+    ("GET", "/bim"): READ,
+    ("GET", "/bim/{name}"): READ,
+    ("GET", "/bim/{name}/search"): READ,
+    ("GET", "/viewer"): READ,
+    ("GET", "/viewer/config.json"): READ,
+    ("GET", "/viewer/styles.json"): READ,
+    # live: the picture is for every reader; citizens' details for operators
+    ("GET", "/live/status"): READ,
+    ("GET", "/live/sensors/{sensor_id}"): READ,
+    ("GET", "/live/sensors/{sensor_id}/readings"): READ,
+    ("GET", "/live/snapshot/sensors"): READ,
+    ("GET", "/live/snapshot/cameras"): READ,
+    ("GET", "/live/snapshot/tickets"): READ,
+    ("GET", "/live/alarms"): READ,
+    ("GET", "/live/counts"): READ,
+    ("WS", "/live/stream"): READ,
+    ("GET", "/live/cameras/{path:path}"): READ,
+    ("GET", "/live/tickets/{ticket_id}"): OPERATORS,
+    ("POST", "/live/sensors/readings"): WRITERS_OF_READINGS,
+    ("POST", "/live/tickets"): OPERATORS,
+    # administration
+    ("GET", "/audit"): ADMIN,
+}
+
+
+def rule_of(method: str, path: str) -> Rule | None:
+    return ROUTES.get((method, path))
+
+
+def allowed(rule: Rule, who: Identity, anonymous_read: bool) -> bool:
+    if rule == PUBLIC:
+        return True
+    if rule == READ:
+        return bool(who.roles & READERS) or (who.anonymous and anonymous_read)
+    return bool(who.roles & rule)  # type: ignore[operator]  # a frozenset of roles
+
+
+@dataclass
+class _Cached:
+    identity: Identity | None
+    until: float
+
+
+class Authenticator:
+    """Identities from tokens and session cookies (one per app)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sessions = URLSafeTimedSerializer(settings.secret(), salt="cim-session")
+        self._tokens: dict[str, _Cached] = {}
+        self._users: dict[str, _Cached] = {}
+
+    async def identify(
+        self, request_headers: dict[str, str], cookies: dict[str, str], pool: AsyncConnectionPool | None
+    ) -> Identity:
+        """Who sends these headers and cookies (``pool``: where tokens and users are; None: nobody is known)."""
+        auth = request_headers.get("authorization", "")
+        if auth:
+            scheme, _, secret = auth.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip().startswith(TOKEN_PREFIX):
+                raise Unauthenticated("Authorization must be 'Bearer cim_...' (a token from `cim tokens create`)")
+            who = await self._token(secret.strip(), pool) if pool is not None else None
+            if who is None:
+                raise Unauthenticated("the token is unknown or revoked", hint="ask an admin for a new one")
+            return who
+        cookie = cookies.get(SESSION_COOKIE)
+        if cookie and pool is not None:
+            who = await self._session(cookie, pool)
+            if who is not None:
+                return who
+        return ANONYMOUS
+
+    async def _token(self, secret: str, pool: AsyncConnectionPool) -> Identity | None:
+        digest = token_digest(secret)
+        now = time.monotonic()
+        hit = self._tokens.get(digest)
+        if hit is not None and hit.until > now:
+            return hit.identity
+        async with pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"""UPDATE {SCHEMA}.tokens SET last_used_at = now()
+                    WHERE token_sha256 = %s AND revoked_at IS NULL RETURNING name, roles, layers""",
+                    (digest,),
+                )
+            ).fetchone()
+        who = None
+        if row is not None:
+            name, roles, layers = row
+            who = Identity(
+                f"token:{name}",
+                roles_of(roles),
+                "token",
+                frozenset(layers) if layers else None,
+            )
+        if who is not None:  # token use, in the audit at most once per cache period
+            async with pool.connection() as conn:
+                await conn.execute(AUDIT_INSERT, audit_params(who, "token.use", who.name))
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[digest] = _Cached(who, now + _TOKEN_CACHE_S)
+        return who
+
+    async def _session(self, cookie: str, pool: AsyncConnectionPool) -> Identity | None:
+        try:
+            name = self.sessions.loads(cookie, max_age=SESSION_MAX_AGE_S)
+        except BadSignature:
+            return None
+        if not isinstance(name, str):
+            return None
+        now = time.monotonic()
+        hit = self._users.get(name)
+        if hit is not None and hit.until > now:
+            return hit.identity
+        async with pool.connection() as conn:
+            row = await (
+                await conn.execute(f"SELECT roles, disabled FROM {SCHEMA}.users WHERE name = %s", (name,))
+            ).fetchone()
+        who = None
+        if row is not None and not row[1]:
+            who = Identity(name, roles_of(row[0]), "session")
+        self._users[name] = _Cached(who, now + _TOKEN_CACHE_S)
+        return who
+
+    def session_cookie(self, name: str) -> str:
+        return self.sessions.dumps(name)
+
+    def forget(self) -> None:
+        """Drop the caches (a token revoked or a user disabled through the HTTP API)."""
+        self._tokens.clear()
+        self._users.clear()
+
+
+async def check(conn: HTTPConnection, method: str, template: str) -> Identity:
+    """Who asks for ``method template``, if the table lets them (else 401 or 403)."""
+    rule = rule_of(method, template)
+    auth: Authenticator = conn.app.state.authenticator
+    who = await auth.identify(dict(conn.headers), dict(conn.cookies), getattr(conn.app.state, "pool", None))
+    conn.state.identity = who
+    if rule is None:
+        raise Forbidden(f"{method} {template} has no entry in the access table (cim/server/access.py)")
+    settings: Settings = conn.app.state.settings
+    if allowed(rule, who, settings.anonymous_read):
+        if who.via == "session" and method not in ("GET", "WS", "OPTIONS") and not _same_origin(conn):
+            raise Forbidden("a signed-in change must come from this server's own pages (Origin differs)")
+        return who
+    await audit(conn, who, "denied", f"{method} {conn.url.path}"[:500], ok=False)
+    if who.anonymous:
+        raise Unauthenticated("sign in (/auth/login) or send a token (Authorization: Bearer ...)")
+    raise Forbidden(f"{who.name} ({', '.join(sorted(who.roles)) or 'no role'}) may not {method} {template}")
+
+
+async def audit(
+    conn: HTTPConnection,
+    who: Identity | str,
+    action: str,
+    object_: str = "",
+    *,
+    ok: bool = True,
+    detail: dict | None = None,
+) -> None:
+    """One audit row for what ``who`` did through ``conn`` (its address recorded)."""
+    address = conn.client.host if conn.client else ""
+    pool = getattr(conn.app.state, "pool", None)
+    if pool is None:  # an app not started (a test of the table alone): nothing to write to
+        return
+    async with pool.connection() as db:
+        await db.execute(AUDIT_INSERT, audit_params(who, action, object_, address=address, ok=ok, detail=detail))
+
+
+async def authorize(conn: HTTPConnection) -> Identity:
+    """The app-wide dependency (HTTP and WebSocket routes alike)."""
+    method = "WS" if conn.scope["type"] == "websocket" else conn.scope["method"]
+    template = getattr(conn.scope.get("route"), "path", "") or ""
+    return await check(conn, "GET" if method == "HEAD" else method, template)
+
+
+def _same_origin(conn: HTTPConnection) -> bool:
+    origin = conn.headers.get("origin")
+    if origin is None:  # not a browser's cross-site request (browsers send Origin on unsafe methods)
+        return True
+    return origin.rstrip("/") == f"{conn.url.scheme}://{conn.headers.get('host', '')}"
+
+
+class Guarded:
+    """An app mounted under a path (static files, tilesets), served to whoever the access
+    table lets in: a mount is no route, so the app-wide dependency does not run for it."""
+
+    def __init__(self, app: ASGIApp, template: str) -> None:
+        self.app = app
+        self.template = template
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await check(HTTPConnection(scope, receive), "GET", self.template)
+        await self.app(scope, receive, send)
+
+
+def every_route(app: Any) -> list[tuple[str, str]]:
+    """(method, path template) of every route of ``app``, HEAD folded into GET ("WS": a WebSocket)."""
+    out = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, Mount):
+            out.append(("GET", route.path + "/{path:path}"))  # the mounted app is Guarded with this entry
+        elif isinstance(route, (WebSocketRoute, APIWebSocketRoute)):
+            out.append(("WS", context.path or ""))
+        else:
+            out += [(m, context.path or "") for m in sorted((context.methods or set()) - {"HEAD"})]
+    return out
