@@ -570,7 +570,7 @@ def main() -> None:
     url = database_url(settings)
     ensure_sample(settings)
     (LocalBroker(settings.data_dir).home / "mosquitto.db").unlink(missing_ok=True)  # an earlier run's undelivered queue
-    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir))
+    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_ANONYMOUS_READ="true")  # viewers not signed in
     if settings.database_url:
         env["CIM_DATABASE_URL"] = settings.database_url
     port = free_port()

@@ -42,7 +42,7 @@ def tiles(z: int) -> list[tuple[int, int, int]]:
     return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
 
 
-def run_clients(urls: list[str], clients: int = 2) -> dict:
+def run_clients(urls: list[str], clients: int = 2, headers: dict[str, str] | None = None) -> dict:
     work: queue.Queue = queue.Queue()
     for u in urls:
         work.put(u)
@@ -52,7 +52,7 @@ def run_clients(urls: list[str], clients: int = 2) -> dict:
     lock = threading.Lock()
 
     def worker():
-        with httpx.Client(timeout=120) as c:
+        with httpx.Client(timeout=120, headers=headers) as c:
             while True:
                 try:
                     u = work.get_nowait()
@@ -87,10 +87,28 @@ def run_clients(urls: list[str], clients: int = 2) -> dict:
     )
 
 
+def viewer_token(settings) -> str:
+    """A new API token with the viewer role, made by `cim tokens create` in the bench database."""
+    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir))
+    if settings.database_url:
+        env["CIM_DATABASE_URL"] = settings.database_url
+    out = subprocess.run(
+        [str(VENV_BIN / "cim"), "tokens", "create", "--name", "bench-mvt", "--role", "viewer"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def start_servers(settings) -> tuple[subprocess.Popen, subprocess.Popen, int, int]:
     """`cim serve` and TiPg over the bench database, both answering; returns the processes and their ports."""
     url = database_url(settings)
-    env_ours = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_MVT_FEATURE_LIMIT=str(CAP))
+    # anonymous reads on: a client with a token (bench_mvt --token) or without one is served
+    env_ours = dict(
+        os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_MVT_FEATURE_LIMIT=str(CAP), CIM_ANONYMOUS_READ="true"
+    )
     if settings.database_url:
         env_ours["CIM_DATABASE_URL"] = settings.database_url
     env_tipg = dict(
@@ -126,12 +144,14 @@ def main() -> None:
     parser.add_argument("--layers", default="buildings,sensors,grids,parcels")
     parser.add_argument("--zooms", default="12,13,14,15,16")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--token", action="store_true", help="our requests carry a viewer's API token")
     args = parser.parse_args()
     settings = bench_settings()
     layers = args.layers.split(",")
     tile_list = [t for z in map(int, args.zooms.split(",")) for t in tiles(z)]
 
     ours, tipg, p_ours, p_tipg = start_servers(settings)
+    headers = {"Authorization": f"Bearer {viewer_token(settings)}"} if args.token else None
     try:
         servers = {
             "ours": (ours, lambda layer, z, x, y: f"http://127.0.0.1:{p_ours}/layers/{layer}/tiles/{z}/{x}/{y}.mvt"),
@@ -149,7 +169,7 @@ def main() -> None:
         for rnd in range(1, args.rounds + 1):
             for name, (proc, make) in servers.items():
                 urls = [make(layer, *t) for layer in layers for t in tile_list]
-                r = run_clients(urls)
+                r = run_clients(urls, headers=headers if name == "ours" else None)
                 r["rss_mb"] = peak_rss_mb(proc.pid)
                 results[(rnd, name)] = r
                 print(

@@ -26,7 +26,7 @@ def main() -> None:
     settings = Settings(data_dir=(OUT / "viewer-cim").resolve())
     import_sample(settings, models=False)  # the 12 Futian layers, as RESULTS.md measured them
     port = free_port()
-    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir))
+    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_ANONYMOUS_READ="true")  # the page, not signed in
     server = subprocess.Popen(
         [str(VENV_BIN / "cim"), "serve", "--port", str(port)],
         env=env,
