@@ -8,8 +8,12 @@ session off): readings published while it is away are queued by the broker
 and delivered when it is back; a reading is acknowledged to the broker only
 after the transaction that stores it has committed, so a crash between the
 two means a redelivery (stored once: (sensor_id, ts) is the key), never a
-loss. A malformed message is counted, logged and acknowledged; it never stops
-the hub.
+loss. A malformed message is counted, logged and acknowledged alone, and the
+good readings around it are stored: every message is checked on its own
+(:mod:`cim.live.records`: nothing in it can raise but a refusal), and a reading
+PostgreSQL would still refuse is found by halving the batch and dropped alone
+(counted and acknowledged too), so no message can make a batch fail on every
+redelivery.
 
 A reading checked is on the live picture (state, snapshot, viewers) at once,
 while it waits to be stored: what viewers see does not wait for PostgreSQL
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import queue
 import threading
@@ -62,6 +65,9 @@ TOPIC = "cim/sensors/+/reading"
 BATCH_MAX = 5_000  # readings per transaction
 BATCH_WAIT_S = 0.05  # how long a batch waits to fill
 SLOW_BATCH_S = 0.5  # a batch slower than this is logged
+#: what one reading can make the storing of a batch raise (a value PostgreSQL refuses); anything else
+#: (the database away, a bug) is not the readings' fault and drops none of them
+_UNSTORABLE = (psycopg.DataError, ValueError, OverflowError)
 _REGISTRY_REFRESH_S = 60.0
 _RETENTION_EVERY_S = 3600.0
 _OFFLINE_EVERY_S = 30.0
@@ -72,8 +78,8 @@ class Counters:
     received: int = 0  # MQTT messages
     stored: int = 0  # new rows
     duplicates: int = 0
-    malformed: int = 0  # MQTT messages refused (counted and logged)
-    rejected: int = 0  # HTTP records refused
+    malformed: int = 0  # MQTT messages refused (counted, logged and acknowledged)
+    rejected: int = 0  # HTTP records refused (tickets too)
     alarms: int = 0  # alarms raised
 
     def to_json(self) -> dict:
@@ -103,6 +109,7 @@ class LiveHub:
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=200_000)
         self._stop = threading.Event()
         self._ticket_lock = threading.Lock()
+        self._count_lock = threading.Lock()  # HTTP requests are checked in threads of the server's pool
         self._mqtt: Subscription | None = None
         self._reader: threading.Thread | None = None
         self._writer: threading.Thread | None = None
@@ -186,33 +193,27 @@ class LiveHub:
 
     def _on_messages(self, messages: list[Message]) -> None:
         """Check each message; the good ones go to the writer as one item (acknowledged once stored),
-        the malformed are counted, logged and acknowledged at once."""
+        the malformed are counted, logged and acknowledged at once. A message can only refuse itself:
+        whatever checking it raises (a refusal, or a bug) is that message's alone."""
         self.counters.received += len(messages)
         now, oldest = self._time_limits()
         readings: list[Reading] = []
         stored_ids: list[int] = []
         refused_ids: list[int] = []
         for message in messages:
-            parts = message.topic.split("/")
             try:
-                if len(parts) != 4:
-                    raise records.RecordError(f"topic {message.topic!r} is not cim/sensors/<sensor_id>/reading")
-                try:
-                    payload = json.loads(message.payload)
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    raise records.RecordError(f"payload is not JSON ({exc})") from None
-                readings.append(
-                    records.reading(payload, parts[2], now=now, oldest=oldest, known=self.state.registry.index)
-                )
+                readings.append(self._check_message(message, now, oldest))
                 stored_ids.append(message.packet_id)
-            except records.RecordError as exc:
+            except Exception as exc:
                 self.counters.malformed += 1
                 refused_ids.append(message.packet_id)
-                if self._warned < 20 or self.counters.malformed % 1000 == 0:
+                if not isinstance(exc, records.RecordError):
+                    log.exception("checking the MQTT message on %s failed; refused", records.shown(message.topic, 120))
+                elif self._warned < 20 or self.counters.malformed % 1000 == 0:
                     self._warned += 1
                     log.warning(
                         "refused MQTT message on %s (%d refused so far): %s",
-                        message.topic,
+                        records.shown(message.topic, 120),
                         self.counters.malformed,
                         exc,
                     )
@@ -221,6 +222,17 @@ class LiveHub:
         self._mqtt.ack(connection, refused_ids)
         if readings:
             self._accept(_Item(readings, connection, stored_ids))
+
+    def _check_message(self, message: Message, now: dt.datetime, oldest: dt.datetime) -> Reading:
+        parts = message.topic.split("/")
+        if len(parts) != 4 or parts[0] != "cim" or parts[1] != "sensors" or parts[3] != "reading":
+            raise records.RecordError(f"topic {records.shown(message.topic)} is not cim/sensors/<sensor_id>/reading")
+        if len(message.payload) > records.PAYLOAD_MAX:
+            raise records.RecordError(
+                f"the payload has {len(message.payload):,} bytes (a reading has at most {records.PAYLOAD_MAX:,})"
+            )
+        payload = records.parse_json(message.payload)
+        return records.reading(payload, parts[2], now=now, oldest=oldest, known=self.state.registry.index)
 
     def _time_limits(self) -> tuple[dt.datetime, dt.datetime]:
         """Now and the oldest time kept: a reading must fall between them (give or take the slack
@@ -238,17 +250,32 @@ class LiveHub:
     def check_readings(self, body) -> records.Checked:
         now, oldest = self._time_limits()
         checked = records.readings(body, now=now, oldest=oldest, known=self.state.registry.index)
-        self.counters.rejected += len(checked.rejected)
+        self._count_rejected(len(checked.rejected))
         return checked
 
+    def take_readings(self, raw: bytes) -> tuple[records.Checked, Future]:
+        """A request's body of readings, parsed, checked and submitted: what a thread of the server's
+        pool does, off the event loop. Raises :class:`~cim.live.records.BatchTooLarge` for a batch over
+        ``live_batch_max`` and a :class:`~cim.live.records.RecordError` for a body that is not JSON."""
+        checked = self.check_readings(records.parse_batch(raw, self.settings.live_batch_max))
+        return checked, self.submit(checked.accepted)
+
     def check_ticket(self, body: object) -> Ticket:
-        """A ticket from a request's body, or an :class:`~cim.errors.InputError`
+        """A ticket from a request's body (parsed, or its bytes), or an :class:`~cim.errors.InputError`
         naming it and the problem (counted as refused, as readings are)."""
         try:
+            if isinstance(body, (bytes, bytearray)):
+                body = records.parse_json(body, "the body")
             return records.ticket(body)
         except records.RecordError as exc:
-            self.counters.rejected += 1
-            raise InputError(f"ticket {body.get('id') if isinstance(body, dict) else None!r}", str(exc)) from None
+            self._count_rejected(1)
+            ticket_id = records.safe_id(body.get("id")) if isinstance(body, dict) else None
+            raise InputError(f"ticket {ticket_id!r}", str(exc)) from None
+
+    def _count_rejected(self, n: int) -> None:
+        if n:
+            with self._count_lock:
+                self.counters.rejected += n
 
     def submit(self, readings: list[Reading]) -> Future:
         """Store ``readings``; the future's result is how many were new."""
@@ -315,9 +342,7 @@ class LiveHub:
         while True:
             try:
                 # the new (sensor_id, ts) are only needed to answer HTTP requests
-                count, new = store_readings(
-                    self._conn, readings, self.partitions, keys=any(item.future is not None for item in items)
-                )
+                count, new, unstorable = self._store_each(readings, keys=any(item.future is not None for item in items))
                 break
             except psycopg.OperationalError as exc:  # the database went away: keep the batch, try again
                 log.error("storing %d readings failed (%s); retrying in 1 s", len(readings), exc)
@@ -329,7 +354,12 @@ class LiveHub:
                     pass
         t1 = time.monotonic()
         self.counters.stored += count
-        self.counters.duplicates += len(readings) - count
+        self.counters.duplicates += len(readings) - count - len(unstorable)
+        if unstorable:  # refused after all: counted as the checks' refusals are (MQTT ones acknowledged below)
+            owner = [i for i, item in enumerate(items) for _ in item.readings]
+            mqtt = sum(items[owner[k]].future is None for k in unstorable)
+            self.counters.malformed += mqtt
+            self._count_rejected(len(unstorable) - mqtt)
         stored_ids: dict[int, list[int]] = {}  # by connection
         for item in items:
             if item.packet_ids:
@@ -359,6 +389,26 @@ class LiveHub:
                     fresh += 1
             if item.future is not None:  # answered once its alarms are raised or cleared too
                 item.future.set_result(fresh)
+
+    def _store_each(
+        self, readings: list[Reading], *, keys: bool
+    ) -> tuple[int, set[tuple[str, dt.datetime]] | None, list[int]]:
+        """Store ``readings`` in one transaction; if one of them makes PostgreSQL refuse the batch
+        (which the checks should have prevented), find it by halves and store the others. Returns how
+        many were new, their keys (with ``keys``) and the positions of the readings dropped."""
+        try:
+            count, new = store_readings(self._conn, readings, self.partitions, keys=keys)
+            return count, new, []
+        except _UNSTORABLE as exc:
+            if len(readings) == 1:
+                r = readings[0]
+                log.warning("dropped a reading PostgreSQL refuses (%s at %s): %s", r.sensor_id, r.ts, exc)
+                return 0, (set() if keys else None), [0]
+        half = len(readings) // 2
+        count1, new1, bad1 = self._store_each(readings[:half], keys=keys)
+        count2, new2, bad2 = self._store_each(readings[half:], keys=keys)
+        new = (new1 or set()) | (new2 or set()) if keys else None
+        return count1 + count2, new, bad1 + [half + i for i in bad2]
 
     def _alarms(self, events: list[AlarmEvent]) -> None:
         if not events:

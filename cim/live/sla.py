@@ -27,17 +27,29 @@ class SlaState:
         return {"stage": self.stage, "due_at": self.due_at.isoformat(), "overdue": self.overdue}
 
 
+#: a due time past the last one Python holds (a ticket stored with a created_at in 9999) is this one
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _due(created: dt.datetime, limit: dt.timedelta) -> dt.datetime:
+    try:
+        return created + limit
+    except OverflowError:  # a row stored before the intake checked dates: never a 500 for it
+        return LATEST
+
+
 def sla_of(t: Ticket, now: dt.datetime, rule: SlaRule = SlaRule()) -> SlaState:
     """The stage a ticket is in and whether it is late. A step done exactly at
     its limit is on time; a step still open at its limit becomes overdue the
-    moment after."""
+    moment after. Any stored times are taken: a due time past year 9999 is
+    :data:`LATEST`."""
     if t.resolved_at is not None:
-        due = t.created_at + rule.resolve
+        due = _due(t.created_at, rule.resolve)
         return SlaState("closed", due, t.resolved_at > due)
     if t.contacted_at is not None:
-        stage, due = "resolve", t.created_at + rule.resolve
+        stage, due = "resolve", _due(t.created_at, rule.resolve)
     elif t.acknowledged_at is not None:
-        stage, due = "contact", t.created_at + rule.contact
+        stage, due = "contact", _due(t.created_at, rule.contact)
     else:
-        stage, due = "acknowledge", t.created_at + rule.acknowledge
+        stage, due = "acknowledge", _due(t.created_at, rule.acknowledge)
     return SlaState(stage, due, now > due)

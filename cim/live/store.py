@@ -505,8 +505,19 @@ def store_readings(
     with ``keys``, which (sensor_id, ts) they were."""
     if not readings:
         return 0, (set() if keys else None)
+    days, known = {r.ts.astimezone(dt.UTC).date() for r in readings}, set(partitions.known)
+    try:
+        return _store_readings(conn, readings, partitions, days, keys)
+    except BaseException:
+        partitions.known &= known  # the partitions made in the transaction rolled back are gone
+        raise
+
+
+def _store_readings(
+    conn: psycopg.Connection, readings: list[Reading], partitions: Partitions, days: set[dt.date], keys: bool
+) -> tuple[int, set[tuple[str, dt.datetime]] | None]:
     with conn.transaction():
-        partitions.ensure(conn, {r.ts.astimezone(dt.UTC).date() for r in readings})
+        partitions.ensure(conn, days)
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS reading_batch (sensor_id text, ts timestamptz, "
             "value double precision, status text) ON COMMIT DELETE ROWS"
@@ -526,6 +537,16 @@ def store_readings(
             ON CONFLICT (sensor_id) DO UPDATE SET ts = excluded.ts, value = excluded.value, status = excluded.status
             WHERE excluded.ts > s.ts""")
     return count, new
+
+
+def loadable_time(column: str) -> str:
+    """SQL: ``column`` (a timestamptz) clamped to what psycopg can load into Python: a time stored
+    before the intake checked dates ('infinity', 9999-12-31 shown at +08:00 in year 10000) is read
+    as the nearest one it can hold, never as an error. NULL stays NULL."""
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL "
+        f"ELSE least(greatest({column}, '0001-01-02 00:00+00'), '9999-12-30 00:00+00') END"
+    )
 
 
 def upsert_ticket(
@@ -549,7 +570,8 @@ def upsert_ticket(
             resolved_at = coalesce(excluded.resolved_at, t.resolved_at),
             street = excluded.street, community = excluded.community, grid = excluded.grid,
             geom = excluded.geom, updated_at = now()
-        RETURNING (xmax = 0), created_at, acknowledged_at, contacted_at, resolved_at, address, department, status""",
+        RETURNING (xmax = 0), {loadable_time("t.created_at")}, {loadable_time("t.acknowledged_at")},
+            {loadable_time("t.contacted_at")}, {loadable_time("t.resolved_at")}, address, department, status""",
         {
             **t.__dict__,
             "street": placement.get("street"),

@@ -8,7 +8,7 @@ import datetime as dt
 import gzip
 import json
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -19,12 +19,54 @@ from cim.live import records
 from cim.live.hub import LiveHub
 from cim.live.sla import sla_of
 from cim.live.state import sensor_snapshot
-from cim.live.store import LIVE_SCHEMA, Ticket
+from cim.live.store import LIVE_SCHEMA, STATUSES, Ticket, loadable_time
 from cim.live.stream import PUSH_EVERY_S, Subscriber
 from cim.server.deps import get_pool
+from cim.server.limits import ContentTooLarge
 
 router = APIRouter(prefix="/live", tags=["live"])
 HISTORY_LIMIT = 100_000
+#: the tickets the snapshot shows have times it can show: one stored before the intake checked dates (or
+#: imported so: 9999-12-31, 'infinity', 1970) is left out rather than failing the snapshot for every viewer
+_SANE_TICKET_TIMES = " AND ".join(
+    f"{column} BETWEEN '2000-01-01 00:00+00' AND now() + interval '1 day'"
+    for column in (
+        "created_at",
+        "coalesce(acknowledged_at, created_at)",
+        "coalesce(contacted_at, created_at)",
+        "coalesce(resolved_at, created_at)",
+    )
+)
+
+
+def _json_body(schema: dict) -> dict:
+    """The OpenAPI request body of a route that reads its JSON itself (in a thread, checked)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_READING_SCHEMA = {
+    "type": "object",
+    "required": ["sensor_id", "ts", "value"],
+    "properties": {
+        "sensor_id": {"type": "string", "maxLength": records.ID_MAX},
+        "ts": {"type": "string", "format": "date-time", "description": "ISO-8601 with its offset"},
+        "value": {"type": "number"},
+        "status": {"type": "string", "enum": list(STATUSES), "default": "normal"},
+    },
+}
+_TICKET_SCHEMA = {
+    "type": "object",
+    "required": ["id", "channel", "category", "lon", "lat", "created_at"],
+    "properties": {
+        **{name: {"type": "string", "maxLength": limit} for name, limit in records.TICKET_TEXT.items()},
+        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        **{
+            name: {"type": "string", "format": "date-time"}
+            for name in ("created_at", "acknowledged_at", "contacted_at", "resolved_at")
+        },
+    },
+}
 
 
 def get_hub(request: Request) -> LiveHub:
@@ -40,13 +82,24 @@ async def status(request: Request, hub: LiveHub = Depends(get_hub)) -> dict:
     return {**hub.status(), "viewers": len(request.app.state.broadcaster.subscribers)}
 
 
-@router.post("/sensors/readings", summary="Readings in: a JSON array of {sensor_id, ts, value, status}")
-async def post_readings(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict:
+@router.post(
+    "/sensors/readings",
+    summary="Readings in: a JSON array of {sensor_id, ts, value, status}",
+    openapi_extra=_json_body({"type": "array", "items": _READING_SCHEMA}),
+    responses={400: {"description": "the body is not JSON"}, 413: {"description": "more than CIM_LIVE_BATCH_MAX"}},
+)
+async def post_readings(request: Request, hub: LiveHub = Depends(get_hub)) -> dict:
     """Each reading is judged on its own: the answer counts what was stored
     (new), what was already there (the same sensor_id and ts), and names each
-    refused reading with its reason."""
-    checked = hub.check_readings(body)
-    new = await asyncio.wrap_future(hub.submit(checked.accepted))
+    refused reading (its index) with its reason. The body is parsed and
+    checked in a thread, off the event loop; a batch of more than
+    ``CIM_LIVE_BATCH_MAX`` readings is refused whole (413)."""
+    raw = await request.body()
+    try:
+        checked, stored = await run_in_threadpool(hub.take_readings, raw)
+    except records.BatchTooLarge as exc:
+        raise ContentTooLarge(str(exc)) from None
+    new = await asyncio.wrap_future(stored)
     return {
         "accepted": len(checked.accepted),
         "stored": new,
@@ -55,9 +108,15 @@ async def post_readings(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict
     }
 
 
-@router.post("/tickets", summary="Create or update one ticket (idempotent on id)")
-async def post_ticket(body=Body(...), hub: LiveHub = Depends(get_hub)) -> dict:
-    ticket = hub.check_ticket(body)
+@router.post(
+    "/tickets",
+    summary="Create or update one ticket (idempotent on id)",
+    openapi_extra=_json_body(_TICKET_SCHEMA),
+    responses={400: {"description": "the ticket is refused (the reason is in detail)"}},
+)
+async def post_ticket(request: Request, hub: LiveHub = Depends(get_hub)) -> dict:
+    raw = await request.body()
+    ticket = await run_in_threadpool(hub.check_ticket, raw)
     created, stored = await run_in_threadpool(hub.store_ticket, ticket)
     return {"id": ticket.id, "created": created, "sla": sla_of(stored, dt.datetime.now(dt.UTC), hub.sla).to_json()}
 
@@ -111,8 +170,10 @@ async def ticket(
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"""
-            SELECT id, channel, category, address, department, status, created_at, acknowledged_at, contacted_at,
-                   resolved_at, street, community, grid, ST_X(geom) AS lon, ST_Y(geom) AS lat, updated_at
+            SELECT id, channel, category, address, department, status,
+                   {loadable_time("created_at")} AS created_at, {loadable_time("acknowledged_at")} AS acknowledged_at,
+                   {loadable_time("contacted_at")} AS contacted_at, {loadable_time("resolved_at")} AS resolved_at,
+                   street, community, grid, ST_X(geom) AS lon, ST_Y(geom) AS lat, updated_at
             FROM {LIVE_SCHEMA}.ticket_records WHERE id = %s""",
             (ticket_id,),
         )
@@ -191,6 +252,7 @@ async def ticket_snapshot(
             FROM {LIVE_SCHEMA}.ticket_records
             WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)
               AND (resolved_at IS NULL OR resolved_at > now() - interval '24 hours')
+              AND {_SANE_TICKET_TIMES} AND ST_X(geom) BETWEEN -180 AND 180 AND ST_Y(geom) BETWEEN -90 AND 90
             ORDER BY created_at""",
             box,
         )
@@ -278,8 +340,8 @@ async def stream(ws: WebSocket) -> None:
     try:
         while True:
             message = await ws.receive_text()
-            try:
-                sub.update(json.loads(message))
+            try:  # parsed as readings are: no RecursionError, and no int too big for the float bbox test
+                sub.update(records.parse_json(message, "the message"))
                 await ws.send_text(json.dumps({"type": "subscribed", "layers": sorted(sub.layers), "bbox": sub.bbox}))
             except (ValueError, TypeError) as exc:
                 await ws.send_text(json.dumps({"type": "error", "message": str(exc)}))
