@@ -17,11 +17,12 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from cim.live.broker import LocalBroker, MqttAddress
+from cim.live.broker import LocalBroker
 from cim.live.sla import SlaRule, sla_of
 from cim.live.store import Partitions, Reading, Ticket, ensure_live_schema, store_readings
 from cim.net import wait_until_healthy
 from tests.conftest import CIM
+from tests.live_helpers import broker_of, mqtt_device, wait_for
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -36,11 +37,6 @@ def sensor_id(conn, server) -> str:
     return conn.execute("SELECT id FROM live.sensor_registry ORDER BY id LIMIT 1").fetchone()[0]
 
 
-def _broker(base_url: str) -> MqttAddress:
-    """The broker a `cim serve` at ``base_url`` uses."""
-    return MqttAddress.parse(httpx.get(f"{base_url}/live/status").json()["mqtt"]["url"])
-
-
 def _serve(env: dict[str, str], port: int, stdout=subprocess.DEVNULL) -> subprocess.Popen:
     """Another `cim serve` (its own data directory in ``env``), healthy."""
     proc = subprocess.Popen([CIM, "serve", "--port", str(port)], env=env, stdout=stdout, stderr=subprocess.STDOUT)
@@ -50,23 +46,8 @@ def _serve(env: dict[str, str], port: int, stdout=subprocess.DEVNULL) -> subproc
 
 @pytest.fixture(scope="module")
 def publisher(server):
-    broker = _broker(server)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher")
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    yield client
-    client.loop_stop()
-    client.disconnect()
-
-
-def _wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    with mqtt_device(server, "test-publisher") as client:
+        yield client
 
 
 def test_the_hub_runs_a_local_broker_and_knows_the_sample_sensors(http):
@@ -82,7 +63,7 @@ def test_an_mqtt_reading_is_stored_and_becomes_the_latest(http, publisher, senso
         f"cim/sensors/{sensor_id}/reading", json.dumps({"ts": _iso(ts), "value": 0.42, "status": "alarm"}), qos=1
     )
     info.wait_for_publish(10)
-    latest = _wait_for(lambda: (r := http.get(f"/live/sensors/{sensor_id}").json())["ts"] == _iso(ts) and r)
+    latest = wait_for(lambda: (r := http.get(f"/live/sensors/{sensor_id}").json())["ts"] == _iso(ts) and r)
     assert latest["value"] == 0.42 and latest["status"] == "alarm" and latest["category"]
     history = http.get(
         f"/live/sensors/{sensor_id}/readings",
@@ -102,7 +83,7 @@ def test_malformed_messages_are_counted_and_never_stop_the_hub(http, publisher, 
     publisher.publish(
         f"cim/sensors/{sensor_id}/reading", json.dumps({"ts": _iso(ts), "value": 7, "status": "normal"}), qos=1
     ).wait_for_publish(10)
-    _wait_for(lambda: http.get(f"/live/sensors/{sensor_id}").json()["ts"] == _iso(ts))  # still running
+    wait_for(lambda: http.get(f"/live/sensors/{sensor_id}").json()["ts"] == _iso(ts))  # still running
     assert http.get("/live/status").json()["counters"]["malformed"] == before + 4
 
 
@@ -377,8 +358,8 @@ def test_a_restarted_broker_is_reconnected_and_queued_readings_arrive(settings, 
         )
         if k == 9:
             os.kill(pid, signal.SIGTERM)  # the broker goes away mid-stream; the hub starts it again
-    _wait_for(lambda: _stored(conn, sensor, start) == 20, timeout=60)
-    status = _wait_for(lambda: (s := http.get("/live/status").json())["mqtt"]["connected"] and s)
+    wait_for(lambda: _stored(conn, sensor, start) == 20, timeout=60)
+    status = wait_for(lambda: (s := http.get("/live/status").json())["mqtt"]["connected"] and s)
     assert status["mqtt"]["connected"]
 
 
@@ -391,7 +372,7 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
     env = {**cli_env(settings), "CIM_DATA_DIR": str(tmp_path / "second"), "CIM_DATABASE_URL": db_url}
     port = free_port()
     proc = _serve(env, port)
-    broker = _broker(f"http://127.0.0.1:{port}")
+    broker = broker_of(f"http://127.0.0.1:{port}")
     device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-device", clean_session=False)
     device.reconnect_delay_set(0.1, 1)
     device.connect(broker.host, broker.port)
@@ -411,7 +392,7 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
                 proc.terminate()
                 proc.wait(timeout=30)
         proc = _serve(env, port)
-        _wait_for(lambda: _stored(conn, sensor, start) == 40, timeout=60)
+        wait_for(lambda: _stored(conn, sensor, start) == 40, timeout=60)
     finally:
         device.loop_stop()
         device.disconnect()
@@ -556,7 +537,7 @@ def test_the_viewer_reconnects_after_a_server_restart(settings, db_url, tmp_path
             procs.append(_serve(env, port, stdout=out))
 
     def restart_once_a_viewer_is_attached() -> None:
-        _wait_for(lambda: "WebSocket /live/stream" in log.read_text(), timeout=60)
+        wait_for(lambda: "WebSocket /live/stream" in log.read_text(), timeout=60)
         time.sleep(0.5)
         procs[-1].terminate()
         procs[-1].wait(timeout=30)

@@ -15,11 +15,10 @@ import threading
 import time
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 
 from cim.live import records
-from cim.live.broker import MqttAddress
+from tests.live_helpers import mqtt_device, wait_for
 
 UTC = dt.UTC
 
@@ -50,23 +49,12 @@ def sensor_ids(conn, server) -> list[str]:
 
 @pytest.fixture(scope="module")
 def publisher(server):
-    broker = MqttAddress.parse(httpx.get(f"{server}/live/status").json()["mqtt"]["url"])
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-intake-publisher")
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    yield client
-    client.loop_stop()
-    client.disconnect()
+    with mqtt_device(server, "test-intake-publisher") as client:
+        yield client
 
 
 def _wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    return wait_for(predicate, timeout)
 
 
 def _stored(conn, sensor: str, times: list[dt.datetime]) -> int:

@@ -17,6 +17,7 @@ for a few seconds, so vector tiles pay a dictionary lookup, not a query.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,10 @@ from cim.errors import Forbidden, Unauthenticated
 
 SESSION_COOKIE = "cim_session"
 SESSION_MAX_AGE_S = 12 * 3600  # a working day
-_TOKEN_CACHE_S = 5.0
+_CACHE_S = 5.0  # how long a token's or a user's check is reused
+TOKEN_USE_SQL = f"""UPDATE {SCHEMA}.tokens SET last_used_at = now()
+    WHERE token_sha256 = %s AND revoked_at IS NULL RETURNING name, roles, layers"""
+USER_SQL = f"SELECT roles, disabled FROM {SCHEMA}.users WHERE name = %s"
 
 PUBLIC = "public"
 READ = "read"
@@ -161,36 +165,34 @@ class Authenticator:
                 return who
         return ANONYMOUS
 
-    async def _token(self, secret: str, pool: AsyncConnectionPool) -> Identity | None:
-        digest = token_digest(secret)
+    async def _cached(
+        self, cache: dict[str, _Cached], key: str, load: Callable[[], Awaitable[Identity | None]]
+    ) -> Identity | None:
+        """``cache[key]`` while fresh, else ``load()`` kept for a few seconds (a revoked token or a
+        disabled user stops within them)."""
         now = time.monotonic()
-        hit = self._tokens.get(digest)
+        hit = cache.get(key)
         if hit is not None and hit.until > now:
             return hit.identity
-        async with pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"""UPDATE {SCHEMA}.tokens SET last_used_at = now()
-                    WHERE token_sha256 = %s AND revoked_at IS NULL RETURNING name, roles, layers""",
-                    (digest,),
-                )
-            ).fetchone()
-        who = None
-        if row is not None:
-            name, roles, layers = row
-            who = Identity(
-                f"token:{name}",
-                roles_of(roles),
-                "token",
-                frozenset(layers) if layers else None,
-            )
-        if who is not None:  # token use, in the audit at most once per cache period
-            async with pool.connection() as conn:
-                await conn.execute(AUDIT_INSERT, audit_params(who, "token.use", who.name))
-        if len(self._tokens) > 10_000:
-            self._tokens.clear()
-        self._tokens[digest] = _Cached(who, now + _TOKEN_CACHE_S)
+        who = await load()
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = _Cached(who, now + _CACHE_S)
         return who
+
+    async def _token(self, secret: str, pool: AsyncConnectionPool) -> Identity | None:
+        async def load() -> Identity | None:
+            async with pool.connection() as conn:
+                row = await (await conn.execute(TOKEN_USE_SQL, (digest,))).fetchone()
+                if row is None:
+                    return None
+                name, roles, layers = row
+                who = Identity(f"token:{name}", roles_of(roles), "token", frozenset(layers) if layers else None)
+                await conn.execute(AUDIT_INSERT, audit_params(who, "token.use", who.name))  # once a cache period
+                return who
+
+        digest = token_digest(secret)
+        return await self._cached(self._tokens, digest, load)
 
     async def _session(self, cookie: str, pool: AsyncConnectionPool) -> Identity | None:
         try:
@@ -199,19 +201,13 @@ class Authenticator:
             return None
         if not isinstance(name, str):
             return None
-        now = time.monotonic()
-        hit = self._users.get(name)
-        if hit is not None and hit.until > now:
-            return hit.identity
-        async with pool.connection() as conn:
-            row = await (
-                await conn.execute(f"SELECT roles, disabled FROM {SCHEMA}.users WHERE name = %s", (name,))
-            ).fetchone()
-        who = None
-        if row is not None and not row[1]:
-            who = Identity(name, roles_of(row[0]), "session")
-        self._users[name] = _Cached(who, now + _TOKEN_CACHE_S)
-        return who
+
+        async def load() -> Identity | None:
+            async with pool.connection() as conn:
+                row = await (await conn.execute(USER_SQL, (name,))).fetchone()
+            return None if row is None or row[1] else Identity(name, roles_of(row[0]), "session")
+
+        return await self._cached(self._users, name, load)
 
     def session_cookie(self, name: str) -> str:
         return self.sessions.dumps(name)
