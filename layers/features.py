@@ -151,7 +151,7 @@ def items_query(
             'numberMatched', m.n,
             'numberReturned', (SELECT count(*) FROM page),
             'timeStamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-            'links', %(links)s::jsonb || CASE WHEN m.n > %(offset)s + %(limit)s THEN %(next)s::jsonb
+            'links', %(links)s::jsonb || CASE WHEN m.n > %(offset)s::bigint + %(limit)s::bigint THEN %(next)s::jsonb
                                               ELSE '[]'::jsonb END,
             'features', (SELECT coalesce(json_agg({feature} ORDER BY f.fid), '[]'::json) FROM page f)
         )::text
