@@ -19,6 +19,7 @@ from cim.bbox import BBox
 from cim.crs import OUTPUT_CRS, OutputCrs
 from cim.errors import InputError
 from layers.catalogue import LayerInfo
+from layers.sensitive import FULL, Mask, source_sql, visible_columns
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
@@ -79,7 +80,8 @@ def parse_datetime(text: str | None) -> Interval | None:
     return (start, end)
 
 
-def _where(layer: LayerInfo, request: ItemsRequest) -> tuple[sql.Composable, dict]:
+def _where(layer: LayerInfo, request: ItemsRequest, mask: Mask = FULL) -> tuple[sql.Composable, dict]:
+    columns = visible_columns(layer, mask)  # a hidden column is not a property: not filtered on either
     clauses: list[sql.Composable] = []
     params: dict = {}
     if request.bbox:
@@ -92,7 +94,7 @@ def _where(layer: LayerInfo, request: ItemsRequest) -> tuple[sql.Composable, dic
         params.update({f"b{i}": v for i, v in enumerate(request.bbox)})
     if request.datetime is not None:
         column = temporal_column(layer)
-        if column is None:
+        if column is None or column not in columns:
             raise InputError("datetime", f"layer {layer.name!r} has no date or time to filter on")
         start, end = request.datetime
         if start is not None:
@@ -102,11 +104,11 @@ def _where(layer: LayerInfo, request: ItemsRequest) -> tuple[sql.Composable, dic
             clauses.append(sql.SQL("t.{} <= %(t1)s").format(sql.Identifier(column)))
             params["t1"] = end if layer.columns[column] != "date" else end.date()
     for i, (column, value) in enumerate(sorted(request.filters.items())):
-        if column not in layer.columns:
+        if column not in columns:
             raise InputError(
                 column,
                 f"is not a property of layer {layer.name!r}",
-                hint=f"its properties: {', '.join(layer.columns)}",
+                hint=f"its properties: {', '.join(columns)}",
             )
         clauses.append(
             sql.SQL("t.{} = %({})s::{}").format(
@@ -136,13 +138,20 @@ def _feature(crs: OutputCrs) -> sql.Composable:
 
 
 def items_query(
-    layer: LayerInfo, request: ItemsRequest, *, links: list[dict] | None = None, next_link: dict | None = None
+    layer: LayerInfo,
+    request: ItemsRequest,
+    *,
+    links: list[dict] | None = None,
+    next_link: dict | None = None,
+    mask: Mask = FULL,
 ) -> tuple[sql.Composed, dict]:
     """One row, one column: the FeatureCollection as JSON text, with
     ``numberMatched``, ``numberReturned``, ``timeStamp`` and ``links``
-    (``next_link`` among them only when features remain after this page)."""
-    where, params = _where(layer, request)
-    table = sql.Identifier(layer.table_schema, layer.table_name)
+    (``next_link`` among them only when features remain after this page).
+    ``mask`` (layers.sensitive): the columns left out and the points snapped,
+    before the filters apply."""
+    where, params = _where(layer, request, mask)
+    table = source_sql(layer, mask)
     query = sql.SQL("""
         WITH page AS (SELECT t.* FROM {table} t {where} ORDER BY t.fid LIMIT %(limit)s OFFSET %(offset)s),
              matched AS (SELECT count(*) AS n FROM {table} t {where})
@@ -166,9 +175,11 @@ def items_query(
     return query, params
 
 
-def item_query(layer: LayerInfo, fid: int, crs: OutputCrs = OUTPUT_CRS[0]) -> tuple[sql.Composed, dict]:
+def item_query(
+    layer: LayerInfo, fid: int, crs: OutputCrs = OUTPUT_CRS[0], *, mask: Mask = FULL
+) -> tuple[sql.Composed, dict]:
     """One row, one column: the Feature ``fid`` as JSON text (no row: there is none)."""
     query = sql.SQL("SELECT {feature}::text FROM {table} f WHERE f.fid = %(fid)s").format(
-        feature=_feature(crs), table=sql.Identifier(layer.table_schema, layer.table_name)
+        feature=_feature(crs), table=source_sql(layer, mask)
     )
     return query, {"fid": fid}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from layers.catalogue import LayerInfo
+from layers.sensitive import FULL, Mask, source_sql, visible_columns
 
 EXTENT = 4096
 BUFFER = 64
@@ -29,11 +30,13 @@ def _pixel_degrees(z: int) -> float:
     return (_EARTH_CIRCUMFERENCE / 2**z / EXTENT) / 111_319.49
 
 
-def tile_query(layer: LayerInfo, z: int, x: int, y: int, *, limit: int) -> tuple[sql.Composed, dict]:
+def tile_query(layer: LayerInfo, z: int, x: int, y: int, *, limit: int, mask: Mask = FULL) -> tuple[sql.Composed, dict]:
     """The statement that returns one row: the MVT bytes (empty when no
-    feature touches the tile). Identifiers come from the catalogue only."""
+    feature touches the tile). Identifiers come from the catalogue only.
+    ``mask`` (layers.sensitive): the columns left out and the points snapped
+    (the tile holds the snapped points that fall in it)."""
     props = []
-    for column, pgtype in layer.columns.items():
+    for column, pgtype in visible_columns(layer, mask).items():
         ident = sql.Identifier(column)
         props.append(
             sql.SQL("t.{}").format(ident) if pgtype in _MVT_NATIVE else sql.SQL("t.{}::text AS {}").format(ident, ident)
@@ -58,7 +61,7 @@ def tile_query(layer: LayerInfo, z: int, x: int, y: int, *, limit: int) -> tuple
     """).format(
         props=sql.SQL("").join(sql.SQL("{}, ").format(p) for p in props),
         geom=geom,
-        table=sql.Identifier(layer.table_schema, layer.table_name),
+        table=source_sql(layer, mask),
     )
     params = dict(
         z=z,

@@ -16,6 +16,11 @@ its box, compactly::
 registry changes the viewer gets ``{"type": "reload"}`` and fetches the
 snapshot again. A viewer that cannot keep up (a send that takes over 2 s) is
 dropped; it reconnects and repaints from the snapshot.
+
+A ticket's exact position is personal data (layers.sensitive): only a viewer
+that connected as an operator or admin gets it; every other viewer gets the
+ticket snapped to its grid cell's centroid, as the ticket snapshot gives it
+(and its box selects on that position).
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from fastapi import WebSocket
+from psycopg import sql
 
 from cim.live.hub import LiveHub
+from cim.live.store import LIVE_SCHEMA
+from layers.sensitive import FALLBACK_DEGREES, grid_table, may_see, snapped_sql
 
 log = logging.getLogger("cim.live")
 PUSH_EVERY_S = 0.25
@@ -42,6 +50,12 @@ class Subscriber:
     ws: WebSocket
     layers: set[str] = field(default_factory=lambda: set(LAYERS))
     bbox: tuple[float, float, float, float] | None = None
+    #: sees tickets' exact positions: an operator or admin, by the identity the access check found at connect time
+    exact: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        identity = getattr(getattr(self.ws, "state", None), "identity", None)
+        self.exact = identity is not None and may_see(str(role) for role in identity.roles)
 
     def update(self, message: dict) -> None:
         sub = message.get("subscribe") if isinstance(message, dict) else None
@@ -108,6 +122,9 @@ class Broadcaster:
 
         values = np.round(value.astype(float), 4)
         has_nan = bool(np.isnan(values).any())
+        snapped: list[dict] = []
+        if changes.tickets and any(not s.exact and "tickets" in s.layers for s in self.subscribers):
+            snapped = await self._snapped(changes.tickets)
 
         def message(sub: Subscriber) -> dict | None:
             out: dict = {"type": "delta", "version": reg.version, "t": round(time.time(), 3)}
@@ -125,18 +142,48 @@ class Broadcaster:
                 if alarms:
                     out["alarms"] = alarms
             if "tickets" in sub.layers:
-                tickets = [t for t in changes.tickets if sub.inside(t["lon"], t["lat"])]
+                shown = changes.tickets if sub.exact else snapped
+                tickets = [t for t in shown if sub.inside(t["lon"], t["lat"])]
                 if tickets:
                     out["tickets"] = tickets
             return out if len(out) > 3 else None
 
         await self._send_all(message)
 
+    async def _snapped(self, tickets: list[dict]) -> list[dict]:
+        """``tickets`` with their positions snapped to their grid cells' centroids (as the
+        ticket snapshot gives them to those who may not see the exact ones); rounded to
+        FALLBACK_DEGREES where the stored ticket or the database cannot say."""
+        positions: dict[str, tuple[float, float]] = {}
+        try:
+            app = next(iter(self.subscribers)).ws.app
+            pool = app.state.pool
+            grids = (await app.state.catalogue.layers(pool)).get(app.state.settings.grid_layer)
+            point, join = snapped_sql(grid_table(grids), "r")
+            query = sql.SQL(
+                f"SELECT r.id, ST_X(p), ST_Y(p) FROM (SELECT r.id, {{point}} AS p "
+                f"FROM {LIVE_SCHEMA}.ticket_records r {{join}} WHERE r.id = ANY(%s)) r"
+            ).format(point=point, join=join)
+            async with pool.connection() as conn:
+                rows = await (await conn.execute(query, ([t["id"] for t in tickets],))).fetchall()
+            positions = {tid: (lon, lat) for tid, lon, lat in rows if lon is not None and lat is not None}
+        except Exception:  # never the exact position: rounded instead
+            log.exception("tickets' grid positions unavailable; rounding them")
+
+        def rounded(v: float) -> float:
+            return round(round(v / FALLBACK_DEGREES) * FALLBACK_DEGREES, 7)
+
+        out = []
+        for t in tickets:
+            lon, lat = positions.get(t["id"], (rounded(t["lon"]), rounded(t["lat"])))
+            out.append({**t, "lon": round(lon, 7), "lat": round(lat, 7)})
+        return out
+
     async def _send_all(self, message_for) -> None:
-        encoded: dict[tuple, str | None] = {}  # viewers with the same subscription share one message, encoded once
+        encoded: dict[tuple, str | None] = {}  # viewers with the same subscription and right share one message
 
         async def send(sub: Subscriber) -> None:
-            key = (frozenset(sub.layers), sub.bbox)
+            key = (frozenset(sub.layers), sub.bbox, sub.exact)
             if key not in encoded:
                 message = message_for(sub)
                 encoded[key] = None if message is None else json.dumps(message, separators=(",", ":"))

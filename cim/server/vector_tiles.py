@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from fastapi import Request, Response
 from psycopg_pool import AsyncConnectionPool
+from starlette.requests import HTTPConnection
 
 from cim.errors import NotFoundError
 from layers.catalogue import LayerInfo
 from layers.mvt import MAX_ZOOM, tile_in_range, tile_query
+from layers.sensitive import Mask, mask_for
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 #: the zoom levels TileJSON announces: clients draw deeper levels from level 16's tiles (overzoom)
@@ -25,24 +27,55 @@ _FIELD_TYPES = {
 }
 
 
+def caller_roles(conn: HTTPConnection) -> frozenset[str]:
+    """The role names of the caller (none for a visitor not signed in), as the access dependency found them."""
+    identity = getattr(conn.state, "identity", None)
+    return frozenset(str(role) for role in identity.roles) if identity is not None else frozenset()
+
+
+def caller_mask(conn: HTTPConnection, layer: LayerInfo, grids: LayerInfo | None) -> Mask:
+    """What the caller does not see of ``layer`` (layers.sensitive); ``grids``: the grid layer, if imported."""
+    return mask_for(layer, caller_roles(conn), grids)
+
+
 async def vector_tile(
-    layers: Sequence[LayerInfo], z: int, x: int, y: int, request: Request, pool: AsyncConnectionPool, limit: int
+    layers: Sequence[LayerInfo],
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    pool: AsyncConnectionPool,
+    limit: int,
+    *,
+    grids: LayerInfo | None = None,
 ) -> Response:
-    """The tile of ``layers`` at z/x/y: 204 when empty, 304 when the client's ETag is current."""
+    """The tile of ``layers`` at z/x/y: 204 when empty, 304 when the client's ETag is current.
+
+    Sensitive columns and exact locations are masked for callers without the
+    right (layers.sensitive): such a tile has its own ETag (``-masked``), and
+    the full one of a layer with sensitive data is ``private`` (no shared cache
+    keeps it); every tile varies with the caller's credentials."""
     if not tile_in_range(z, x, y):
         raise NotFoundError(f"tile {z}/{x}/{y} does not exist (zoom 0 to {MAX_ZOOM}, x and y below 2^zoom)")
+    masks = [caller_mask(request, layer, grids) for layer in layers]
+    masked = any(not mask.full for mask in masks)
+    sensitive = masked or any(not mask_for(layer, (), grids).full for layer in layers)
     versions = "+".join(
         f"{layer.name}-v{layer.version}-{int(layer.imported_at.timestamp()) if layer.imported_at else 0}"
         for layer in layers  # versions restart with a new database: the import time tells them apart
     )
-    etag = f'"{versions}-{z}-{x}-{y}"'
-    headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
+    etag = f'"{versions}-{z}-{x}-{y}{"-masked" if masked else ""}"'
+    headers = {
+        "Cache-Control": "private, max-age=3600" if sensitive and not masked else "public, max-age=3600",
+        "ETag": etag,
+        "Vary": "Authorization, Cookie",
+    }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     parts = []
     async with pool.connection() as conn:
-        for layer in layers:
-            query, params = tile_query(layer, z, x, y, limit=limit)
+        for layer, mask in zip(layers, masks):
+            query, params = tile_query(layer, z, x, y, limit=limit, mask=mask)
             row = await (await conn.execute(query, params)).fetchone()
             if row and row[0]:
                 parts.append(bytes(row[0]))

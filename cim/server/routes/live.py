@@ -10,10 +10,12 @@ import json
 
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from cim.bbox import parse_bbox
+from cim.config import Settings
 from cim.errors import InputError, NotFoundError
 from cim.live import records
 from cim.live.hub import LiveHub
@@ -21,8 +23,11 @@ from cim.live.sla import sla_of
 from cim.live.state import sensor_snapshot
 from cim.live.store import LIVE_SCHEMA, STATUSES, Ticket, loadable_time
 from cim.live.stream import PUSH_EVERY_S, Subscriber
-from cim.server.deps import get_pool
+from cim.server.deps import get_catalogue, get_pool, get_settings_dep
 from cim.server.limits import ContentTooLarge
+from cim.server.vector_tiles import caller_roles
+from layers.catalogue import LayerInfo
+from layers.sensitive import grid_table, may_see, snapped_sql
 
 router = APIRouter(prefix="/live", tags=["live"])
 HISTORY_LIMIT = 100_000
@@ -242,20 +247,34 @@ async def camera_snapshot(bbox: str | None = Query(None), pool: AsyncConnectionP
 
 @router.get("/snapshot/tickets", summary="Open tickets and those closed in the last 24 hours, as columns with SLA")
 async def ticket_snapshot(
-    bbox: str | None = Query(None), pool: AsyncConnectionPool = Depends(get_pool), hub: LiveHub = Depends(get_hub)
+    request: Request,
+    bbox: str | None = Query(None),
+    pool: AsyncConnectionPool = Depends(get_pool),
+    hub: LiveHub = Depends(get_hub),
+    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
+    settings: Settings = Depends(get_settings_dep),
 ) -> dict:
+    """A ticket's exact position is for operators and admins: others get it
+    snapped to its grid cell's centroid (layers.sensitive), and the box
+    selects the snapped positions. The snapshot carries no address."""
     box = parse_bbox(bbox) or (-180, -90, 180, 90)
+    point: sql.Composable
+    join: sql.Composable
+    if may_see(caller_roles(request)):
+        point, join = sql.SQL("r.geom"), sql.SQL("")
+    else:
+        point, join = snapped_sql(grid_table(catalogue.get(settings.grid_layer)), "r")
+    query = sql.SQL(
+        f"""
+        SELECT id, channel, category, ST_X(p), ST_Y(p), created_at, acknowledged_at, contacted_at, resolved_at
+        FROM (SELECT r.*, {{point}} AS p FROM {LIVE_SCHEMA}.ticket_records r {{join}}) r
+        WHERE p && ST_MakeEnvelope(%s, %s, %s, %s, 4326)
+          AND (resolved_at IS NULL OR resolved_at > now() - interval '24 hours')
+          AND {_SANE_TICKET_TIMES} AND ST_X(geom) BETWEEN -180 AND 180 AND ST_Y(geom) BETWEEN -90 AND 90
+        ORDER BY created_at"""
+    ).format(point=point, join=join)
     async with pool.connection() as conn, conn.cursor() as cur:
-        await cur.execute(
-            f"""
-            SELECT id, channel, category, ST_X(geom), ST_Y(geom), created_at, acknowledged_at, contacted_at, resolved_at
-            FROM {LIVE_SCHEMA}.ticket_records
-            WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)
-              AND (resolved_at IS NULL OR resolved_at > now() - interval '24 hours')
-              AND {_SANE_TICKET_TIMES} AND ST_X(geom) BETWEEN -180 AND 180 AND ST_Y(geom) BETWEEN -90 AND 90
-            ORDER BY created_at""",
-            box,
-        )
+        await cur.execute(query, box)
         rows = await cur.fetchall()
     now = dt.datetime.now(dt.UTC)
     out: dict[str, list] = {k: [] for k in ("id", "channel", "category", "lon", "lat", "stage", "due_at", "overdue")}

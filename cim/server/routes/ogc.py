@@ -23,7 +23,7 @@ from cim.crs import CRS84_URI, OUTPUT_CRS, bbox_to_crs84, output_crs
 from cim.errors import InputError, NotFoundError
 from cim.server import html
 from cim.server.deps import get_catalogue, get_layer, get_pool, get_settings_dep
-from cim.server.vector_tiles import MVT_MEDIA_TYPE, TILEJSON_MAX_ZOOM, tilejson, vector_tile
+from cim.server.vector_tiles import MVT_MEDIA_TYPE, TILEJSON_MAX_ZOOM, caller_mask, tilejson, vector_tile
 from layers.catalogue import LayerInfo
 from layers.features import MAX_LIMIT, ItemsRequest, item_query, items_query, parse_datetime, temporal_column
 from layers.mvt import MAX_ZOOM
@@ -222,7 +222,9 @@ def _quote(value: str) -> str:
 async def items(
     request: Request,
     layer: LayerInfo = Depends(get_layer),
+    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
     pool: AsyncConnectionPool = Depends(get_pool),
+    settings: Settings = Depends(get_settings_dep),
     bbox: str | None = Query(None, description="west,south,east,north in bbox-crs (default CRS84: lon/lat)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs", description="the CRS of bbox (a URI from /collections/{id})"),
     datetime: str | None = Query(None, description="an RFC 3339 instant or interval (a/b, ../b, a/..)"),
@@ -253,7 +255,11 @@ async def items(
     if offset > 0:
         links.append(_page_link(request, "prev", max(0, offset - limit), limit, as_html))
     query, params = items_query(
-        layer, request_, links=links, next_link=_page_link(request, "next", offset + limit, limit, as_html)
+        layer,
+        request_,
+        links=links,
+        next_link=_page_link(request, "next", offset + limit, limit, as_html),
+        mask=caller_mask(request, layer, catalogue.get(settings.grid_layer)),
     )
     async with pool.connection() as conn:  # a filter value the column's type cannot hold: DataError, a 400
         row = await (await conn.execute(query, params)).fetchone()
@@ -286,12 +292,16 @@ async def item(
     request: Request,
     fid: int,
     layer: LayerInfo = Depends(get_layer),
+    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
     pool: AsyncConnectionPool = Depends(get_pool),
+    settings: Settings = Depends(get_settings_dep),
     crs: str | None = Query(None, description="the CRS of the answer; default CRS84"),
     f: str | None = _FORMAT,
 ) -> Response:
     out_crs = output_crs(crs, "crs")
-    query, params = item_query(layer, fid, out_crs)
+    query, params = item_query(
+        layer, fid, out_crs, mask=caller_mask(request, layer, catalogue.get(settings.grid_layer))
+    )
     async with pool.connection() as conn:
         row = await (await conn.execute(query, params)).fetchone()
     if row is None:
@@ -424,12 +434,16 @@ async def collection_tile(
     tile_col: int,
     request: Request,
     layer: LayerInfo = Depends(get_layer),
+    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
     pool: AsyncConnectionPool = Depends(get_pool),
     settings: Settings = Depends(get_settings_dep),
 ) -> Response:
     if tms != WEB_MERCATOR_QUAD:
         raise NotFoundError(f"no tile matrix set {tms!r}", hint=f"the one offered is {WEB_MERCATOR_QUAD}")
-    return await vector_tile([layer], tile_matrix, tile_col, tile_row, request, pool, settings.mvt_feature_limit)
+    grids = catalogue.get(settings.grid_layer)
+    return await vector_tile(
+        [layer], tile_matrix, tile_col, tile_row, request, pool, settings.mvt_feature_limit, grids=grids
+    )
 
 
 # --- several layers in one tile ------------------------------------------------------------------------------
@@ -478,4 +492,7 @@ async def combined_tile(
     pool: AsyncConnectionPool = Depends(get_pool),
     settings: Settings = Depends(get_settings_dep),
 ) -> Response:
-    return await vector_tile(_chosen(catalogue, layers), z, x, y, request, pool, settings.mvt_feature_limit)
+    grids = catalogue.get(settings.grid_layer)
+    return await vector_tile(
+        _chosen(catalogue, layers), z, x, y, request, pool, settings.mvt_feature_limit, grids=grids
+    )
