@@ -73,7 +73,7 @@ import websockets
 from bench.common import OUT, VENV_BIN, bench_settings, full_sample, process_stats, process_tree
 from cim.config import Settings
 from cim.db import database_url
-from cim.live.broker import LocalBroker, MqttAddress
+from cim.live.broker import LocalBroker, MqttAddress, add_device
 from cim.live.mqtt import remaining_length
 from cim.net import free_port, wait_until_healthy
 
@@ -178,7 +178,7 @@ class Live:
 
 
 def publisher(
-    address: tuple[str, int],
+    address: tuple[str, int, str, str],
     ids: list[str],
     index: np.ndarray,
     t0: float,
@@ -197,11 +197,14 @@ def publisher(
     MQTT 3.1.1 written on a bare socket rather than through paho: the publishers stand for 270,000
     devices on other machines, and paho's per-message work (a third of a core at 5,000/s) would take
     the CPU from the server being measured. A QoS 1 PUBLISH is a few fixed bytes; the broker's
-    PUBACKs are 4 bytes each, so counting them is counting bytes."""
-    sock = socket.create_connection(address)
+    PUBACKs are 4 bytes each, so counting them is counting bytes. ``address``: host, port, and the
+    bench's publisher user and password (:func:`publisher_credentials`)."""
+    sock = socket.create_connection(address[:2])
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    client_id = f"bench-live-pub-{os.getpid()}".encode()
-    body = b"\x00\x04MQTT\x04\x02\x00\x00" + struct.pack(">H", len(client_id)) + client_id  # clean, no keepalive
+    client_id, user, password = f"bench-live-pub-{os.getpid()}".encode(), address[2].encode(), address[3].encode()
+    body = (  # clean, user name and password, no keepalive
+        b"\x00\x04MQTT\x04\xc2\x00\x00" + b"".join(struct.pack(">H", len(b)) + b for b in (client_id, user, password))
+    )
     sock.sendall(b"\x10" + remaining_length(len(body)) + body)
     connack = sock.recv(4)
     assert connack[:1] == b"\x20" and connack[3:4] == b"\x00", connack
@@ -263,8 +266,19 @@ def publisher(
     out.put(Published(sent, acked, cpu, np.array(keys, np.int64)))
 
 
+def publisher_credentials(data_dir: Path) -> tuple[str, str]:
+    """The bench's publisher user: its processes stand for thousands of devices, each of which may
+    publish only to its own topic, so this user (bench only: it is in the bench's data directory, never
+    a deployment's) may write every sensor's topic, through the broker's ``mqtt/acl.local``. Made
+    before the broker starts (it reads acl.local then)."""
+    user = "bench-publisher"
+    (data_dir / "mqtt").mkdir(parents=True, exist_ok=True)
+    (data_dir / "mqtt" / "acl.local").write_text(f"user {user}\ntopic write cim/sensors/+/reading\n")
+    return user, add_device(data_dir, user)
+
+
 def run_publishers(
-    address: tuple[str, int], ids: list[str], t0: float, seconds: float, rate: float, k: int, live: Live
+    address: tuple[str, int, str, str], ids: list[str], t0: float, seconds: float, rate: float, k: int, live: Live
 ) -> list[Published]:
     """``k`` publisher processes (value = publish time - ``t0``), progress in ``live``."""
     ctx = mp.get_context("spawn")
@@ -360,6 +374,7 @@ def peer(ids: list[str], seconds: float, rate: float, k: int) -> dict[str, float
     """The bare broker: published/s (broker-acked in the window), delivered/s in the window, totals, tail."""
     with tempfile.TemporaryDirectory(prefix="bench-live-peer-") as tmp:
         broker = LocalBroker(Path(tmp))
+        credentials = publisher_credentials(Path(tmp))
         address = broker.start()
         got = [0, 0.0]  # delivered, last arrival
         live = Live()
@@ -369,6 +384,7 @@ def peer(ids: list[str], seconds: float, rate: float, k: int) -> dict[str, float
             got[1] = time.time()
 
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-live-bare")
+        sub.username_pw_set(address.username, address.password)  # the hub's user: it may read every reading
         sub.on_message = on_message
         sub.connect(address.host, address.port)
         sub.subscribe("cim/sensors/+/reading", qos=1)
@@ -377,7 +393,7 @@ def peer(ids: list[str], seconds: float, rate: float, k: int) -> dict[str, float
         result: list[list[Published]] = []
         thread = threading.Thread(
             target=lambda: result.append(
-                run_publishers((address.host, address.port), ids, time.time(), seconds, rate, k, live)
+                run_publishers((address.host, address.port, *credentials), ids, time.time(), seconds, rate, k, live)
             )
         )
         thread.start()
@@ -448,6 +464,7 @@ async def ours(
     args: argparse.Namespace,
     sampler: Sampler,
     trees: list[Tree],
+    credentials: tuple[str, str],
 ) -> dict[str, float]:
     broker = MqttAddress.parse(status(base)["mqtt"]["url"])
     stop, views = asyncio.Event(), [Viewer() for _ in range(args.viewers)]
@@ -465,7 +482,14 @@ async def ours(
     sub_ids = [ids[i] for i in usable]
     publishing = asyncio.create_task(
         asyncio.to_thread(
-            run_publishers, (broker.host, broker.port), sub_ids, t0, args.seconds, args.rate, args.publishers, live
+            run_publishers,
+            (broker.host, broker.port, *credentials),
+            sub_ids,
+            t0,
+            args.seconds,
+            args.rate,
+            args.publishers,
+            live,
         )
     )
     timeline: list[tuple[float, dict, tuple[int, int]]] = []  # /live/status and the publishers', every 0.25 s
@@ -570,6 +594,7 @@ def main() -> None:
     url = database_url(settings)
     ensure_sample(settings)
     (LocalBroker(settings.data_dir).home / "mosquitto.db").unlink(missing_ok=True)  # an earlier run's undelivered queue
+    credentials = publisher_credentials(settings.data_dir)  # before the broker starts
     env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_ANONYMOUS_READ="true")  # viewers not signed in
     if settings.database_url:
         env["CIM_DATABASE_URL"] = settings.database_url
@@ -597,7 +622,7 @@ def main() -> None:
         trees = [Tree(proc.pid)] + ([Tree(pm)] if (pm := postmaster(settings)) else [Tree(-1)])
         sampler = Sampler(trees)
         sampler.start()
-        r = asyncio.run(ours(base, url, ids, usable, args, sampler, trees))
+        r = asyncio.run(ours(base, url, ids, usable, args, sampler, trees, credentials))
         sampler.done.set()
     finally:
         proc.terminate()

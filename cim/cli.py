@@ -52,6 +52,11 @@ tokens_app = typer.Typer(
 )
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+devices_app = typer.Typer(
+    help="Devices' MQTT users on the local broker (a device publishes only its own sensor's readings).",
+    no_args_is_help=True,
+)
+app.add_typer(devices_app, name="devices")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -320,6 +325,58 @@ def tokens_revoke(token_id: int = typer.Argument(..., help="the token's id (cim 
         revoke_token(conn, token_id)
         record(conn, _cli_actor(), "token.revoke", str(token_id))
     console.print(f"token {token_id} revoked")
+
+
+# --- devices (the local broker's MQTT users) -------------------------------------------
+
+
+def _local_broker_only() -> Path:
+    settings = get_settings()
+    if settings.mqtt_url:
+        console.print(
+            "[yellow]CIM_MQTT_URL is set: devices are users of that broker, managed there; "
+            "this changes only the local mosquitto's password file[/]"
+        )
+    return settings.data_dir
+
+
+@devices_app.command("add")
+@friendly_errors
+def devices_add(sensor_id: str = typer.Argument(..., help="the sensor id: the device's MQTT user name")) -> None:
+    """Give a device an MQTT user and a new password (printed once; adding it again replaces it)."""
+    from cim.live.broker import add_device
+
+    password = add_device(_local_broker_only(), sensor_id)
+    console.print(
+        f"device {sensor_id!r}: MQTT user {sensor_id!r}, may publish to cim/sensors/{sensor_id}/reading; "
+        "its password is shown only now, keep it:"
+    )
+    print(password)
+
+
+@devices_app.command("list")
+@friendly_errors
+def devices_list() -> None:
+    """List the devices that have an MQTT user (never their passwords)."""
+    from cim.live.broker import devices
+
+    found = devices(_local_broker_only())
+    for sensor_id in found:
+        print(sensor_id)
+    if not found:
+        console.print("no devices yet: `cim devices add SENSOR_ID` makes one")
+
+
+@devices_app.command("remove")
+@friendly_errors
+def devices_remove(sensor_id: str = typer.Argument(..., help="the sensor id")) -> None:
+    """Remove a device's MQTT user: it can no longer connect."""
+    from cim.live.broker import remove_device
+
+    if not remove_device(_local_broker_only(), sensor_id):
+        console.print(f"[red]no device {sensor_id!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"device {sensor_id!r} removed (a connection it has open ends when it disconnects)")
 
 
 # --- samples ------------------------------------------------------------------------

@@ -96,7 +96,12 @@ class Settings(BaseSettings):
         "`$CIM_DATA_DIR/secret_key`",
     )
     mqtt_url: str | None = Field(
-        None, description="the MQTT broker of live readings (`mqtt://host:1883`); unset: a local mosquitto"
+        None,
+        description="the MQTT broker of live readings (`mqtt://user:password@host:1883`, or "
+        "`mqtts://user:password@host:8883` over TLS); unset: a local mosquitto",
+    )
+    mqtt_ca_file: ResolvedPath | None = Field(
+        None, description="the CA certificate(s) (PEM) of an `mqtts://` broker; unset: the system's CAs"
     )
     live_retention_days: int = Field(90, ge=1, le=36_500, description="days of readings kept")
     live_batch_max: int = Field(
@@ -115,8 +120,8 @@ class Settings(BaseSettings):
         if value is not None:
             try:
                 conninfo_to_dict(value)
-            except psycopg.ProgrammingError as exc:
-                raise ValueError(f"not a PostgreSQL connection URL or string ({exc})") from None
+            except psycopg.ProgrammingError:  # its message may quote the password: not repeated
+                raise ValueError("not a PostgreSQL connection URL or key=value string") from None
         return value
 
     @field_validator("cors_origins", "frame_ancestors", mode="before")
@@ -159,8 +164,8 @@ class Settings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("mqtt://", "tcp://")):
-            raise ValueError("not an mqtt://host:port URL")
+        if value is not None and not value.startswith(("mqtt://", "tcp://", "mqtts://", "ssl://")):
+            raise ValueError("not an mqtt://host:port URL (mqtts://host:port over TLS)")
         return value
 
     @property
@@ -224,8 +229,10 @@ class Settings(BaseSettings):
             first = exc.errors()[0]
             name = "CIM_" + str(first["loc"][0]).upper() if first["loc"] else "CIM_*"
             problem = " ".join(str(first["msg"]).removeprefix("Value error, ").split())
+            secret = name in ("CIM_DATABASE_URL", "CIM_MQTT_URL", "CIM_SECRET_KEY")  # may hold a password
+            shown = "(value not shown)" if secret else repr(first.get("input"))
             raise ConfigError(
-                f"{name}={first.get('input')!r}: {problem}", hint="fix or unset the variable; README lists the settings"
+                f"{name}={shown}: {problem}", hint="fix or unset the variable; README lists the settings"
             ) from None
 
 

@@ -48,14 +48,18 @@ def test_defaults_and_relative_paths_are_resolved(monkeypatch, tmp_path):
         ({"CIM_PORT": "70000"}, "CIM_PORT='70000': Input should be less than or equal to 65535"),
         ({"CIM_DB_POOL_SIZE": "1"}, "CIM_DB_POOL_SIZE='1': Input should be greater than or equal to 2"),
         ({"CIM_LIVE_RETENTION_DAYS": "-3"}, "CIM_LIVE_RETENTION_DAYS='-3'"),
-        ({"CIM_MQTT_URL": "http://broker"}, "CIM_MQTT_URL='http://broker': not an mqtt://host:port URL"),
-        ({"CIM_DATABASE_URL": "postgresql://a b"}, "CIM_DATABASE_URL='postgresql://a b': not a PostgreSQL connection"),
+        ({"CIM_MQTT_URL": "http://u:secret@broker"}, "CIM_MQTT_URL=(value not shown): not an mqtt://host:port URL"),
+        (
+            {"CIM_DATABASE_URL": "postgresql://u:pw d@x"},
+            "CIM_DATABASE_URL=(value not shown): not a PostgreSQL connection",
+        ),
     ],
 )
 def test_a_bad_variable_is_named_with_its_problem(env, problem):
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert problem in str(info.value) and "\n" not in str(info.value)
+    assert "secret" not in str(info.value) and "pw d" not in str(info.value)  # no password repeated
 
 
 def test_the_readme_table_is_written_from_the_settings():

@@ -14,7 +14,6 @@ import subprocess
 import time
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 
 from cim.live.broker import LocalBroker
@@ -22,7 +21,7 @@ from cim.live.sla import SlaRule, sla_of
 from cim.live.store import Partitions, Reading, Ticket, ensure_live_schema, store_readings
 from cim.net import wait_until_healthy
 from tests.conftest import CIM
-from tests.live_helpers import broker_of, mqtt_device, wait_for
+from tests.live_helpers import broker_of, device_client, mqtt_device, wait_for
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -45,8 +44,8 @@ def _serve(env: dict[str, str], port: int, stdout=subprocess.DEVNULL) -> subproc
 
 
 @pytest.fixture(scope="module")
-def publisher(server):
-    with mqtt_device(server, "test-publisher") as client:
+def publisher(server, settings):
+    with mqtt_device(server, settings.data_dir, "test-publisher") as client:
         yield client
 
 
@@ -372,14 +371,13 @@ def test_a_restarted_server_loses_no_reading(settings, db_url, conn, tmp_path):
     env = {**cli_env(settings), "CIM_DATA_DIR": str(tmp_path / "second"), "CIM_DATABASE_URL": db_url}
     port = free_port()
     proc = _serve(env, port)
-    broker = broker_of(f"http://127.0.0.1:{port}")
-    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-device", clean_session=False)
-    device.reconnect_delay_set(0.1, 1)
-    device.connect(broker.host, broker.port)
-    device.loop_start()
     sensor = conn.execute(
         "SELECT id FROM live.sensor_registry WHERE category = 'air_quality' ORDER BY id LIMIT 1"
     ).fetchone()[0]
+    device = device_client(
+        broker_of(f"http://127.0.0.1:{port}"), tmp_path / "second", sensor, "test-device", clean_session=False
+    )
+    device.reconnect_delay_set(0.1, 1)
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
     try:
         for k in range(40):
@@ -568,7 +566,8 @@ def test_the_hub_mqtt_session_reads_whole_packets_and_redelivers_what_it_did_not
     """cim.live.mqtt against a real mosquitto: payloads of 1-, 2- and 3-byte MQTT lengths split across
     reads arrive whole and in order; what is not acknowledged comes again after a reconnection (and an
     acknowledgement with an earlier connection's packet ids is ignored); what is acknowledged does not."""
-    from cim.live.broker import LocalBroker
+    from cim.live.broker import LocalBroker, hub_identity
+    from cim.live.hub import TOPIC
     from cim.live.mqtt import Subscription
 
     def read_until(sub: Subscription, count: int, seconds: float = 20, got: list | None = None) -> list:
@@ -580,7 +579,16 @@ def test_the_hub_mqtt_session_reads_whole_packets_and_redelivers_what_it_did_not
     def session() -> tuple[Subscription, list]:
         """Connected and subscribed, with what the broker sent meanwhile (a kept session's queue
         comes before the SUBACK)."""
-        sub = Subscription(address.host, address.port, "test-session", "t/+/x", keepalive=5, min_delay=0.05)
+        sub = Subscription(
+            address.host,
+            address.port,
+            hub.client_id,
+            TOPIC,
+            keepalive=5,
+            min_delay=0.05,
+            username=address.username,
+            password=address.password,
+        )
         early, deadline = [], time.monotonic() + 10
         while not sub.subscribed and time.monotonic() < deadline:
             early += sub.read(0.1)
@@ -589,18 +597,18 @@ def test_the_hub_mqtt_session_reads_whole_packets_and_redelivers_what_it_did_not
 
     broker = LocalBroker(tmp_path)
     address = broker.start()
-    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-device-2")
-    device.connect(address.host, address.port)
-    device.loop_start()
+    hub = hub_identity(tmp_path)
+    device = device_client(address, tmp_path, "S-1", "test-device-2")
+    topic = "cim/sensors/S-1/reading"
     try:
         sub, early = session()
         assert early == []
         payloads = [(f"{i}:" + "x" * (7, 300, 20_000)[i % 3]).encode() for i in range(600)]
-        for i, p in enumerate(payloads):
-            device.publish(f"t/{i}/x", p, qos=1).wait_for_publish(10)
-        device.publish("t/qos0/x", b"zero", qos=0).wait_for_publish(10)
+        for p in payloads:
+            device.publish(topic, p, qos=1).wait_for_publish(10)
+        device.publish(topic, b"zero", qos=0).wait_for_publish(10)
         got = read_until(sub, 601)
-        assert [m.payload for m in got[:600]] == payloads and [m.topic for m in got[:3]] == ["t/0/x", "t/1/x", "t/2/x"]
+        assert [m.payload for m in got[:600]] == payloads and {m.topic for m in got} == {topic}
         assert got[600].payload == b"zero" and got[600].packet_id == 0
         assert all(m.packet_id and m.connection == 1 for m in got[:600])
         assert sub.ack(1, [m.packet_id for m in got[:300]])

@@ -48,8 +48,8 @@ def sensor_ids(conn, server) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def publisher(server):
-    with mqtt_device(server, "test-intake-publisher") as client:
+def publisher(server, settings):
+    with mqtt_device(server, settings.data_dir, "test-intake-publisher") as client:
         yield client
 
 

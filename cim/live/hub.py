@@ -24,9 +24,9 @@ are evaluated in PostGIS, follow the commit.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import queue
+import ssl
 import threading
 import time
 from concurrent.futures import Future
@@ -38,7 +38,7 @@ from cim.config import Settings
 from cim.db import database_url
 from cim.errors import InputError
 from cim.live import records
-from cim.live.broker import LocalBroker, MqttAddress
+from cim.live.broker import LocalBroker, MqttAddress, hub_identity
 from cim.live.mqtt import Message, Subscription
 from cim.live.sla import SlaRule, sla_of
 from cim.live.state import LiveState, load_registry
@@ -138,8 +138,22 @@ class LiveHub:
             self.address = self.broker.start()
         self._writer = threading.Thread(target=self._write_loop, name="cim-live-writer", daemon=True)
         self._writer.start()
-        client_id = "cim-hub-" + hashlib.sha1(str(self.settings.data_dir).encode()).hexdigest()[:10]
-        self._mqtt = Subscription(self.address.host, self.address.port, client_id, TOPIC, keepalive=30)
+        # the session's client id: random, kept in the data directory (a guessed one would take the session over)
+        client_id = hub_identity(self.settings.data_dir).client_id
+        tls = None
+        if self.address.tls:  # the system's CAs, or CIM_MQTT_CA_FILE's
+            ca_file = self.settings.mqtt_ca_file
+            tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self._mqtt = Subscription(
+            self.address.host,
+            self.address.port,
+            client_id,
+            TOPIC,
+            keepalive=30,
+            username=self.address.username,
+            password=self.address.password,
+            tls=tls,
+        )
         self._reader = threading.Thread(target=self._read_loop, name="cim-live-mqtt", daemon=True)
         self._reader.start()
 
@@ -170,6 +184,7 @@ class LiveHub:
             "mqtt": {
                 "url": self.address.url if self.address else None,
                 "connected": self.connected,
+                "refused": self._mqtt.refused if self._mqtt is not None else None,
                 "topic": TOPIC,
                 "local_broker": self.broker is not None,
             },

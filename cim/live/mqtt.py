@@ -9,7 +9,7 @@ that was a third of the hub's core (py-spy), the largest single cost. Here a
 ``ack`` queues the PUBACKs of a stored batch, which the reader sends in one
 write. Only what the hub
 needs is spoken: CONNECT (clean session off, so the broker queues QoS 1
-messages while the hub is away), SUBSCRIBE at QoS 1, PUBLISH in (QoS 0 and
+messages while the hub is away; user name and password when given), SUBSCRIBE at QoS 1, PUBLISH in (QoS 0 and
 1), PUBACK, PINGREQ and DISCONNECT. paho-mqtt is still what publishes (tests,
 tools).
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -70,6 +71,10 @@ class Refused(ConnectionError):
     """The broker answered CONNECT with a refusal (not worth retrying quickly)."""
 
 
+#: what a non-blocking socket (plain or TLS) raises when it has nothing to give or no room to take now
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
 class Subscription:
     """A persistent session (fixed ``client_id``) subscribed to ``topic`` at QoS 1.
 
@@ -88,8 +93,13 @@ class Subscription:
         keepalive: int = 30,
         min_delay: float = 0.2,
         max_delay: float = 5.0,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.client_id, self.topic = host, port, client_id, topic
+        self.username, self._password, self._tls = username, password, tls
+        self.refused: str | None = None  # why the broker refused the last CONNECT, until one is accepted
         self.keepalive, self.min_delay, self.max_delay = keepalive, min_delay, max_delay
         self.connected = False
         self.subscribed = False  # the broker confirmed the subscription on this connection
@@ -107,15 +117,26 @@ class Subscription:
 
     # --- connecting ---------------------------------------------------------------------------------
 
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self._tls else 'mqtt'}://{self.host}:{self.port}"
+
     def _connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=10)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            flags, payload = 0, _string(self.client_id)  # clean session off
+            if self.username is not None:
+                flags, payload = flags | 0x80, payload + _string(self.username)
+                if self._password is not None:
+                    flags, payload = flags | 0x40, payload + _string(self._password)
             body = (
                 _string("MQTT")
-                + bytes([4, 0])  # protocol level 4 (3.1.1); flags: clean session off
+                + bytes([4, flags])  # protocol level 4 (3.1.1)
                 + struct.pack(">H", self.keepalive)
-                + _string(self.client_id)
+                + payload
             )
             sock.sendall(b"\x10" + remaining_length(len(body)) + body)
             head = b""
@@ -127,7 +148,16 @@ class Subscription:
             if head[0] >> 4 != _CONNACK:
                 raise ConnectionError(f"the broker answered CONNECT with packet type {head[0] >> 4}")
             if head[3]:
-                raise Refused(f"the broker refused the hub: {_CONNACK_REASONS.get(head[3], head[3])}")
+                hint = (
+                    f" (user {self.username!r}: check the credentials in CIM_MQTT_URL, or the local broker's "
+                    "mqtt/hub.json and mqtt/passwd)"
+                    if head[3] in (4, 5)
+                    else ""
+                )
+                raise Refused(
+                    f"the broker at {self.url} refused the hub: {_CONNACK_REASONS.get(head[3], head[3])} "
+                    f"(CONNACK code {head[3]}){hint}"
+                )
             topic = _string(self.topic)
             sock.sendall(b"\x82" + remaining_length(2 + len(topic) + 1) + b"\x00\x01" + topic + b"\x01")
             sock.setblocking(False)
@@ -139,14 +169,8 @@ class Subscription:
             self.connection += 1
             self.connected = True
             self._last_sent = self._last_heard = time.monotonic()
-        self._delay = self.min_delay
-        log.info(
-            "MQTT connected to mqtt://%s:%d (session %s), subscribed to %s",
-            self.host,
-            self.port,
-            self.client_id,
-            self.topic,
-        )
+        self._delay, self.refused = self.min_delay, None
+        log.info("MQTT connected to %s as %s, subscribed to %s", self.url, self.username or "anonymous", self.topic)
 
     def _lost(self, why: str) -> None:
         with self._out_lock:
@@ -155,7 +179,7 @@ class Subscription:
         if sock is not None:
             sock.close()
             if not self._closed:
-                log.warning("MQTT connection to mqtt://%s:%d lost (%s); reconnecting", self.host, self.port, why)
+                log.warning("MQTT connection to %s lost (%s); reconnecting", self.url, why)
         self._retry_at = time.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.max_delay)
 
@@ -175,8 +199,16 @@ class Subscription:
             try:
                 self._connect()
             except Refused as exc:
-                log.error("%s", exc)
+                if str(exc) != self.refused:  # said once, not every retry
+                    log.error("%s; trying again every %.0f s", exc, self.max_delay)
+                self.refused = str(exc)
                 self._retry_at, self._delay = time.monotonic() + self.max_delay, self.max_delay
+                return []
+            except ssl.SSLError as exc:  # a certificate not trusted, or TLS against a plain listener: said once
+                if f"TLS: {exc}" != self.refused:
+                    log.error("MQTT over TLS to %s failed: %s (CIM_MQTT_CA_FILE for a private CA)", self.url, exc)
+                self.refused = f"TLS: {exc}"
+                self._lost(f"connecting: {exc}")
                 return []
             except OSError as exc:
                 self._lost(f"connecting: {exc}")
@@ -192,9 +224,15 @@ class Subscription:
         deadline = now + timeout
         try:
             while True:
+                pending = self._tls is not None and isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
                 readable, writable, _ = select.select(
-                    [sock, self._wake_r], [sock] if self._out else [], [], max(0.0, deadline - time.monotonic())
+                    [sock, self._wake_r],
+                    [sock] if self._out else [],
+                    [],
+                    0.0 if pending else max(0.0, deadline - time.monotonic()),
                 )
+                if pending and sock not in readable:  # decrypted already, in the TLS layer: select cannot see it
+                    readable.append(sock)
                 if self._wake_r in readable:
                     try:
                         self._wake_r.recv(4096)
@@ -220,7 +258,7 @@ class Subscription:
         while True:
             try:
                 chunk = sock.recv(1 << 18)
-            except BlockingIOError:
+            except _WOULD_BLOCK:
                 break
             if not chunk:
                 return False
@@ -235,7 +273,7 @@ class Subscription:
             if self._out and sock is self._sock:
                 try:
                     sent = sock.send(self._out)
-                except BlockingIOError:
+                except _WOULD_BLOCK:
                     return
                 del self._out[:sent]
                 self._last_sent = time.monotonic()
@@ -306,7 +344,8 @@ class Subscription:
             try:
                 sock.settimeout(2)
                 sock.sendall(out)
-                sock.shutdown(socket.SHUT_WR)
+                if self._tls is None:  # (TLS: the broker closes on DISCONNECT; a TCP half-close would end TLS)
+                    sock.shutdown(socket.SHUT_WR)
                 deadline = time.monotonic() + 2
                 while sock.recv(1 << 16) and time.monotonic() < deadline:  # until the broker closes: closing
                     pass  # with unread input resets the connection, and the broker may drop PUBACKs unread
