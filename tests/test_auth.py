@@ -94,11 +94,20 @@ def test_a_forged_reading_or_ticket_without_a_token_is_refused_and_nothing_is_st
     anonymous = client_of(in_process)
     sensor = conn.execute("SELECT id FROM live.sensor_registry ORDER BY id LIMIT 1").fetchone()[0]
     before = conn.execute("SELECT count(*) FROM live.readings WHERE sensor_id = %s", (sensor,)).fetchone()[0]
-    r = anonymous.post("/live/sensors/readings", json=[{"sensor_id": sensor, "ts": "2026-11-29T08:00:00+08:00",
-                                                        "value": 1.0, "status": "normal"}])  # fmt: skip
+    r = anonymous.post(
+        "/live/sensors/readings",
+        json=[{"sensor_id": sensor, "ts": "2026-11-29T08:00:00+08:00", "value": 1.0, "status": "normal"}],
+    )
     assert r.status_code == 401
-    ticket = {"id": "T-FORGED", "channel": "app", "category": "x", "lon": 0, "lat": 0,
-              "created_at": "2026-11-29T08:00:00+08:00", "resolved_at": "2026-11-29T08:01:00+08:00"}  # fmt: skip
+    ticket = {
+        "id": "T-FORGED",
+        "channel": "app",
+        "category": "x",
+        "lon": 0,
+        "lat": 0,
+        "created_at": "2026-11-29T08:00:00+08:00",
+        "resolved_at": "2026-11-29T08:01:00+08:00",
+    }
     assert anonymous.post("/live/tickets", json=ticket).status_code == 401
     bad = client_of(in_process, "cim_not-a-real-token")
     assert bad.post("/live/tickets", json=ticket).status_code == 401
@@ -116,8 +125,17 @@ def test_a_viewer_gets_no_ticket_details(in_process, tokens, conn):
 
 
 def test_sign_in_sets_a_strict_cookie_and_wrong_passwords_are_audited(in_process, settings, conn):
-    out = run_cim(settings, "users", "add", "zhang.san", "--role", "land_supervisor", "--display-name", "张三",
-                  input="correct-horse-9\ncorrect-horse-9\n")  # fmt: skip
+    out = run_cim(
+        settings,
+        "users",
+        "add",
+        "zhang.san",
+        "--role",
+        "land_supervisor",
+        "--display-name",
+        "张三",
+        input="correct-horse-9\ncorrect-horse-9\n",
+    )
     assert out.returncode == 0, out.stderr
     client = client_of(in_process)
     wrong = client.post("/auth/login", data={"username": "zhang.san", "password": "wrong-password-1"})
@@ -196,3 +214,42 @@ def test_only_a_configured_dashboard_can_frame_and_drive_the_viewer(server):
     with serve(page) as base:  # 127.0.0.1 at another port: not configured
         refused = browse(f"{base}/embed.html?viewer={server}/viewer", timeout_ms=60_000)
     assert not refused["result"]["ready"] and not refused["result"]["viewChanged"], refused
+
+
+def test_a_token_scoped_to_layers_reads_only_those(in_process, settings):
+    out = run_cim(
+        settings, "tokens", "create", "--name", "streets-only", "--role", "viewer", "--layers", "streets", check=True
+    )
+    client = client_of(in_process, out.stdout.strip().splitlines()[-1])
+    assert client.get("/collections/streets/items?limit=1").status_code == 200
+    assert client.get("/collections/buildings/items?limit=1").status_code == 403
+    assert client.get("/layers/buildings/tiles/15/0/0.mvt").status_code == 403
+
+
+def test_a_websocket_from_another_sites_page_is_refused(in_process, tokens):
+    from starlette.testclient import WebSocketDenialResponse
+    from starlette.websockets import WebSocketDisconnect
+
+    url = in_process.base.replace("http://", "ws://") + "/live/stream"
+    client = client_of(in_process, tokens["viewer"])
+    foreign = {"Origin": "http://evil.example"}
+    with pytest.raises((WebSocketDisconnect, WebSocketDenialResponse)), client.websocket_connect(url, headers=foreign):
+        pass
+    with client.websocket_connect(url, headers={"Origin": in_process.base}) as ws:
+        assert ws.receive_json()["type"] == "hello"
+
+
+def test_ticket_changes_are_in_the_audit(http, conn):
+    ticket = {
+        "id": "T-AUDIT-1",
+        "channel": "12345",
+        "category": "市容",
+        "lon": 114.05,
+        "lat": 22.54,
+        "created_at": "2026-11-29T08:00:00+08:00",
+    }
+    assert http.post("/live/tickets", json=ticket).status_code == 200
+    row = conn.execute(
+        "SELECT actor, action, ok FROM cim.audit WHERE object = 'T-AUDIT-1' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert row == ("token:test-admin", "ticket.create", True)

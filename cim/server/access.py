@@ -228,6 +228,8 @@ async def check(conn: HTTPConnection, method: str, template: str) -> Identity:
         raise Forbidden(f"{method} {template} has no entry in the access table (cim/server/access.py)")
     settings: Settings = conn.app.state.settings
     if allowed(rule, who, settings.anonymous_read):
+        if method == "WS" and not (_same_origin(conn) or conn.headers.get("origin") in _trusted_origins(settings)):
+            raise Forbidden("a WebSocket from another site's page (Origin) is not accepted")
         if who.via == "session" and method not in ("GET", "WS", "OPTIONS") and not _same_origin(conn):
             raise Forbidden("a signed-in change must come from this server's own pages (Origin differs)")
         return who
@@ -262,11 +264,16 @@ async def authorize(conn: HTTPConnection) -> Identity:
     return await check(conn, "GET" if method == "HEAD" else method, template)
 
 
+def _trusted_origins(settings: Settings) -> set[str]:
+    return {*settings.cors_origins, *settings.frame_ancestors}
+
+
 def _same_origin(conn: HTTPConnection) -> bool:
     origin = conn.headers.get("origin")
     if origin is None:  # not a browser's cross-site request (browsers send Origin on unsafe methods)
         return True
-    return origin.rstrip("/") == f"{conn.url.scheme}://{conn.headers.get('host', '')}"
+    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)  # a WebSocket's page is http(s)
+    return origin.rstrip("/") == f"{scheme}://{conn.headers.get('host', '')}"
 
 
 class Guarded:

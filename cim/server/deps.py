@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from cim.config import Settings
-from cim.errors import NotFoundError
+from cim.errors import Forbidden, NotFoundError
 from layers.catalogue import COLUMNS, LayerInfo, row_to_info
 from layers.schema import META_SCHEMA
 
@@ -51,8 +51,11 @@ async def get_catalogue(request: Request, pool: AsyncConnectionPool = Depends(ge
     return await request.app.state.catalogue.layers(pool)
 
 
-async def get_layer(name: str, catalogue: dict[str, LayerInfo] = Depends(get_catalogue)) -> LayerInfo:
+async def get_layer(name: str, request: Request, catalogue: dict[str, LayerInfo] = Depends(get_catalogue)) -> LayerInfo:
     layer = catalogue.get(name)
     if layer is None:
         raise NotFoundError(f"no layer named {name!r}", hint="GET /layers lists the layers")
+    who = getattr(request.state, "identity", None)
+    if who is not None and not who.may_read_layer(name):  # a token scoped to other layers
+        raise Forbidden(f"{who.name} may read only the layers {', '.join(sorted(who.layers or ()))}")
     return layer

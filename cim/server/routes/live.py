@@ -23,6 +23,7 @@ from cim.live.sla import sla_of
 from cim.live.state import sensor_snapshot
 from cim.live.store import LIVE_SCHEMA, STATUSES, Ticket, loadable_time
 from cim.live.stream import PUSH_EVERY_S, Subscriber
+from cim.server.access import audit
 from cim.server.deps import get_catalogue, get_pool, get_settings_dep
 from cim.server.limits import ContentTooLarge
 from cim.server.vector_tiles import caller_roles
@@ -105,6 +106,13 @@ async def post_readings(request: Request, hub: LiveHub = Depends(get_hub)) -> di
     except records.BatchTooLarge as exc:
         raise ContentTooLarge(str(exc)) from None
     new = await asyncio.wrap_future(stored)
+    await audit(
+        request,
+        request.state.identity,
+        "readings.post",
+        f"{len(checked.accepted)} readings",
+        detail={"stored": new, "refused": len(checked.rejected)},
+    )
     return {
         "accepted": len(checked.accepted),
         "stored": new,
@@ -123,6 +131,7 @@ async def post_ticket(request: Request, hub: LiveHub = Depends(get_hub)) -> dict
     raw = await request.body()
     ticket = await run_in_threadpool(hub.check_ticket, raw)
     created, stored = await run_in_threadpool(hub.store_ticket, ticket)
+    await audit(request, request.state.identity, "ticket.create" if created else "ticket.update", ticket.id)
     return {"id": ticket.id, "created": created, "sla": sla_of(stored, dt.datetime.now(dt.UTC), hub.sla).to_json()}
 
 
