@@ -253,3 +253,20 @@ def test_ticket_changes_are_in_the_audit(http, conn):
         "SELECT actor, action, ok FROM cim.audit WHERE object = 'T-AUDIT-1' ORDER BY id DESC LIMIT 1"
     ).fetchone()
     assert row == ("token:test-admin", "ticket.create", True)
+
+
+def test_a_refused_change_is_in_the_audit(http, conn):
+    bad = {
+        "id": "T-AUDIT-9999",
+        "channel": "12345",
+        "category": "x",
+        "lon": 114.05,
+        "lat": 22.54,
+        "created_at": "9999-12-31T00:00:00+08:00",
+    }
+    assert http.post("/live/tickets", json=bad).status_code == 400
+    row = conn.execute(
+        "SELECT actor, action, object, ok, detail->>'status' FROM cim.audit WHERE action = 'refused' "
+        "ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert row == ("token:test-admin", "refused", "POST /live/tickets", False, "400")

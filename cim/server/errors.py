@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from cim.errors import CimError, ConfigError, DatabaseError, Forbidden, InputError, NotFoundError, Unauthenticated
 from cim.live.records import RecordError
+from cim.server.access import audit
 
 log = logging.getLogger("cim.server")
 
@@ -45,8 +46,26 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, message_of(exc), exc_info=exc)
+    elif request.method not in ("GET", "HEAD", "OPTIONS") and status not in (401, 403):
+        await _audit_refusal(request, status, message_of(exc))  # 401/403: the access check has written it
     headers = {"WWW-Authenticate": 'Bearer realm="cim"'} if status == 401 else None
     return JSONResponse({"detail": message_of(exc)}, status_code=status, headers=headers)
+
+
+async def _audit_refusal(request: Request, status: int, message: str) -> None:
+    """A refused change (a bad ticket, a batch too large...) in the audit, with who sent it."""
+    who = getattr(request.state, "identity", None)
+    try:
+        await audit(
+            request,
+            who if who is not None else "anonymous",
+            "refused",
+            f"{request.method} {request.url.path}"[:500],
+            ok=False,
+            detail={"status": status, "reason": message[:500]},
+        )
+    except Exception:  # the audit's own failure must not hide the refusal
+        log.exception("could not write the audit row of a refused %s %s", request.method, request.url.path)
 
 
 def add_exception_handlers(app: FastAPI) -> None:
