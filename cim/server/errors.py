@@ -45,8 +45,8 @@ def message_of(exc: Exception) -> str:
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status >= 500:
-        log.error("%s %s: %s", request.method, request.url.path, message_of(exc), exc_info=exc)
-    elif request.method not in ("GET", "HEAD", "OPTIONS") and status not in (401, 403):
+        log.error("%s %s: %s", request.scope.get("method", "WS"), request.url.path, message_of(exc), exc_info=exc)
+    elif request.scope.get("method", "GET") not in ("GET", "HEAD", "OPTIONS") and status not in (401, 403):
         await _audit_refusal(request, status, message_of(exc))  # 401/403: the access check has written it
     headers = {"WWW-Authenticate": 'Bearer realm="cim"'} if status == 401 else None
     return JSONResponse({"detail": message_of(exc)}, status_code=status, headers=headers)
