@@ -51,6 +51,14 @@ async def get_catalogue(request: Request, pool: AsyncConnectionPool = Depends(ge
     return await request.app.state.catalogue.layers(pool)
 
 
+async def get_grid_layer(
+    catalogue: dict[str, LayerInfo] = Depends(get_catalogue), settings: Settings = Depends(get_settings_dep)
+) -> LayerInfo | None:
+    """The layer that places features in street/community/grid (``CIM_GRID_LAYER``), if imported:
+    where a masked ticket is snapped to (layers.sensitive)."""
+    return catalogue.get(settings.grid_layer)
+
+
 async def get_layer(name: str, request: Request, catalogue: dict[str, LayerInfo] = Depends(get_catalogue)) -> LayerInfo:
     layer = catalogue.get(name)
     if layer is None:

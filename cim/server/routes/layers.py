@@ -7,7 +7,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from cim.bbox import parse_bbox
 from cim.config import Settings
-from cim.server.deps import get_catalogue, get_layer, get_pool, get_settings_dep
+from cim.server.deps import get_catalogue, get_grid_layer, get_layer, get_pool, get_settings_dep
 from cim.server.vector_tiles import MVT_MEDIA_TYPE, caller_mask, tilejson, vector_tile
 from layers.catalogue import LayerInfo
 from layers.features import DEFAULT_LIMIT, MAX_LIMIT, ItemsRequest, items_query
@@ -39,11 +39,10 @@ async def tile(
     y: int,
     request: Request,
     layer: LayerInfo = Depends(get_layer),
-    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
+    grids: LayerInfo | None = Depends(get_grid_layer),
     pool: AsyncConnectionPool = Depends(get_pool),
     settings: Settings = Depends(get_settings_dep),
 ) -> Response:
-    grids = catalogue.get(settings.grid_layer)
     return await vector_tile([layer], z, x, y, request, pool, settings.mvt_feature_limit, grids=grids)
 
 
@@ -59,15 +58,14 @@ async def layer_tilejson(request: Request, layer: LayerInfo = Depends(get_layer)
 async def items(
     request: Request,
     layer: LayerInfo = Depends(get_layer),
-    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
+    grids: LayerInfo | None = Depends(get_grid_layer),
     pool: AsyncConnectionPool = Depends(get_pool),
-    settings: Settings = Depends(get_settings_dep),
     bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat (EPSG:4326)"),
     limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
     offset: int = Query(0, ge=0),
 ) -> Response:
     filters = {k: v for k, v in request.query_params.items() if k not in _ITEM_PARAMS}
-    mask = caller_mask(request, layer, catalogue.get(settings.grid_layer))
+    mask = caller_mask(request, layer, grids)
     request_ = ItemsRequest(bbox=parse_bbox(bbox), limit=limit, offset=offset, filters=filters)
     query, params = items_query(layer, request_, mask=mask)
     async with pool.connection() as conn:  # a filter value the column's type cannot hold: DataError, a 400

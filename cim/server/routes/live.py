@@ -15,7 +15,6 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from cim.bbox import parse_bbox
-from cim.config import Settings
 from cim.errors import InputError, NotFoundError
 from cim.live import records
 from cim.live.hub import LiveHub
@@ -24,7 +23,7 @@ from cim.live.state import sensor_snapshot
 from cim.live.store import LIVE_SCHEMA, STATUSES, Ticket, loadable_time
 from cim.live.stream import PUSH_EVERY_S, Subscriber
 from cim.server.access import audit
-from cim.server.deps import get_catalogue, get_pool, get_settings_dep
+from cim.server.deps import get_grid_layer, get_pool
 from cim.server.limits import ContentTooLarge
 from cim.server.vector_tiles import caller_roles
 from layers.catalogue import LayerInfo
@@ -260,8 +259,7 @@ async def ticket_snapshot(
     bbox: str | None = Query(None),
     pool: AsyncConnectionPool = Depends(get_pool),
     hub: LiveHub = Depends(get_hub),
-    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
-    settings: Settings = Depends(get_settings_dep),
+    grids: LayerInfo | None = Depends(get_grid_layer),
 ) -> dict:
     """A ticket's exact position is for operators and admins: others get it
     snapped to its grid cell's centroid (layers.sensitive), and the box
@@ -272,7 +270,7 @@ async def ticket_snapshot(
     if may_see(caller_roles(request)):
         point, join = sql.SQL("r.geom"), sql.SQL("")
     else:
-        point, join = snapped_sql(grid_table(catalogue.get(settings.grid_layer)), "r")
+        point, join = snapped_sql(grid_table(grids), "r")
     query = sql.SQL(
         f"""
         SELECT id, channel, category, ST_X(p), ST_Y(p), created_at, acknowledged_at, contacted_at, resolved_at

@@ -22,7 +22,7 @@ from cim.config import Settings
 from cim.crs import CRS84_URI, OUTPUT_CRS, bbox_to_crs84, output_crs
 from cim.errors import InputError, NotFoundError
 from cim.server import html
-from cim.server.deps import get_catalogue, get_layer, get_pool, get_settings_dep
+from cim.server.deps import get_catalogue, get_grid_layer, get_layer, get_pool, get_settings_dep
 from cim.server.vector_tiles import MVT_MEDIA_TYPE, TILEJSON_MAX_ZOOM, caller_mask, tilejson, vector_tile
 from layers.catalogue import LayerInfo
 from layers.features import MAX_LIMIT, ItemsRequest, item_query, items_query, parse_datetime, temporal_column
@@ -222,9 +222,8 @@ def _quote(value: str) -> str:
 async def items(
     request: Request,
     layer: LayerInfo = Depends(get_layer),
-    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
+    grids: LayerInfo | None = Depends(get_grid_layer),
     pool: AsyncConnectionPool = Depends(get_pool),
-    settings: Settings = Depends(get_settings_dep),
     bbox: str | None = Query(None, description="west,south,east,north in bbox-crs (default CRS84: lon/lat)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs", description="the CRS of bbox (a URI from /collections/{id})"),
     datetime: str | None = Query(None, description="an RFC 3339 instant or interval (a/b, ../b, a/..)"),
@@ -259,7 +258,7 @@ async def items(
         request_,
         links=links,
         next_link=_page_link(request, "next", offset + limit, limit, as_html),
-        mask=caller_mask(request, layer, catalogue.get(settings.grid_layer)),
+        mask=caller_mask(request, layer, grids),
     )
     async with pool.connection() as conn:  # a filter value the column's type cannot hold: DataError, a 400
         row = await (await conn.execute(query, params)).fetchone()
@@ -292,16 +291,13 @@ async def item(
     request: Request,
     fid: int,
     layer: LayerInfo = Depends(get_layer),
-    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
+    grids: LayerInfo | None = Depends(get_grid_layer),
     pool: AsyncConnectionPool = Depends(get_pool),
-    settings: Settings = Depends(get_settings_dep),
     crs: str | None = Query(None, description="the CRS of the answer; default CRS84"),
     f: str | None = _FORMAT,
 ) -> Response:
     out_crs = output_crs(crs, "crs")
-    query, params = item_query(
-        layer, fid, out_crs, mask=caller_mask(request, layer, catalogue.get(settings.grid_layer))
-    )
+    query, params = item_query(layer, fid, out_crs, mask=caller_mask(request, layer, grids))
     async with pool.connection() as conn:
         row = await (await conn.execute(query, params)).fetchone()
     if row is None:
@@ -434,13 +430,12 @@ async def collection_tile(
     tile_col: int,
     request: Request,
     layer: LayerInfo = Depends(get_layer),
-    catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
+    grids: LayerInfo | None = Depends(get_grid_layer),
     pool: AsyncConnectionPool = Depends(get_pool),
     settings: Settings = Depends(get_settings_dep),
 ) -> Response:
     if tms != WEB_MERCATOR_QUAD:
         raise NotFoundError(f"no tile matrix set {tms!r}", hint=f"the one offered is {WEB_MERCATOR_QUAD}")
-    grids = catalogue.get(settings.grid_layer)
     return await vector_tile(
         [layer], tile_matrix, tile_col, tile_row, request, pool, settings.mvt_feature_limit, grids=grids
     )
@@ -489,10 +484,10 @@ async def combined_tile(
     request: Request,
     layers: str | None = Query(None, description="comma-separated layer names; default every layer"),
     catalogue: dict[str, LayerInfo] = Depends(get_catalogue),
+    grids: LayerInfo | None = Depends(get_grid_layer),
     pool: AsyncConnectionPool = Depends(get_pool),
     settings: Settings = Depends(get_settings_dep),
 ) -> Response:
-    grids = catalogue.get(settings.grid_layer)
     return await vector_tile(
         _chosen(catalogue, layers), z, x, y, request, pool, settings.mvt_feature_limit, grids=grids
     )
