@@ -285,16 +285,3 @@ def audit_params(
 def record(conn: psycopg.Connection, actor: Identity | str, action: str, object_: str = "", **kw: Any) -> None:
     """One audit row (its own statement: an audited failure is kept even when the work is rolled back)."""
     conn.execute(AUDIT_INSERT, audit_params(actor, action, object_, **kw))
-
-
-def audit_rows(
-    conn: psycopg.Connection,
-    *,
-    since: datetime | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    limit: int = 1000,
-) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(AUDIT_QUERY, {"since": since, "actor": actor, "action": action, "limit": limit})
-        return cur.fetchall()

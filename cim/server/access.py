@@ -145,11 +145,11 @@ class Authenticator:
         self._tokens: dict[str, _Cached] = {}
         self._users: dict[str, _Cached] = {}
 
-    async def identify(
-        self, request_headers: dict[str, str], cookies: dict[str, str], pool: AsyncConnectionPool | None
-    ) -> Identity:
-        """Who sends these headers and cookies (``pool``: where tokens and users are; None: nobody is known)."""
-        auth = request_headers.get("authorization", "")
+    async def identify(self, conn: HTTPConnection, pool: AsyncConnectionPool | None) -> Identity:
+        """Who sends ``conn`` (``pool``: where tokens and users are; None: nobody is known). Read on
+        every request, tiles included: the headers are looked up, not copied, and the cookies
+        parsed only when no token is sent."""
+        auth = conn.headers.get("authorization", "")
         if auth:
             scheme, _, secret = auth.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip().startswith(TOKEN_PREFIX):
@@ -158,7 +158,7 @@ class Authenticator:
             if who is None:
                 raise Unauthenticated("the token is unknown or revoked", hint="ask an admin for a new one")
             return who
-        cookie = cookies.get(SESSION_COOKIE)
+        cookie = conn.cookies.get(SESSION_COOKIE)
         if cookie and pool is not None:
             who = await self._session(cookie, pool)
             if who is not None:
@@ -222,7 +222,7 @@ async def check(conn: HTTPConnection, method: str, template: str) -> Identity:
     """Who asks for ``method template``, if the table lets them (else 401 or 403)."""
     rule = rule_of(method, template)
     auth: Authenticator = conn.app.state.authenticator
-    who = await auth.identify(dict(conn.headers), dict(conn.cookies), getattr(conn.app.state, "pool", None))
+    who = await auth.identify(conn, getattr(conn.app.state, "pool", None))
     conn.state.identity = who
     if rule is None:
         raise Forbidden(f"{method} {template} has no entry in the access table (cim/server/access.py)")
