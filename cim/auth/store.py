@@ -125,8 +125,19 @@ class Token:
     secret: str | None = field(default=None, repr=False)  # only when just created
 
 
+#: true when the schema is all there (the last objects _DDL makes: the audit's two triggers)
+_PRESENT = f"""SELECT count(*) = 2 FROM pg_trigger
+    WHERE tgrelid = to_regclass('{SCHEMA}.audit') AND tgname IN ('audit_append_only', 'audit_no_truncate')"""
+
+
 def ensure_auth_schema(conn: psycopg.Connection) -> None:
-    """Create what is missing (idempotent; serialised like the layers' schema)."""
+    """Create what is missing (idempotent; serialised like the layers' schema). Run by the server's
+    start and by every `cim users|tokens` command and CLI import's audit row: when the schema is
+    there it only reads the catalogue (re-running the DDL would drop and re-make the audit's
+    triggers, locking the table against the server's inserts)."""
+    row = conn.execute(_PRESENT).fetchone()
+    if row is not None and row[0]:
+        return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.auth'))")
         conn.execute(_DDL)
