@@ -13,6 +13,7 @@ from psycopg import sql
 
 from cim.config import Settings
 from tests.conftest import run_cim
+from tests.validator import assert_valid_3dtiles
 
 
 def test_help_lists_every_command(settings):
@@ -95,6 +96,8 @@ def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
         oblique = json.loads((demo.tilesets_dir / "demo_oblique" / "tileset.json").read_text())
         assert oblique["asset"]["extras"]["kind"] == "oblique" and oblique["asset"]["extras"]["levels"] == 6
         assert demo.viewer_config_file.is_file()
+        for name in ("buildings", "demo_bim", "demo_oblique"):  # the three kinds of model `cim demo` shows
+            assert_valid_3dtiles(demo.tilesets_dir / name / "tileset.json")
     finally:
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS cim_demo_smoke WITH (FORCE)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -208,8 +209,6 @@ def _page_link(request: Request, rel: str, offset: int, limit: int, as_html: boo
 
 
 def _quote(value: str) -> str:
-    from urllib.parse import quote
-
     return quote(value, safe=",:/.")
 
 
