@@ -160,26 +160,96 @@ def db_url(
     print(reader_url(get_settings()) if read_only else database_url(get_settings()))
 
 
-@app.command("layers")
+layers_app = typer.Typer(
+    help="The layers in the catalogue, and which of their columns they serve.", invoke_without_command=True
+)
+app.add_typer(layers_app, name="layers")
+
+
+@layers_app.callback()
 @friendly_errors
-def layers_list() -> None:
-    """List the layers in the catalogue."""
+def layers_list(ctx: typer.Context) -> None:
+    """List the layers in the catalogue (`cim layers columns NAME`: a layer's columns)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from cim.db import connect
     from layers.catalogue import list_layers
 
     with connect(get_settings()) as conn:
         found = list_layers(conn)
-    t = Table("name", "title", "type", "features", "version", "imported", title="layers")
+    t = Table("name", "title", "type", "features", "columns served", "version", "imported", title="layers")
     for layer in found:
         t.add_row(
             layer.name,
             layer.title,
             layer.geometry_type,
             f"{layer.feature_count:,}",
+            f"{len(layer.served_columns)} of {len(layer.columns)}",
             str(layer.version),
             f"{layer.imported_at:%Y-%m-%d %H:%M}" if layer.imported_at else "",
         )
     console.print(t if found else "no layers yet: `cim import layer SRC --name NAME` adds one")
+
+
+def _column_list(text: str | None, current: tuple[str, ...] | None, every: list[str]) -> list[str] | None:
+    """``a,b`` (exactly these), ``+c`` / ``-a`` (add to / take from the current list), ``all``; None: unchanged."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.lower() == "all":
+        return list(every)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or not all(n[0] in "+-" for n in names):
+        return [n.lstrip("+") for n in names]
+    result = list(every if current is None else current)
+    for n in names:
+        column = n[1:]
+        if n[0] == "+" and column not in result:
+            result.append(column)
+        elif n[0] == "-" and column in result:
+            result.remove(column)
+    return result
+
+
+@layers_app.command("columns")
+@friendly_errors
+def layers_columns(
+    name: str = typer.Argument(..., help="the layer"),
+    serve: str | None = typer.Option(
+        None,
+        "--serve",
+        help="the allow-list: the columns the layer serves (`a,b`, `+c` to add, `-a` to take away, `all`)",
+    ),
+    sensitive: str | None = typer.Option(
+        None,
+        "--sensitive",
+        help="the columns only operators and admins see, beyond those sensitive by name (`a,b`, `+c`, `-a`)",
+    ),
+) -> None:
+    """Show a layer's columns: served or not, sensitive or not; change that with --serve / --sensitive."""
+    from cim.auth.store import ensure_auth_schema, record
+    from cim.db import connect
+    from layers.catalogue import get_layer, set_column_policy
+    from layers.sensitive import is_sensitive
+
+    with connect(get_settings()) as conn:
+        layer = get_layer(conn, name)
+        if serve is not None or sensitive is not None:
+            served = _column_list(serve, layer.served, list(layer.columns))
+            marked = _column_list(sensitive, layer.sensitive, list(layer.columns))
+            with conn.transaction():
+                layer = set_column_policy(conn, name, served, marked)
+                ensure_auth_schema(conn)
+                record(conn, _cli_actor(), "layer.columns", name, detail={"served": served, "sensitive": marked})
+    served_now = layer.served_columns
+    t = Table("column", "type", "served", "sensitive", title=f"{layer.name}: {layer.title}")
+    for column, pgtype in layer.columns.items():
+        why = "marked" if column in layer.sensitive else "by name" if is_sensitive(column) else ""
+        t.add_row(column, pgtype, "yes" if column in served_now else "no", why)
+    console.print(t)
+    console.print(
+        f"{len(served_now)} of {len(layer.columns)} columns served; sensitive ones only to operators and admins"
+    )
 
 
 # --- users and tokens -------------------------------------------------------------------

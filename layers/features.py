@@ -45,7 +45,7 @@ class ItemsRequest:
 def temporal_column(layer: LayerInfo) -> str | None:
     """The column a ``datetime`` filter applies to: a date or timestamp column,
     one with a usual name first; None when the layer has no time."""
-    temporal = [c for c, t in layer.columns.items() if t in _TEMPORAL_TYPES]
+    temporal = [c for c, t in layer.served_columns.items() if t in _TEMPORAL_TYPES]
     return next((c for name in _TIME_NAMES for c in temporal if c == name), temporal[0] if temporal else None)
 
 

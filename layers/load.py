@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
 
-from layers.catalogue import LayerInfo, find_layer, upsert_layer
+from layers.catalogue import LayerInfo, find_layer, get_layer, upsert_layer
 from layers.gridjoin import GRID_COLUMNS, GridPlacement, grid_placement
 from layers.labels import column_comment
 from layers.schema import LAYER_SCHEMA, STAGING_SCHEMA, ensure_schema, set_comments
@@ -295,6 +295,13 @@ def load_layer(
             skipped_count=skipped,
         )
         upsert_layer(conn, info)
+        info = get_layer(conn, name)  # with the allow-list a re-import keeps
+        unserved = [c for c in info.columns if c not in info.served_columns]
+        if unserved:
+            notes.append(
+                f"not served (off the layer's allow-list): {', '.join(unserved)}; "
+                f"`cim layers columns {name} --serve +{unserved[0]}` serves one"
+            )
         if before_commit is not None:
             before_commit(conn, info)
     if placed is not None and placed < len(features):

@@ -48,8 +48,13 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.layers (
     imported_at     timestamptz NOT NULL DEFAULT now(),
     version         integer NOT NULL DEFAULT 1,
     repaired_count  integer NOT NULL DEFAULT 0,
-    skipped_count   integer NOT NULL DEFAULT 0
+    skipped_count   integer NOT NULL DEFAULT 0,
+    served          jsonb,
+    sensitive       jsonb NOT NULL DEFAULT '[]'
 );
+-- catalogues made before the column policy existed
+ALTER TABLE {META_SCHEMA}.layers ADD COLUMN IF NOT EXISTS served jsonb;
+ALTER TABLE {META_SCHEMA}.layers ADD COLUMN IF NOT EXISTS sensitive jsonb NOT NULL DEFAULT '[]';
 CREATE TABLE IF NOT EXISTS {META_SCHEMA}.tileset_versions (
     name            text PRIMARY KEY REFERENCES {META_SCHEMA}.layers (name) ON DELETE CASCADE,
     folder          text NOT NULL,
@@ -78,6 +83,8 @@ CATALOGUE_COMMENTS = (
         "version": "版本 (每次导入加一)",
         "repaired_count": "修复的几何数",
         "skipped_count": "跳过的要素数",
+        "served": "对外提供的属性列 (白名单; 空: 全部)",
+        "sensitive": "标为敏感的属性列 (仅运行值守与管理员可见)",
     },
 )
 

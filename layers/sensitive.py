@@ -2,12 +2,18 @@
 
 A column is sensitive by its name, in any layer (:data:`SENSITIVE_NAMES`:
 addresses, phone numbers, contacts, e-mail, identity card numbers, the
-reporter of a request, in English and in Chinese; compared without case).
+reporter of a request, in English and in Chinese; compared without case, as
+the whole name or a part of it: ``owner_phone``, ``详细地址``).
 The layers in :data:`SNAPPED_LAYERS` (``tickets``: citizens' requests) also
 hold an exact location: for a role without the right, each point is
 replaced by the centroid of its grid cell (the grid layer, joined on the
 ``grid`` column that grid placement stores on every feature), or, when a
 feature has no grid, rounded to :data:`FALLBACK_DEGREES`.
+
+An admin may mark more columns of a layer sensitive, and a layer serves only
+the columns on its allow-list (``cim layers columns NAME --serve ... --sensitive ...``,
+kept in the catalogue: :class:`layers.catalogue.LayerInfo` ``served`` and
+``sensitive``); a column off the list is left out for everyone, as a hidden one is.
 
 Who may see them: :data:`MAY_SEE` (``operator`` and ``admin``). Everyone
 else (viewers, land supervisors, visitors not signed in) gets the features
@@ -21,6 +27,7 @@ Roles are plain names here (``"operator"``): ``layers`` does not import the serv
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -76,15 +83,31 @@ def may_see(roles: Iterable[str]) -> bool:
     return bool(MAY_SEE & {str(r) for r in roles})
 
 
-def is_sensitive(column: str) -> bool:
-    return column.strip().lower() in SENSITIVE_NAMES
+_CJK_NAMES = tuple(n for n in SENSITIVE_NAMES if not n.isascii())
+
+
+def sensitive_by_name(column: str) -> bool:
+    """``Address``, ``contact_phone``, ``owner_tel``, ``详细地址``: a sensitive name is the
+    whole name, a part of it between underscores (or other separators), or, in
+    Chinese, any part of it."""
+    name = column.strip().lower()
+    if name in SENSITIVE_NAMES or any(word in name for word in _CJK_NAMES):
+        return True
+    return any(part in SENSITIVE_NAMES for part in re.split(r"[^0-9a-z]+", name) if part)
+
+
+def is_sensitive(column: str, layer: LayerInfo | None = None) -> bool:
+    """Sensitive by its name, or marked so in ``layer`` (``cim layers columns NAME --sensitive``)."""
+    return sensitive_by_name(column) or (layer is not None and column in layer.sensitive)
 
 
 def hidden_columns(layer: LayerInfo, roles: Iterable[str]) -> set[str]:
-    """The columns of ``layer`` that callers with ``roles`` do not see."""
+    """The columns of ``layer`` that callers with ``roles`` do not see: those
+    off its allow-list for everyone, and its sensitive ones for those without the right."""
+    unserved = set(layer.columns) - set(layer.served_columns)
     if may_see(roles):
-        return set()
-    return {c for c in layer.columns if is_sensitive(c)}
+        return unserved
+    return unserved | {c for c in layer.served_columns if is_sensitive(c, layer)}
 
 
 def snaps_points(layer: LayerInfo, roles: Iterable[str]) -> bool:
@@ -100,6 +123,10 @@ class Mask:
     snap: bool = False
     #: the grid layer's table (schema, table): snapped points go to its cells' centroids; None: rounding only
     grids: tuple[str, str] | None = None
+
+    #: whether the mask depends on the caller's roles (sensitive columns hidden, points snapped),
+    #: not only on the layer's allow-list (the same for everyone)
+    restricted: bool = False
 
     @property
     def full(self) -> bool:
@@ -119,12 +146,13 @@ def mask_for(layer: LayerInfo, roles: Iterable[str], grids: LayerInfo | None = N
     roles = {str(r) for r in roles}
     snap = snaps_points(layer, roles)
     cells = grid_table(grids) if snap and GRID_COLUMN in layer.columns else None
-    return Mask(frozenset(hidden_columns(layer, roles)), snap, cells)
+    hidden = frozenset(hidden_columns(layer, roles))
+    return Mask(hidden, snap, cells, restricted=snap or not hidden <= hidden_columns(layer, MAY_SEE))
 
 
 def visible_columns(layer: LayerInfo, mask: Mask) -> dict[str, str]:
     """The layer's columns (name -> type) that the mask leaves."""
-    return {c: t for c, t in layer.columns.items() if c not in mask.hidden}
+    return {c: t for c, t in layer.served_columns.items() if c not in mask.hidden}
 
 
 def snapped_point_sql(geom: sql.Composable, centre: sql.Composable | None) -> sql.Composable:

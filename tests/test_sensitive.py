@@ -15,7 +15,7 @@ import mapbox_vector_tile
 import pytest
 
 from layers.catalogue import LayerInfo
-from layers.sensitive import FALLBACK_DEGREES, hidden_columns, mask_for, snaps_points
+from layers.sensitive import FALLBACK_DEGREES, hidden_columns, mask_for, sensitive_by_name, snaps_points
 from tests.conftest import client_of
 from tests.test_server import tile_of
 
@@ -49,6 +49,10 @@ def test_the_rule_by_column_name_layer_and_role():
     for roles in ({"operator"}, {"admin"}, {"viewer", "operator"}):
         assert hidden_columns(tickets, roles) == set() and not snaps_points(tickets, roles)
         assert mask_for(tickets, roles).full
+    for name in ("owner_phone", "Reporter-Name", "详细地址", "业主联系电话", "ADDR"):
+        assert sensitive_by_name(name), name
+    for name in ("contacted_at", "hotel", "category", "addressed"):
+        assert not sensitive_by_name(name), name
     grids = _layer("grids", {"grid_code": "text"}, "MultiPolygon")
     assert mask_for(tickets, {"viewer"}, grids).grids == ("layers", "grids")
     assert mask_for(tickets, {"viewer"}).grids is None  # no grid layer: rounded only

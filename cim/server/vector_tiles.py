@@ -58,12 +58,9 @@ async def vector_tile(
     if not tile_in_range(z, x, y):
         raise NotFoundError(f"tile {z}/{x}/{y} does not exist (zoom 0 to {MAX_ZOOM}, x and y below 2^zoom)")
     masks = [caller_mask(request, layer, grids) for layer in layers]
-    masked = any(not mask.full for mask in masks)
-    sensitive = masked or any(not mask_for(layer, (), grids).full for layer in layers)
-    versions = "+".join(
-        f"{layer.name}-v{layer.version}-{int(layer.imported_at.timestamp()) if layer.imported_at else 0}"
-        for layer in layers  # versions restart with a new database: the import time tells them apart
-    )
+    masked = any(mask.restricted for mask in masks)
+    sensitive = masked or any(mask_for(layer, (), grids).restricted for layer in layers)
+    versions = "+".join(layer.revision for layer in layers)
     etag = f'"{versions}-{z}-{x}-{y}{"-masked" if masked else ""}"'
     headers = {
         "Cache-Control": "private, max-age=3600" if sensitive and not masked else "public, max-age=3600",
@@ -107,7 +104,7 @@ def tilejson(layers: Sequence[LayerInfo], tiles_url: str, *, name: str, descript
                 "description": layer.title,
                 "minzoom": 0,
                 "maxzoom": TILEJSON_MAX_ZOOM,
-                "fields": {column: _FIELD_TYPES.get(t, "String") for column, t in layer.columns.items()},
+                "fields": {column: _FIELD_TYPES.get(t, "String") for column, t in layer.served_columns.items()},
             }
             for layer in layers
         ],

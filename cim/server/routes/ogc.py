@@ -187,7 +187,7 @@ async def collection(request: Request, f: str | None = _FORMAT, layer: LayerInfo
     html_body = (
         f"<p>{html.esc(body['description'])}</p><p>范围 extent: {html.esc(list(layer.bbox))}</p>"
         f"<h2>属性 · Properties</h2>"
-        + html.table([{"name": c, "type": t} for c, t in layer.columns.items()])
+        + html.table([{"name": c, "type": t} for c, t in layer.served_columns.items()])
         + "<h2>链接 · Links</h2>"
         + html.link_list(body["links"])
     )
@@ -383,7 +383,7 @@ def _tileset(request: Request, layer: LayerInfo) -> dict:
                 "dataType": "vector",
                 "minTileMatrix": "0",
                 "maxTileMatrix": str(TILEJSON_MAX_ZOOM),
-                "propertiesSchema": {"type": "object", "properties": {c: {"title": c} for c in layer.columns}},
+                "propertiesSchema": {"type": "object", "properties": {c: {"title": c} for c in layer.served_columns}},
             }
         ],
         "links": [
