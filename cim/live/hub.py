@@ -15,6 +15,13 @@ PostgreSQL would still refuse is found by halving the batch and dropped alone
 (counted and acknowledged too), so no message can make a batch fail on every
 redelivery.
 
+Refusals are in the audit too (``cim.audit``, action ``mqtt.refused``), as
+summaries: at most one row per device (the topic's sensor id) every
+:data:`REFUSAL_AUDIT_EVERY_S`, the first at once, the next with how many were
+refused meanwhile and the first reason. The read loop only counts them; the
+writer thread writes the rows due between its batches, in one transaction, and
+what is pending when the hub stops.
+
 A reading checked is on the live picture (state, snapshot, viewers) at once,
 while it waits to be stored: what viewers see does not wait for PostgreSQL
 (a slow commit once delayed them by seconds). Alarms from the rules, which
@@ -45,9 +52,11 @@ from cim.live.state import LiveState, load_registry
 from cim.live.store import (
     LIVE_SCHEMA,
     AlarmEvent,
+    AuditRow,
     Partitions,
     Reading,
     Ticket,
+    append_audit,
     ensure_live_schema,
     evaluate_rules,
     open_alarm_sensors,
@@ -71,6 +80,11 @@ _UNSTORABLE = (psycopg.DataError, ValueError, OverflowError)
 _REGISTRY_REFRESH_S = 60.0
 _RETENTION_EVERY_S = 3600.0
 _OFFLINE_EVERY_S = 30.0
+REFUSAL_AUDIT_EVERY_S = 60.0  # at most one mqtt.refused audit row per device in this long
+_REASON_MAX = 200  # characters of the first reason an audit row quotes
+_DEVICES_TRACKED = 1_000  # devices summarised apart; refusals of any further one share a summary (actor "mqtt")
+_AUDIT_BACKLOG_MAX = 1_000  # rows kept for another try when the audit cannot be written
+_AUDIT_RETRY_S = 5.0
 
 
 @dataclass
@@ -84,6 +98,85 @@ class Counters:
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass
+class _Refusals:
+    """A device's refused MQTT messages since its last audit row."""
+
+    actor: str  # the sensor id as the topic names it, or "mqtt"
+    topic: str
+    count: int = 0
+    reason: str = ""  # the first one's
+    since: dt.datetime | None = None  # when the first one came
+    written_at: float | None = None  # (monotonic) when the device's last row was written
+
+    def row(self, interval: float) -> AuditRow:
+        since = self.since.isoformat() if self.since else None
+        detail = {"refused": self.count, "reason": self.reason, "since": since, "interval_s": interval}
+        return AuditRow(self.actor, "mqtt.refused", self.topic, detail)
+
+
+def _device_of(topic: str) -> tuple[str, str, str]:
+    """The key, actor and object of an MQTT topic's refusals: its sensor id (when it names a usable
+    one, else "mqtt") and the topic, both shortened."""
+    parts = topic.split("/", 3)
+    if len(parts) == 4 and parts[:2] == ["cim", "sensors"] and parts[3] == "reading" and parts[2]:
+        return parts[2][:200], records.safe_id(parts[2]) or "mqtt", topic[:500]
+    return topic[:500], "mqtt", topic[:500]
+
+
+def _reason(exc: Exception) -> str:
+    """Why a message was refused, as its audit row says it."""
+    if isinstance(exc, records.RecordError):
+        return str(exc)
+    return f"checking it failed ({type(exc).__name__})"
+
+
+class RefusalAudit:
+    """Refused MQTT messages summarised for the audit: :meth:`add` counts one (the read loop and the
+    writer call it: a lock and a dict), :meth:`due` gives the rows to write now. A device's first
+    refusal is due at once, those that follow once :attr:`interval` has passed since its last row."""
+
+    def __init__(self, interval: float = REFUSAL_AUDIT_EVERY_S) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._devices: dict[str, _Refusals] = {}
+        self._pending = False  # some refusal is in no row yet (read without the lock: a cheap check)
+
+    def add(self, topic: str, reason: str) -> None:
+        key, actor, shown_topic = _device_of(topic)
+        with self._lock:
+            entry = self._devices.get(key)
+            if entry is None:
+                if len(self._devices) >= _DEVICES_TRACKED:
+                    key, actor, shown_topic = "", "mqtt", TOPIC
+                entry = self._devices.setdefault(key, _Refusals(actor, shown_topic))
+            if entry.count == 0:
+                entry.reason = reason[:_REASON_MAX]
+                entry.since = dt.datetime.now(dt.UTC)
+            entry.count += 1
+            self._pending = True
+
+    def due(self, now: float, *, everything: bool = False) -> list[AuditRow]:
+        """The rows due at ``now`` (monotonic; all pending ones with ``everything``). A device idle for
+        an interval is forgotten: its next refusal is due at once."""
+        if not self._pending:
+            return []
+        rows: list[AuditRow] = []
+        with self._lock:
+            waiting = False
+            for key, entry in list(self._devices.items()):
+                free = entry.written_at is None or now - entry.written_at >= self.interval
+                if entry.count and (free or everything):
+                    rows.append(entry.row(self.interval))
+                    entry.count, entry.written_at = 0, now
+                elif entry.count:
+                    waiting = True
+                elif free:
+                    del self._devices[key]
+            self._pending = waiting
+        return rows
 
 
 @dataclass
@@ -114,6 +207,9 @@ class LiveHub:
         self._reader: threading.Thread | None = None
         self._writer: threading.Thread | None = None
         self._warned = 0
+        self.refusals = RefusalAudit()
+        self._audit_backlog: list[AuditRow] = []  # rows whose writing failed, tried again
+        self._audit_retry_at = 0.0
 
     # --- life -------------------------------------------------------------------------------------
 
@@ -222,6 +318,7 @@ class LiveHub:
             except Exception as exc:
                 self.counters.malformed += 1
                 refused_ids.append(message.packet_id)
+                self.refusals.add(message.topic, _reason(exc))
                 if not isinstance(exc, records.RecordError):
                     log.exception("checking the MQTT message on %s failed; refused", records.shown(message.topic, 120))
                 elif self._warned < 20 or self.counters.malformed % 1000 == 0:
@@ -371,10 +468,7 @@ class LiveHub:
         self.counters.stored += count
         self.counters.duplicates += len(readings) - count - len(unstorable)
         if unstorable:  # refused after all: counted as the checks' refusals are (MQTT ones acknowledged below)
-            owner = [i for i, item in enumerate(items) for _ in item.readings]
-            mqtt = sum(items[owner[k]].future is None for k in unstorable)
-            self.counters.malformed += mqtt
-            self._count_rejected(len(unstorable) - mqtt)
+            self._count_unstorable(items, readings, unstorable)
         stored_ids: dict[int, list[int]] = {}  # by connection
         for item in items:
             if item.packet_ids:
@@ -405,25 +499,55 @@ class LiveHub:
             if item.future is not None:  # answered once its alarms are raised or cleared too
                 item.future.set_result(fresh)
 
+    def _count_unstorable(self, items: list[_Item], readings: list[Reading], unstorable: dict[int, str]) -> None:
+        """Readings PostgreSQL refused (by position in ``readings``, with the reason): MQTT ones are
+        counted and audited as the checks' refusals are, HTTP ones as refused records."""
+        owner = [i for i, item in enumerate(items) for _ in item.readings]
+        mqtt = [k for k in unstorable if items[owner[k]].future is None]
+        self.counters.malformed += len(mqtt)
+        self._count_rejected(len(unstorable) - len(mqtt))
+        for k in mqtt:
+            self.refusals.add(f"cim/sensors/{readings[k].sensor_id}/reading", unstorable[k])
+
     def _store_each(
         self, readings: list[Reading], *, keys: bool
-    ) -> tuple[int, set[tuple[str, dt.datetime]] | None, list[int]]:
+    ) -> tuple[int, set[tuple[str, dt.datetime]] | None, dict[int, str]]:
         """Store ``readings`` in one transaction; if one of them makes PostgreSQL refuse the batch
         (which the checks should have prevented), find it by halves and store the others. Returns how
-        many were new, their keys (with ``keys``) and the positions of the readings dropped."""
+        many were new, their keys (with ``keys``) and the positions of the readings dropped, each with
+        PostgreSQL's reason."""
         try:
             count, new = store_readings(self._conn, readings, self.partitions, keys=keys)
-            return count, new, []
+            return count, new, {}
         except _UNSTORABLE as exc:
             if len(readings) == 1:
                 r = readings[0]
                 log.warning("dropped a reading PostgreSQL refuses (%s at %s): %s", r.sensor_id, r.ts, exc)
-                return 0, (set() if keys else None), [0]
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                return 0, (set() if keys else None), {0: f"PostgreSQL refused it: {first_line}"}
         half = len(readings) // 2
         count1, new1, bad1 = self._store_each(readings[:half], keys=keys)
         count2, new2, bad2 = self._store_each(readings[half:], keys=keys)
         new = (new1 or set()) | (new2 or set()) if keys else None
-        return count1 + count2, new, bad1 + [half + i for i in bad2]
+        return count1 + count2, new, bad1 | {half + i: reason for i, reason in bad2.items()}
+
+    def _write_refusals(self, *, everything: bool = False) -> None:
+        """The mqtt.refused audit rows due (all pending with ``everything``), in one transaction on the
+        writer's connection. A failure is logged and the rows tried again a few seconds later: it
+        never touches the readings."""
+        now = time.monotonic()
+        if now < self._audit_retry_at and not everything:
+            return
+        rows = self._audit_backlog + self.refusals.due(now, everything=everything)
+        if not rows:
+            return
+        try:
+            append_audit(self._conn, rows)
+            self._audit_backlog = []
+        except Exception as exc:
+            self._audit_backlog = rows[-_AUDIT_BACKLOG_MAX:]
+            self._audit_retry_at = now + _AUDIT_RETRY_S
+            log.warning("writing %d mqtt.refused audit rows failed (%s); trying again", len(rows), exc)
 
     def _alarms(self, events: list[AlarmEvent]) -> None:
         if not events:
@@ -459,6 +583,7 @@ class LiveHub:
                     for item in items:
                         if item.future is not None and not item.future.done():
                             item.future.set_exception(exc)
+            self._write_refusals()
             now = time.monotonic()
             if self.broker is not None and not self._stop.is_set() and self.broker.exited():
                 log.warning("the local MQTT broker stopped; starting it again on the same port")
@@ -483,3 +608,4 @@ class LiveHub:
                     last_retention = now
             except psycopg.Error:
                 log.exception("live housekeeping failed; trying again later")
+        self._write_refusals(everything=True)  # stopping: what is pending, whatever its interval

@@ -10,6 +10,8 @@
 - ``live.sensor_state``: each sensor's latest reading (what a map paints).
 - ``live.ticket_records``: citizen tickets (民意速办), one row per id, updated
   in place; first filled from the layer ``tickets``.
+- ``cim.audit`` (made by :mod:`cim.auth.store`): the hub appends its own rows,
+  the ``mqtt.refused`` summaries (:func:`append_audit`).
 
 No table here has the name of a layer (QGIS lists ``live.sensors`` and
 ``layers.sensors`` as two "sensors"): the registries were ``live.sensors``,
@@ -20,7 +22,9 @@ are. Every table and column has a comment in Chinese.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -582,3 +586,47 @@ def upsert_ticket(
     assert row is not None  # an upsert without a WHERE returns its row, inserted or updated
     stored = Ticket(t.id, t.channel, t.category, t.lon, t.lat, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
     return bool(row[0]), stored
+
+
+# --- the audit ------------------------------------------------------------------------------------------
+
+#: a row of ``cim.audit`` (the table of :mod:`cim.auth.store`, which this layer does not import): the
+#: hub's own rows, from no HTTP address
+AUDIT_INSERT = "INSERT INTO cim.audit (actor, via, action, object, ok, detail) VALUES (%s, %s, %s, %s, %s, %s)"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One row the hub writes to ``cim.audit``, bounded as ``cim.auth.store.audit_params`` bounds them."""
+
+    actor: str
+    action: str
+    object_: str
+    detail: dict[str, Any]
+    via: str = "mqtt"
+    ok: bool = False
+
+    def params(self) -> tuple[str, str, str, str, bool, str]:
+        detail = {k: _pg_text(v) if isinstance(v, str) else v for k, v in self.detail.items()}
+        text = json.dumps(detail, ensure_ascii=False, default=str)
+        return (
+            _pg_text(self.actor)[:200],
+            self.via,
+            self.action[:100],
+            _pg_text(self.object_)[:500],
+            self.ok,
+            text if len(text) < 20_000 else "{}",
+        )
+
+
+def _pg_text(text: str) -> str:
+    """``text`` as PostgreSQL's text and jsonb take it: a NUL character or a lone surrogate escaped."""
+    return text.replace("\0", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def append_audit(conn: psycopg.Connection, rows: list[AuditRow]) -> None:
+    """``rows`` appended to ``cim.audit`` in one transaction."""
+    if not rows:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(AUDIT_INSERT, [row.params() for row in rows])
