@@ -54,7 +54,9 @@ SUPERUSER = "postgres"
 READER = "cim_reader"
 #: the schemas the reader may read: layers.schema's LAYER_SCHEMA and META_SCHEMA (the cluster
 #: sits below the layers package and does not import it)
-READER_SCHEMAS = ("layers", "cim")
+READER_SCHEMAS = ("layers", "cim", "land")
+#: tables of those schemas the reader may not read: password and token hashes, the audit
+READER_PRIVATE = ("cim.users", "cim.tokens", "cim.audit")
 #: a superuser that exists only while a cluster made by an earlier version is upgraded
 _UPGRADER = "cim_upgrade"
 #: every address of one family: no need to listen on 127.0.0.1 besides it
@@ -490,13 +492,14 @@ class LocalCluster:
         app, reader = sql.Identifier(DB_USER), sql.Identifier(READER)
         for schema in READER_SCHEMAS:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(sql.Identifier(schema), app))
-        facts = {"schemas": list(READER_SCHEMAS), "app": DB_USER, "reader": READER}
+        facts = {"schemas": list(READER_SCHEMAS), "app": DB_USER, "reader": READER, "private": list(READER_PRIVATE)}
         missing = conn.execute(
             """SELECT n.nspname,
                       NOT has_schema_privilege(%(reader)s, n.oid, 'USAGE'),
-                      EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid
+                      coalesce((SELECT array_agg(c.relname::text) FROM pg_class c WHERE c.relnamespace = n.oid
                               AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-                              AND NOT has_table_privilege(%(reader)s, c.oid, 'SELECT')),
+                              AND NOT has_table_privilege(%(reader)s, c.oid, 'SELECT')
+                              AND n.nspname || '.' || c.relname <> ALL(%(private)s)), '{}'),
                       NOT EXISTS (SELECT 1 FROM pg_default_acl d, aclexplode(d.defaclacl) a
                                   WHERE d.defaclnamespace = n.oid AND d.defaclobjtype = 'r'
                                     AND d.defaclrole = %(app)s::regrole AND a.grantee = %(reader)s::regrole
@@ -508,14 +511,23 @@ class LocalCluster:
             where = sql.Identifier(name)
             if usage:
                 conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(where, reader))
-            if tables:
-                conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(where, reader))
+            for table in tables:
+                conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(name, table), reader))
             if defaults:
                 conn.execute(
                     sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
                         app, where, reader
                     )
                 )
+
+        # made after the default privileges, the private tables were granted by them: taken back
+        for qualified in READER_PRIVATE:
+            granted = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AND has_table_privilege(%s, to_regclass(%s), 'SELECT')",
+                (qualified, READER, qualified),
+            ).fetchone()
+            if granted and granted[0]:
+                conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(*qualified.split(".")), reader))
 
     def _ensure_roles(self, admin: psycopg.Connection) -> None:
         """The application's role and the reader, with the passwords of their files."""

@@ -66,5 +66,5 @@ def test_the_readme_table_is_written_from_the_settings():
     """README's configuration table lists exactly the settings, with their defaults (python -m cim.config)."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert settings_table() in readme
-    documented = set(re.findall(r"^\| `(CIM_[A-Z_]+)`", readme, re.M))
+    documented = set(re.findall(r"^\| `(CIM_[A-Z0-9_]+)`", readme, re.M))
     assert documented == {f"CIM_{name.upper()}" for name in Settings.model_fields}

@@ -166,6 +166,10 @@ def test_the_application_is_not_a_superuser(conn):
 
 @local_only
 def test_the_reader_reads_the_layers_and_changes_nothing(conn, reader_url):
+    from cim.auth.store import ensure_auth_schema
+
+    ensure_auth_schema(conn)  # made after the reader's default grants, as a server's first start makes it
+    conn.commit()
     count = conn.execute("SELECT count(*) FROM layers.buildings").fetchone()[0]
     got = psql(reader_url, "SELECT count(*) FROM layers.buildings")
     assert got.returncode == 0, got.stderr
@@ -185,6 +189,10 @@ def test_the_reader_reads_the_layers_and_changes_nothing(conn, reader_url):
         # PostgreSQL words this refusal "must be owner of table" (SQLSTATE 42501, insufficient_privilege)
         "DROP TABLE layers.buildings": "must be owner",
         "SELECT count(*) FROM cim_staging.nothing": "permission denied",
+        # no password or token hashes, no audit for a desktop reader
+        "SELECT password_hash FROM cim.users": "permission denied",
+        "SELECT token_sha256 FROM cim.tokens": "permission denied",
+        "SELECT count(*) FROM cim.audit": "permission denied",
     }
     for command, said in refused.items():
         got = psql(reader_url, command)

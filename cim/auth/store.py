@@ -80,6 +80,12 @@ DROP TRIGGER IF EXISTS audit_no_truncate ON {SCHEMA}.audit;
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON {SCHEMA}.audit
     FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.audit_append_only();
 REVOKE UPDATE, DELETE, TRUNCATE ON {SCHEMA}.audit FROM CURRENT_USER;
+-- the desktop GIS reader (cim_reader, local cluster) reads the catalogue, never hashes or the audit
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cim_reader') THEN
+    REVOKE ALL ON {SCHEMA}.users, {SCHEMA}.tokens, {SCHEMA}.audit FROM cim_reader;
+  END IF;
+END $$;
 """
 
 
@@ -286,9 +292,11 @@ def audit_params(
     address: str = "",
     ok: bool = True,
     detail: dict[str, Any] | None = None,
+    via: str | None = None,
 ) -> tuple:
-    """The parameters of :data:`AUDIT_INSERT` (bounded: an audit row cannot be made huge)."""
-    name, via = (actor.name, actor.via) if isinstance(actor, Identity) else (actor, "cli")
+    """The parameters of :data:`AUDIT_INSERT` (bounded: an audit row cannot be made huge); a plain
+    name acts through the CLI unless ``via`` says otherwise (a password sign-in: ``password``)."""
+    name, via = (actor.name, actor.via) if isinstance(actor, Identity) else (actor, via or "cli")
     text = json.dumps(detail or {}, ensure_ascii=False, default=str)
     return (name[:200], via, action[:100], object_[:500], address[:100], ok, text if len(text) < 20_000 else "{}")
 

@@ -10,6 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from cim.auth.store import ANONYMOUS
 from cim.errors import CimError, ConfigError, DatabaseError, Forbidden, InputError, NotFoundError, Unauthenticated
 from cim.live.records import RecordError
 from cim.server.access import audit
@@ -58,7 +59,7 @@ async def _audit_refusal(request: Request, status: int, message: str) -> None:
     try:
         await audit(
             request,
-            who if who is not None else "anonymous",
+            who if who is not None else ANONYMOUS,
             "refused",
             f"{request.method} {request.url.path}"[:500],
             ok=False,
