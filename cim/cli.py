@@ -692,6 +692,113 @@ def import_oblique(
 # --- serve / demo -------------------------------------------------------------------------
 
 
+# --- land supervision ------------------------------------------------------------------
+
+land_app = typer.Typer(
+    help="Land supervision (土地批后监管): parcels checked against what is built.", no_args_is_help=True
+)
+app.add_typer(land_app, name="land")
+
+
+def _pairs(text: str | None, option: str) -> dict[str, str]:
+    """``a=b,c=d`` -> {a: b, c: d}."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise CimError(f"{option}: {part.strip()!r} is not FIELD=COLUMN", hint=f"e.g. {option} approved_far=RJL")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+@land_app.command("check")
+@friendly_errors
+def land_check(
+    parcels: str = typer.Option("parcels", "--parcels", help="the parcels layer"),
+    buildings: str = typer.Option(..., "--buildings", help="the buildings layers, comma-separated"),
+    epoch: str | None = typer.Option(
+        None, "--epoch", help="the survey epoch of these buildings (e.g. 2026): changes since the previous epoch"
+    ),
+    as_of: str | None = typer.Option(None, "--as-of", help="the check's date for deadlines (default: today)"),
+    fields: str | None = typer.Option(
+        None, "--fields", help="parcel fields under other names: approved_far=RJL,coverage=JZMD,..."
+    ),
+    farmland: str | None = typer.Option(None, "--farmland", help="farmland layer (default: farmland; '' for none)"),
+    forest: str | None = typer.Option(None, "--forest", help="forest layer (default: forest; '' for none)"),
+    eco_redline: str | None = typer.Option(
+        None, "--eco-redline", help="ecological red line layer (default: eco_redline; '' for none)"
+    ),
+    exempt: str | None = typer.Option(
+        None, "--exempt", help="layers where buildings need no parcel (roads, public or existing construction land)"
+    ),
+    parcel: str | None = typer.Option(None, "--parcel", help="re-check this parcel only"),
+) -> None:
+    """Check every parcel: figures, findings, verdicts (合规 / 预警 / 违规), changes since the last epoch."""
+    import datetime as dt
+
+    from cim.auth.store import ensure_auth_schema, record
+    from cim.db import connect
+    from layers.land.checks import CheckOptions, parse_date, run_check
+    from layers.land.rules import CHANGES, KINDS, thresholds_of
+
+    try:
+        day = parse_date(as_of) if as_of else None
+    except ValueError as exc:
+        raise CimError(f"--as-of: {exc}", hint="e.g. --as-of 2026-06-30") from None
+    options = CheckOptions(
+        parcels=parcels,
+        buildings=_names(buildings),
+        epoch=(epoch or "").strip()[:40] or None,
+        as_of=day,
+        fields=_pairs(fields, "--fields"),
+        protected={"on_farmland": farmland, "on_forest": forest, "on_eco_redline": eco_redline},
+        exempt=_names(exempt),
+        parcel_id=parcel,
+        thresholds=thresholds_of(get_settings()),
+        actor=_cli_actor(),
+    )
+    with connect(get_settings()) as conn:
+        with console.status("checking parcels") as status:
+            result = run_check(conn, options, progress=lambda stage: status.update(f"checking parcels: {stage}"))
+        ensure_auth_schema(conn)
+        record(conn, _cli_actor(), "land.check", parcels, detail={"run": result.run_id, "parcel": parcel})
+        conn.commit()
+    t = Table(show_header=False, title=f"land check of {parcels!r} (run {result.run_id})", title_justify="left")
+    t.add_row("parcels", f"{result.checked:,} checked, {result.skipped_count:,} skipped")
+    t.add_row("verdicts", ", ".join(f"{v} {n:,}" for v, n in sorted(result.verdicts.items())) or "-")
+    t.add_row("as of", str(day or dt.date.today()))
+    if result.previous_epoch:
+        t.add_row(
+            "changes",
+            f"since {result.previous_epoch}: "
+            + ", ".join(f"{CHANGES[k]} {k} {n:,}" for k, n in result.changes.items()),
+        )
+    elif options.epoch:
+        t.add_row("changes", f"epoch {options.epoch} recorded; no earlier epoch to compare with")
+    t.add_row("closed", f"{result.closed:,} findings no longer hold")
+    t.add_row("time", f"{result.seconds:.2f} s")
+    for problem in result.skipped:
+        t.add_row("skipped", problem)
+    for note in result.notes:
+        t.add_row("note", note)
+    console.print(t)
+    kinds = Table("finding", "kind", "open", title="open findings by kind", title_justify="left")
+    for kind, n in result.findings.items():
+        kinds.add_row(KINDS[kind][1], kind, f"{n:,}")
+    console.print(kinds)
+    streets = Table("street", "parcels", "预警", "违规", title="by street", title_justify="left")
+    for name, n, warn, bad in result.by_street:
+        streets.add_row(name, f"{n:,}", f"{warn:,}", f"{bad:,}")
+    console.print(streets)
+    console.print("next: `cim serve`, then the viewer's 土地监管 panel or GET /land/parcels?verdict=违规")
+
+
 @app.command("serve")
 @friendly_errors
 def serve(

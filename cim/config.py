@@ -17,7 +17,7 @@ from typing import Annotated
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +28,17 @@ def _resolved(path: Path) -> Path:
 
 
 ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
+
+#: the roles a person signing in through OIDC may get: cim.auth.roles.READERS (this module sits below cim.auth)
+OIDC_ROLES = ("viewer", "land_supervisor", "operator", "admin")
+#: ``https://...``, or ``http://`` on this machine only (a provider for tests or a local trial)
+_OIDC_URL = re.compile(r"https://[^\s?#]+|http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(/[^\s?#]*)?")
+
+
+def _oidc_role(value: str) -> str:
+    if value not in OIDC_ROLES:
+        raise ValueError(f"{value!r} is not a role ({', '.join(OIDC_ROLES)})")
+    return value
 
 
 class Settings(BaseSettings):
@@ -112,6 +123,62 @@ class Settings(BaseSettings):
     )
     sla_contact_minutes: int = Field(30, ge=1, le=100_000, description="minutes to contact the citizen")
     sla_resolve_hours: int = Field(24, ge=1, le=100_000, description="hours to resolve the ticket")
+    land_far_tolerance: float = Field(0.0, ge=0, le=10, description="land checks: FAR above the limit by more is 违规")
+    land_coverage_tolerance: float = Field(
+        0.0, ge=0, le=1, description="land checks: building density (0-1) above the limit by more is 违规"
+    )
+    land_height_tolerance_m: float = Field(
+        0.0, ge=0, le=100, description="land checks: metres above the height limit tolerated"
+    )
+    land_outside_min_m2: float = Field(
+        1.0, ge=0, le=10_000, description="land checks: m2 of a building outside its parcel that make a finding"
+    )
+    land_overlap_min_m2: float = Field(
+        1.0, ge=0, le=10_000, description="land checks: m2 on a parcel or protected land that count"
+    )
+    land_idle_after_days: int = Field(
+        365, ge=1, le=36_500, description="land checks: days after the start deadline without a building: idle"
+    )
+    land_floor_height_m: float = Field(
+        3.0, gt=0, le=20, description="land checks: floors = round(height / this) where a building has none"
+    )
+    land_raised_min_m: float = Field(3.0, gt=0, le=1000, description="land checks: metres taller that is `raised`")
+    land_grown_min_m2: float = Field(
+        10.0, gt=0, le=100_000, description="land checks: m2 more footprint that is `grown`"
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        description="the OpenID Connect provider (a government SSO) people may also sign in with, e.g. "
+        "`https://sso.example.gov.cn/realms/cim` (its `/.well-known/openid-configuration` is read); "
+        "unset: no SSO sign-in",
+    )
+    oidc_client_id: str | None = Field(
+        None, description="this server's client id at that provider (needed with `CIM_OIDC_ISSUER`)"
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="the client's secret at the provider; unset: a public client (PKCE only)"
+    )
+    oidc_scope: str = Field("openid profile", description="the scopes asked for (`openid` is added if missing)")
+    oidc_roles_claim: str = Field(
+        "roles",
+        description="the ID token's claim that holds the person's groups or roles, a list of strings "
+        "(`a.b` for a nested one, e.g. `realm_access.roles`)",
+    )
+    oidc_role_map: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
+        (),
+        description="claim values to roles, comma-separated `value=role` (e.g. "
+        "`gis-admins=admin,land=land_supervisor`; a value may be listed more than once); a value not in the map "
+        "that is a role id (viewer, land_supervisor, operator, admin) counts as that role",
+    )
+    oidc_default_role: str | None = Field(
+        "viewer",
+        description="the role of a person none of whose claim values gives a role; `none`: such people are refused",
+    )
+    oidc_redirect_uri: str | None = Field(
+        None,
+        description="the callback registered at the provider, `https://HOST/auth/oidc/callback`; unset: "
+        "`/auth/oidc/callback` on the address the browser used (set it behind a proxy)",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -167,6 +234,60 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("mqtt://", "tcp://", "mqtts://", "ssl://")):
             raise ValueError("not an mqtt://host:port URL (mqtts://host:port over TLS)")
         return value
+
+    @field_validator("oidc_issuer", "oidc_redirect_uri")
+    @classmethod
+    def _oidc_url(cls, value: str | None) -> str | None:
+        if value is not None and not _OIDC_URL.fullmatch(value):
+            raise ValueError("not an https:// URL without query or fragment (http:// only on localhost)")
+        return value
+
+    @field_validator("oidc_redirect_uri")
+    @classmethod
+    def _oidc_callback(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith("/auth/oidc/callback"):
+            raise ValueError("must end with /auth/oidc/callback (this server's callback)")
+        return value
+
+    @field_validator("oidc_client_id")
+    @classmethod
+    def _oidc_client(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("oidc_issuer"):
+            raise ValueError("needed when CIM_OIDC_ISSUER is set (the client registered at the provider)")
+        return value
+
+    @field_validator("oidc_scope")
+    @classmethod
+    def _oidc_scope(cls, value: str) -> str:
+        scopes = value.replace(",", " ").split()
+        return " ".join(scopes if "openid" in scopes else ["openid", *scopes])
+
+    @field_validator("oidc_role_map", mode="before")
+    @classmethod
+    def _oidc_role_map(cls, value: object) -> object:
+        """``value=role,value=role`` (each role one of :data:`OIDC_ROLES`)."""
+        if isinstance(value, str):
+            pairs = []
+            for entry in (e.strip() for e in value.split(",") if e.strip()):
+                claimed, sep, role = (p.strip() for p in entry.partition("="))
+                if not sep or not claimed:
+                    raise ValueError(f"{entry!r} is not value=role")
+                pairs.append((claimed, _oidc_role(role)))
+            return tuple(pairs)
+        for _, role in value if isinstance(value, (tuple, list)) else ():
+            _oidc_role(role)
+        return value
+
+    @field_validator("oidc_default_role")
+    @classmethod
+    def _oidc_default_role(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "none"):
+            return None
+        return _oidc_role(value.strip())
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
 
     @property
     def cluster_dir(self) -> Path:
@@ -229,7 +350,8 @@ class Settings(BaseSettings):
             first = exc.errors()[0]
             name = "CIM_" + str(first["loc"][0]).upper() if first["loc"] else "CIM_*"
             problem = " ".join(str(first["msg"]).removeprefix("Value error, ").split())
-            secret = name in ("CIM_DATABASE_URL", "CIM_MQTT_URL", "CIM_SECRET_KEY")  # may hold a password
+            # these may hold a password
+            secret = name in ("CIM_DATABASE_URL", "CIM_MQTT_URL", "CIM_SECRET_KEY", "CIM_OIDC_CLIENT_SECRET")
             shown = "(value not shown)" if secret else repr(first.get("input"))
             raise ConfigError(
                 f"{name}={shown}: {problem}", hint="fix or unset the variable; README lists the settings"
