@@ -1,15 +1,33 @@
 """The viewer page: a shell around the pydeck deck, the layer panel and the
-small JS that drives them (viewer/static/viewer.js). Text is in Simplified
-Chinese by default; English is one click (or ``?lang=en``) away."""
+small JS that drives them (viewer/static/viewer.js; live overlays: live.js;
+the land-supervision panel: land.js). Text is in Simplified Chinese by
+default; English is one click (or ``?lang=en``) away."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 
+from cim.server.access import LAND_SUPERVISORS
 from layers.catalogue import LayerInfo
+from layers.land.followup import MAX_NOTE
+from layers.land.rules import KINDS, State, Verdict
 from viewer.deck import PICK_SUFFIX, TilesetRef, deck
 from viewer.styles import NO_STYLES, ViewerStyles
+
+#: the finding kinds' English titles (their Chinese ones are layers.land.rules.KINDS')
+KIND_TITLES_EN: dict[str, str] = {
+    "far_exceeded": "Floor area ratio exceeded",
+    "coverage_exceeded": "Building coverage exceeded",
+    "height_exceeded": "Height limit exceeded",
+    "outside_parcel": "Building over the parcel line",
+    "on_farmland": "On farmland",
+    "on_forest": "On forest land",
+    "on_eco_redline": "On the ecological red line",
+    "idle": "Idle land",
+    "overdue_completion": "Completion overdue",
+    "unapproved_building": "Built without approval",
+}
 
 I18N = {
     "zh": {
@@ -53,6 +71,59 @@ I18N = {
         "value": "读数",
         "time": "时间",
         "due": "时限",
+        # land supervision (土地监管): the panel of viewer/static/land.js
+        "land": "土地监管",
+        "landNotChecked": "尚未核查（请先运行 cim land check）",
+        "landLoading": "正在加载…",
+        "landFailed": "加载失败",
+        "landTotal": "共 {n} 宗",
+        "landShown": "列出 {shown} / {n} 宗",
+        "landMore": "另有 {n} 宗未列出，请缩小筛选范围",
+        "landAllVerdicts": "全部结论",
+        "landAllFindings": "全部问题",
+        "landAllStreets": "全部街道",
+        "landExport": "导出",
+        "landReport": "打印报告",
+        "landNone": "没有符合条件的宗地",
+        "landValue": "实测",
+        "landLimit": "限值",
+        "landFar": "容积率",
+        "landCoverage": "建筑密度",
+        "landHeight": "最高建筑",
+        "landBuildingCount": "建筑数量",
+        "landArea": "用地面积",
+        "landUse": "用途",
+        "landStatus": "建设状态",
+        "landDates": "批准 / 开工期限 / 竣工期限",
+        "landFindings": "问题",
+        "landNoFindings": "未发现问题",
+        "landClosed": "已关闭",
+        "landBuildings": "涉及建筑",
+        "landAndMore": "等 {n} 栋",
+        "landNote": "备注",
+        "landSave": "保存",
+        "landSaving": "正在保存…",
+        "landSaved": "已保存",
+        "landNeedRole": "需要土地监管角色",
+        "landSignIn": "登录",
+        "landUser": "当前用户",
+        "landAnonymous": "未登录",
+        "landHistory": "处理记录",
+        "verdict_compliant": "合规",
+        "verdict_warning": "预警",
+        "verdict_violation": "违规",
+        "state_pending": "待核查",
+        "state_confirmed": "核查属实",
+        "state_rectified": "已整改",
+        "state_false_positive": "误报",
+        "event_opened": "发现",
+        "event_state": "变更状态",
+        "event_closed": "关闭",
+        "event_reopened": "再次发现",
+        "unit_m": "米",
+        "unit_m2": "平方米",
+        "unit_d": "天",
+        **{f"kind_{kind}": title for kind, (_, title) in KINDS.items()},
     },
     "en": {
         "title": "City information model · 3D city",
@@ -95,6 +166,58 @@ I18N = {
         "value": "Value",
         "time": "Time",
         "due": "Due",
+        "land": "Land supervision",
+        "landNotChecked": "Not checked yet (run cim land check first)",
+        "landLoading": "Loading…",
+        "landFailed": "Could not load",
+        "landTotal": "{n} parcels",
+        "landShown": "{shown} of {n} parcels listed",
+        "landMore": "{n} more not listed: narrow the filters",
+        "landAllVerdicts": "All verdicts",
+        "landAllFindings": "All findings",
+        "landAllStreets": "All streets",
+        "landExport": "Export",
+        "landReport": "Print report",
+        "landNone": "No parcel matches",
+        "landValue": "Measured",
+        "landLimit": "Limit",
+        "landFar": "Floor area ratio",
+        "landCoverage": "Building coverage",
+        "landHeight": "Tallest building",
+        "landBuildingCount": "Buildings",
+        "landArea": "Parcel area",
+        "landUse": "Use",
+        "landStatus": "Construction status",
+        "landDates": "Approved / start by / complete by",
+        "landFindings": "Findings",
+        "landNoFindings": "No findings",
+        "landClosed": "Closed",
+        "landBuildings": "Buildings",
+        "landAndMore": "and {n} more",
+        "landNote": "Note",
+        "landSave": "Save",
+        "landSaving": "Saving…",
+        "landSaved": "Saved",
+        "landNeedRole": "Requires the land supervisor role",
+        "landSignIn": "Sign in",
+        "landUser": "Signed in as",
+        "landAnonymous": "Not signed in",
+        "landHistory": "History",
+        "verdict_compliant": "Compliant",
+        "verdict_warning": "Warning",
+        "verdict_violation": "Violation",
+        "state_pending": "To verify",
+        "state_confirmed": "Confirmed",
+        "state_rectified": "Rectified",
+        "state_false_positive": "False positive",
+        "event_opened": "Found",
+        "event_state": "State changed",
+        "event_closed": "Closed",
+        "event_reopened": "Found again",
+        "unit_m": "m",
+        "unit_m2": "m²",
+        "unit_d": "days",
+        **{f"kind_{kind}": title for kind, title in KIND_TITLES_EN.items()},
     },
 }
 
@@ -172,7 +295,21 @@ def viewer_config(
         "entries": _entries(layers, tilesets, styles),
         "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in styles.field_labels().items()},
         "i18n": I18N,
+        "land": land_config(),
         "embedOrigins": sorted(set(embed_origins)),
+    }
+
+
+def land_config() -> dict:
+    """What the land panel (viewer/static/land.js) needs of the rules: the API's verdicts and
+    states by their keys (for colours and labels), the finding kinds in order, the roles
+    that may change a finding's state and the longest note."""
+    return {
+        "verdicts": {v.value: v.name for v in Verdict},
+        "states": {s.value: s.name for s in State},
+        "kinds": list(KINDS),
+        "editors": sorted(role.value for role in LAND_SUPERVISORS),
+        "maxNote": MAX_NOTE,
     }
 
 
@@ -197,7 +334,14 @@ def viewer_page(config: dict) -> str:
 <h2 id="layers-title"></h2><ul id="layer-list"></ul>
 <section id="live" hidden><h2 id="live-title"></h2><div id="live-status"></div>
 <label id="counts-label"></label> <select id="counts-level"></select>
-<table id="counts"><thead></thead><tbody></tbody></table></section></aside>
+<table id="counts"><thead></thead><tbody></tbody></table></section>
+<section id="land"><h2><label><input type="checkbox" id="land-toggle"> <span id="land-title"></span></label>
+<span id="land-counts"></span></h2><div id="land-body" hidden><p id="land-status"></p><div id="land-tools" hidden>
+<select id="land-verdict"></select><select id="land-finding"></select><select id="land-street"></select>
+<p id="land-export"><span id="land-export-label"></span> <a id="land-xlsx" download>Excel</a> ·
+<a id="land-csv" download>CSV</a></p>
+<p id="land-shown"></p><ul id="land-list"></ul></div></div></section></aside>
+<aside id="land-detail" hidden></aside>
 <aside id="camera" hidden><header><h1 id="camera-title"></h1><button id="camera-close" type="button"></button></header>
 <video id="camera-video" muted playsinline controls></video><p id="camera-note"></p></aside>
 <script id="cim-config" type="application/json">{data}</script>
@@ -209,5 +353,6 @@ def viewer_page(config: dict) -> str:
 <script src="/viewer/vendor/hls.js"></script>
 <script src="/viewer/static/viewer.js"></script>
 <script src="/viewer/static/live.js"></script>
+<script src="/viewer/static/land.js"></script>
 </body>
 </html>"""

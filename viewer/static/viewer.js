@@ -258,7 +258,12 @@
   }
   const api = {
     flyTo,
-    setLayerVisible(key, visible) { visible ? state.visible.add(key) : state.visible.delete(key); buildPanel(); render(); },
+    setLayerVisible(key, visible) {
+      visible ? state.visible.add(key) : state.visible.delete(key);
+      buildPanel();
+      render();
+      for (const f of api.onVisibility) f(key, visible);
+    },
     setLanguage(lang) { state.lang = lang === "en" ? "en" : "zh"; buildPanel(); writeUrl(); for (const f of api.onLanguage) f(); },
     get viewState() { return { ...viewState }; },
     liveKeys,  // the entries live.js draws
@@ -268,18 +273,29 @@
     t,
     escapeHtml,
     onLanguage: [],  // live.js redraws its text when the language changes
+    onVisibility: [],  // (key, visible): land.js opens or closes its panel with its layer
+    onMessage: [],  // (message): the dashboard's messages of other modules (land.js: cim:land.select), origin checked
+    notifyParent,
+    config,
     deck: deckgl,
   };
   window.cimViewer = api;
+  // messages: {type: "cim:flyTo", bbox}, {type: "cim:setLayerVisible", key, visible} (key "land": the land
+  // panel), {type: "cim:setLanguage", lang}, {type: "cim:land.select", parcel_id} (land.js); the viewer sends
+  // cim:ready {layers}, cim:viewChanged {view} and cim:land.selected {parcel_id, verdict}
   window.addEventListener("message", (event) => {
     if (!embedOrigins.has(event.origin) || event.source !== window.parent) return;  // ignored, not obeyed
     const m = event.data || {};
     if (m.type === "cim:flyTo" && Array.isArray(m.bbox)) api.flyTo(m.bbox);
     else if (m.type === "cim:setLayerVisible") api.setLayerVisible(m.key, !!m.visible);
     else if (m.type === "cim:setLanguage") api.setLanguage(m.lang);
+    else for (const f of api.onMessage) f(m);
   });
 
   buildPanel();
   writeUrl();
-  notifyParent("cim:ready", { layers: entries.map((e) => e.key) });
+  // ready once every script of the page has run (live.js, land.js): their commands are then obeyed
+  const ready = () => notifyParent("cim:ready", { layers: entries.map((e) => e.key) });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
+  else ready();
 })();
