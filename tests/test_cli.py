@@ -67,7 +67,7 @@ def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
         assert "demo_bim" in out.stdout and "demo_oblique" in out.stdout
         with psycopg.connect(url) as conn:
             counts = dict(conn.execute("SELECT name, feature_count FROM cim.layers").fetchall())
-            assert counts["grids"] == 1646 and counts["futian_boundary"] == 1 and len(counts) == 15
+            assert counts["grids"] == 1646 and counts["futian_boundary"] == 1 and len(counts) == 17
             assert (
                 conn.execute(
                     sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("layers", "buildings"))
@@ -81,7 +81,7 @@ def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
                 "SELECT p.parcel_id, (SELECT count(*) FROM layers.demo_bim WHERE grid IS NOT NULL) "
                 "FROM layers.parcels p, layers.demo_bim_outline o WHERE ST_Contains(p.geom, o.geom)"
             ).fetchall()
-            assert placed == [("B103-0042", 90)]
+            assert placed == [("B103-0029", 90)]
             # oblique: the production's extent and its two folders, where its metadata.xml puts them
             assert counts["demo_oblique"] == 3
             west, east = conn.execute(

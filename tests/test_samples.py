@@ -108,7 +108,9 @@ def test_layer_files_names_counts_and_callback(sample, frames):
     for layer, n in expected.items():
         assert sample["counts"][layer] == n
     assert 1800 <= sample["counts"]["buildings"] <= 2200
+    assert abs(sample["counts"]["buildings_2026"] - sample["counts"]["buildings"]) < 50
     assert 180 <= sample["counts"]["parcels"] <= 220
+    assert 50 <= sample["counts"]["construction_land"] <= 600
     assert 3 <= sample["counts"]["farmland"] <= 10
     assert 10 <= sample["counts"]["forest"] <= 40
     assert 3 <= sample["counts"]["eco_redline"] <= 10
@@ -278,11 +280,93 @@ def test_parcels(frames, boundary):
     assert set(p.status) <= {"待开工", "在建", "已竣工", "逾期未开工", "逾期未竣工"}
     approval = pd.to_datetime(p.approval_date)
     assert approval.dt.year.between(2015, 2026).all()
+    assert approval.max() <= pd.Timestamp("2026-06-30")
     start, done = pd.to_datetime(p.start_deadline), pd.to_datetime(p.completion_deadline)
-    assert ((start - approval).dt.days.between(365, 366)).all()
-    assert ((done - approval).dt.days.between(1095, 1097)).all()
+    # land delivered in stages: to be started within four years (in 2030 or after)
+    staged = start >= pd.Timestamp("2030-01-01")
+    assert (p.status[staged] == "待开工").all() and staged.sum() >= 3
+    assert ((start - approval)[~staged].dt.days.between(365, 366)).all()
+    assert ((start - approval)[staged].dt.days.between(1460, 1462)).all()
+    assert ((done - start).dt.days.between(730, 1097)).all()
+    # the date-bound findings hold from 2026 on: open parcels are past due by 2024, or due in 2030 or after
+    open_ = p.status != "已竣工"
+    assert (staged | (done < pd.Timestamp("2025-01-01")))[open_].all()
     sides = np.sqrt(metric_areas(p))
     assert sides.min() > 30 and sides.max() < 320
+    assert p.approved_far.between(1, 12).all() and p.height_limit.between(24, 400).all()
+
+
+def test_buildings_stand_on_parcels_or_construction_land(frames):
+    """Every building of the first survey has most of its footprint on one parcel, or lies
+    whole on existing construction land (never both)."""
+    b = frames["buildings"].to_crs(METRIC).geometry.to_numpy()
+    parcels = frames["parcels"].to_crs(METRIC).geometry.to_numpy()
+    land = shapely.union_all(frames["construction_land"].to_crs(METRIC).geometry.to_numpy())
+    on_parcel = np.zeros(len(b))
+    i, j = shapely.STRtree(parcels).query(b, predicate="intersects")
+    np.maximum.at(on_parcel, i, shapely.area(shapely.intersection(b[i], parcels[j])) / shapely.area(b[i]))
+    on_land = shapely.area(shapely.intersection(b, land)) / shapely.area(b)
+    assert ((on_parcel > 0.5) != (on_land > 0.999)).all()
+    assert (on_parcel[on_parcel > 0] > 0.5).all() and (on_land[on_land > 0] > 0.999).all()
+    assert 0.2 < (on_parcel > 0.5).mean() < 0.8
+
+
+def test_construction_land(frames, boundary):
+    c = frames["construction_land"]
+    geoms = c.geometry.to_numpy()
+    assert (shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON).all()
+    assert shapely.is_valid(geoms).all() and shapely.contains(boundary.buffer(SLACK_DEG), geoms).all()
+    assert list(c.columns) == ["code", "name", "area_ha", "geometry"]
+    assert c.code.str.fullmatch(r"CL-\d{5}").all() and c.code.is_unique
+    assert c.name.str.contains("存量建设用地").all()
+    np.testing.assert_allclose(c.area_ha, metric_areas(c) / 1e4, rtol=1e-4, atol=1e-4)
+    metric = c.to_crs(METRIC).geometry.to_numpy()
+    left, right = shapely.STRtree(metric).query(metric, predicate="intersects")
+    assert (left == right).all(), "construction land polygons overlap"
+    parcels = frames["parcels"].to_crs(METRIC).geometry.to_numpy()
+    left, _ = shapely.STRtree(parcels).query(metric, predicate="intersects")
+    assert len(left) == 0, "construction land on a parcel"
+
+
+def _by_id(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return frame.set_index("id")
+
+
+def test_second_survey(frames):
+    """buildings_2026: the first survey's columns; kept buildings keep id and footprint, but
+    for a few raised (+3 m or more) or grown (+10 m2 or more); a few new and demolished."""
+    first, second = frames["buildings"], frames["buildings_2026"]
+    assert list(second.columns) == list(first.columns)
+    assert (second.dtypes == first.dtypes).all()
+    assert second.id.is_unique and second.id.str.fullmatch(r"BLD\d{6}").all()
+    old, new = _by_id(first), _by_id(second)
+    kept = old.index.intersection(new.index)
+    demolished, added = old.index.difference(new.index), new.index.difference(old.index)
+    assert len(demolished) >= 3 and len(added) >= 6
+    assert (added > old.index.max()).all()  # new ids are numbered on
+    a, b = old.loc[kept], new.loc[kept]
+    same = shapely.equals_exact(a.geometry.to_numpy(), b.geometry.to_numpy(), tolerance=0.0)
+    area_a = a.to_crs(METRIC).geometry.area.to_numpy()
+    area_b = b.to_crs(METRIC).geometry.area.to_numpy()
+    grown = ~same
+    assert grown.sum() >= 3 and (area_b[grown] - area_a[grown] >= 10).all()
+    raised = (b.height - a.height).to_numpy()
+    assert ((raised == 0) | (raised >= 3)).all() and (raised >= 3).sum() >= 3
+    assert (b.floors[raised > 0] > a.floors[raised > 0]).all()
+    unchanged = same & (raised == 0)
+    cols = ["name", "height", "floors", "use", "year_built", "base_height"]
+    pd.testing.assert_frame_equal(a.loc[unchanged, cols], b.loc[unchanged, cols])
+    assert new.loc[added, "year_built"].between(2025, 2026).all() and set(new.loc[added, "use"]) <= BUILDING_USES
+
+
+def test_new_buildings_without_a_parcel_stand_off_construction_land(frames):
+    second = frames["buildings_2026"].to_crs(METRIC)
+    added = second[~second.id.isin(frames["buildings"].id)].geometry.to_numpy()
+    parcels = shapely.union_all(frames["parcels"].to_crs(METRIC).geometry.to_numpy())
+    land = shapely.union_all(frames["construction_land"].to_crs(METRIC).geometry.to_numpy())
+    unapproved = shapely.area(shapely.intersection(added, parcels)) < 1.0
+    assert unapproved.sum() >= 3 and (~unapproved).sum() >= 3  # some on (idle) parcels
+    assert not shapely.intersects(added[unapproved], land).any()
 
 
 @pytest.mark.parametrize("layer", ["farmland", "forest", "eco_redline"])

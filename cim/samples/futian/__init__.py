@@ -8,6 +8,13 @@ buildings, parcels, land cover, sensors, cameras and citizen tickets are
 invented, placed with rough real landmarks (the CBD, hills, urban villages,
 the mangrove coast) so that a map of the sample looks like Futian.
 
+Land supervision: parcels are whole street blocks with their indicators set
+from what stands on them; most are compliant and a few per finding kind of
+``layers/land/rules.py`` are made to trigger it (``parcels``). A second survey
+of the buildings (``buildings_2026``: new, demolished, raised and grown
+buildings) and the existing construction land they may stand on without a
+parcel (``construction_land``, an exempt layer) come from ``survey``.
+
 :func:`generate` writes one GeoPackage per layer (``<out_dir>/<layer>.gpkg``,
 GDAL layer ``<layer>``, EPSG:4326). The same ``seed`` and ``scale`` give
 identical content: every random draw comes from ``numpy.random.default_rng``
@@ -21,8 +28,9 @@ polygon that uses it, so rounding keeps the partitions exact.
 The package, one module per step (imports point one way, down this list):
 ``params`` (layers, constants, scales, random streams), ``geometry``
 (coordinates, small helpers), ``partitions``, ``admin``, ``landcover``,
-``lattice``, ``buildings``, ``parcels``, ``points`` (sensors, cameras,
-tickets) and ``write`` (GeoPackages, :func:`generate`).
+``lattice``, ``buildings``, ``blocks`` (street blocks of plots), ``parcels``,
+``survey`` (the 2026 buildings, construction land), ``points`` (sensors,
+cameras, tickets) and ``write`` (GeoPackages, :func:`generate`).
 """
 
 from cim.samples import names

@@ -56,6 +56,7 @@ class Buildings:
     floors: np.ndarray
     use: np.ndarray
     year_built: np.ndarray
+    plot: np.ndarray  # index of its cell in the street lattices' plots; -1: a house of an urban village
 
     def take(self, idx: np.ndarray) -> Buildings:
         return Buildings(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
@@ -192,6 +193,11 @@ def building_footprints(cells: Cells, kind: np.ndarray, rng: np.random.Generator
     return out
 
 
+def building_ids(numbers: np.ndarray) -> np.ndarray:
+    """Building ids ("BLD000001") of 1-based numbers."""
+    return np.array([f"BLD{i:06d}" for i in numbers], dtype=object)
+
+
 def _weighted_choice(table: Mapping[str, float], n: int, rng: np.random.Generator) -> np.ndarray:
     keys = list(table)
     p = np.array([table[k] for k in keys], dtype=float)
@@ -255,11 +261,12 @@ def building_names(
     return np.array([f"{e}{k}栋" for e, k in zip(estate, ordinal)], dtype=object)
 
 
-def build_buildings(admin: Admin, land: LandCover, seed: int) -> tuple[Buildings, Cells]:
-    """Every building the lattices hold (full scale), plus all street-lattice cells (for
-    placing street furniture). Buildings never overlap: each sits inside its own cell
-    less BUILDING_MARGIN_M, cells never overlap, and village zones are kept apart from
-    ordinary cells."""
+def build_buildings(admin: Admin, land: LandCover, seed: int) -> tuple[Buildings, Cells, UrbanVillages]:
+    """Every building the lattices hold (full scale), all street-lattice cells ("plots",
+    built on or not: street blocks are made of them, street furniture is placed on their
+    edges; ``group`` is the street) and the urban villages. Buildings never overlap: each
+    sits inside its own cell less BUILDING_MARGIN_M, cells never overlap, and village
+    zones are kept apart from ordinary cells."""
     rng = _rng(seed, "buildings")
     no_build = land.no_build_zone()
     villages = place_urban_villages(admin.boundary, no_build, rng)
@@ -269,7 +276,7 @@ def build_buildings(admin: Admin, land: LandCover, seed: int) -> tuple[Buildings
     street_of_cell: list[np.ndarray] = []
     for s, geom in enumerate(admin.streets.geometry):
         angle = 0.0 if names.STREETS[s][1] == "福田街道" else rng.uniform(-0.15, 0.15)
-        cells = lattice_cells(shapely.buffer(geom, -BUILDING_MARGIN_M), angle, (40.0, 64.0), rng, avoid)
+        cells = lattice_cells(shapely.buffer(geom, -BUILDING_MARGIN_M), angle, (40.0, 64.0), rng, avoid, group=s)
         parts.append(cells)
         street_of_cell.append(np.full(len(cells), s))
     road_cells = Cells.concat(parts)
@@ -278,7 +285,7 @@ def build_buildings(admin: Admin, land: LandCover, seed: int) -> tuple[Buildings
     inner = shapely.buffer(admin.boundary, -BUILDING_MARGIN_M)
     village_of_cell: list[np.ndarray] = [np.full(n_road, -1)]
     for v, (zone, angle) in enumerate(zip(villages.zones, villages.angles)):
-        cells = lattice_cells(shapely.intersection(zone, inner), angle, (15.5, 19.5), rng, no_build)
+        cells = lattice_cells(shapely.intersection(zone, inner), angle, (15.5, 19.5), rng, no_build, group=-1 - v)
         parts.append(cells)
         village_of_cell.append(np.full(len(cells), v))
         street_of_cell.append(admin.street_of_xy(cells.centre))
@@ -288,6 +295,8 @@ def build_buildings(admin: Admin, land: LandCover, seed: int) -> tuple[Buildings
 
     occupied = np.where(village >= 0, rng.random(len(cells)) < 0.96, rng.random(len(cells)) < 0.9)
     cells, street, village = cells.take(occupied), street[occupied], village[occupied]
+    cell_index = np.flatnonzero(occupied)
+    plot = np.where(cell_index < n_road, cell_index, -1)
     n = len(cells)
     dist_cbd = np.hypot(*(cells.centre - lonlat_to_metric(*CBD_LONLAT)[0]).T)
     inner_min = (cells.size - 2.0 * BUILDING_MARGIN_M).min(axis=1)
@@ -304,16 +313,17 @@ def build_buildings(admin: Admin, land: LandCover, seed: int) -> tuple[Buildings
     geometry = building_footprints(cells, kind, rng)
     attrs = building_attributes(kind, dist_cbd, street, rng)
     label = building_names(cells.centre, street, attrs["use"], village, villages.names, rng)
-    return Buildings(geometry=geometry, centre=cells.centre, street=street, name=label, **attrs), road_cells
+    buildings = Buildings(geometry=geometry, centre=cells.centre, street=street, name=label, plot=plot, **attrs)
+    return buildings, road_cells, villages
 
 
-def select_buildings(buildings: Buildings, spec: ScaleSpec, admin: Admin) -> Buildings:
-    """Full scale keeps every building. A scale with a building count keeps whole
-    grids, nearest the CBD first, until that count is reached: a dense, contiguous
-    piece of central Futian (towers, housing, an urban village) with admin-aligned
-    edges."""
+def select_buildings(buildings: Buildings, spec: ScaleSpec, admin: Admin) -> tuple[Buildings, BaseGeometry | None]:
+    """Full scale keeps every building (and returns no area). A scale with a building
+    count keeps whole grids, nearest the CBD first, until that count is reached: a
+    dense, contiguous piece of central Futian (towers, housing, an urban village) with
+    admin-aligned edges; it returns those grids' union as the sample's area."""
     if spec.buildings is None or spec.buildings >= len(buildings.geometry):
-        return buildings
+        return buildings, None
     grids = admin.grids.geometry
     tree = shapely.STRtree(grids)
     points = shapely.points(buildings.centre)
@@ -333,4 +343,4 @@ def select_buildings(buildings: Buildings, spec: ScaleSpec, admin: Admin) -> Bui
             chosen.append(int(g))
             total += int(per_grid[g])
     keep = np.isin(grid_of, chosen)
-    return buildings.take(np.flatnonzero(keep))
+    return buildings.take(np.flatnonzero(keep)), shapely.union_all(grids[chosen])

@@ -81,6 +81,15 @@ def rotate_xy(xy: np.ndarray, angle) -> np.ndarray:
     return np.stack([c * x - s * y, s * x + c * y], axis=-1)
 
 
+def scale_about(geom: BaseGeometry, origin: np.ndarray, factor: float) -> BaseGeometry:
+    """geom scaled by factor about origin (metric)."""
+
+    def scale(xy: np.ndarray) -> np.ndarray:
+        return origin + (xy - origin) * factor
+
+    return shapely.transform(geom, scale)
+
+
 def to_local(geom: BaseGeometry, origin: np.ndarray, angle: float) -> BaseGeometry:
     """A geometry in a lattice's frame: origin at 0, x axis along angle."""
     return shapely.transform(geom, lambda c: rotate_xy(c - origin, -angle))

@@ -143,3 +143,11 @@ def _farmland(
         labels.append(f"{place}耕地{len(geoms):02d}")
         blocked = shapely.union(blocked, shapely.buffer(plot, 20.0))
     return geoms, labels
+
+
+def with_patches(base: Patches, extra: Patches) -> Patches:
+    """base and then extra's polygons, extra's codes numbered on after base's (same prefix)."""
+    prefix, _, last = base.codes[-1].rpartition("-")
+    width, start = len(last), int(last) + 1
+    codes = [f"{prefix}-{i:0{width}d}" for i in range(start, start + len(extra.names))]
+    return Patches([*base.codes, *codes], [*base.names, *extra.names], np.concatenate([base.geometry, extra.geometry]))

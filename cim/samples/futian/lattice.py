@@ -13,11 +13,15 @@ from cim.samples.futian.geometry import rotate_xy, to_local
 
 @dataclass
 class Cells:
-    """Rectangular lattice cells (metric centre, local width/height, rotation)."""
+    """Rectangular lattice cells (metric centre, local width/height, rotation), with
+    their column and row in their lattice and which lattice (``group``) they are of."""
 
     centre: np.ndarray  # (n, 2)
     size: np.ndarray  # (n, 2)
     angle: np.ndarray  # (n,)
+    col: np.ndarray  # (n,) int
+    row: np.ndarray  # (n,) int
+    group: np.ndarray  # (n,) int
 
     def __len__(self) -> int:
         return len(self.centre)
@@ -28,10 +32,13 @@ class Cells:
             np.vstack([p.centre for p in parts]),
             np.vstack([p.size for p in parts]),
             np.concatenate([p.angle for p in parts]),
+            np.concatenate([p.col for p in parts]),
+            np.concatenate([p.row for p in parts]),
+            np.concatenate([p.group for p in parts]),
         )
 
     def take(self, idx: np.ndarray) -> Cells:
-        return Cells(self.centre[idx], self.size[idx], self.angle[idx])
+        return Cells(self.centre[idx], self.size[idx], self.angle[idx], self.col[idx], self.row[idx], self.group[idx])
 
     def local_to_metric(self, local: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Cell-frame coordinates (..., k, 2) or (n, 2) -> metric."""
@@ -52,15 +59,18 @@ def lattice_cells(
     pitch: tuple[float, float],
     rng: np.random.Generator,
     avoid: BaseGeometry | None = None,
+    group: int = 0,
 ) -> Cells:
     """Cells of a jittered rectangular lattice (rows/columns of random width,
-    rotated by angle) lying entirely inside region and clear of avoid."""
+    rotated by angle) lying entirely inside region and clear of avoid; ``group``
+    labels them (their lattice)."""
     origin = np.array(shapely.get_coordinates(shapely.centroid(region))[0])
     local = to_local(region, origin, angle)
     x0, y0, x1, y1 = local.bounds
     xs, ys = _breaks(x0, x1, pitch, rng), _breaks(y0, y1, pitch, rng)
     gx0, gy0 = (a.ravel() for a in np.meshgrid(xs[:-1], ys[:-1]))
     gx1, gy1 = (a.ravel() for a in np.meshgrid(xs[1:], ys[1:]))
+    col, row = (a.ravel() for a in np.meshgrid(np.arange(len(xs) - 1), np.arange(len(ys) - 1)))
     boxes = shapely.box(gx0, gy0, gx1, gy1)
     shapely.prepare(local)
     keep = shapely.contains(local, boxes)
@@ -70,7 +80,14 @@ def lattice_cells(
         keep &= ~shapely.intersects(avoid_local, boxes)
     centre_local = np.column_stack([(gx0 + gx1) / 2.0, (gy0 + gy1) / 2.0])[keep]
     size = np.column_stack([gx1 - gx0, gy1 - gy0])[keep]
-    return Cells(origin + rotate_xy(centre_local, angle), size, np.full(len(size), angle))
+    return Cells(
+        origin + rotate_xy(centre_local, angle),
+        size,
+        np.full(len(size), angle),
+        col[keep],
+        row[keep],
+        np.full(len(size), group),
+    )
 
 
 def points_on_cell_edges(cells: Cells, n: int, rng: np.random.Generator) -> np.ndarray:

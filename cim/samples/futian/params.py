@@ -17,10 +17,12 @@ LAYERS: tuple[str, ...] = (
     "communities",
     "grids",
     "buildings",
+    "buildings_2026",
     "parcels",
     "farmland",
     "forest",
     "eco_redline",
+    "construction_land",
     "sensors",
     "cameras",
     "tickets",
@@ -40,6 +42,10 @@ GRID_COUNT = 1646
 SMALL_OVERSHOOT = 1.05  # the small sample may exceed its building count by this factor
 CBD_LONLAT = (114.055, 22.537)
 CBD_RADIUS_M = 1400.0  # towers (100-300 m) only within this distance of the CBD
+#: where ``cim demo`` stands its BIM model (cim.demo.DEMO_BIM_ANCHOR; the FZK-Haus reaches 3 m
+#: west/south and 15/13 m east/north of it): the street block holding it is a vacant
+#: residential parcel (待开工), so that the model stands whole on it, clear of buildings
+DEMO_SITE_LONLAT = (114.05503, 22.53071)
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2026-11-01 00:00:00", tz=TZ)  # the sample's "today"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,14 +15,15 @@ import shapely
 
 from cim.samples import names
 from cim.samples.futian.admin import Admin, build_admin
-from cim.samples.futian.buildings import Buildings, build_buildings, select_buildings
+from cim.samples.futian.blocks import build_blocks
+from cim.samples.futian.buildings import Buildings, build_buildings, building_ids, select_buildings
 from cim.samples.futian.geometry import (
     as_multipolygons,
     load_boundary_metric,
     to_output,
 )
-from cim.samples.futian.landcover import Patches, build_land_cover
-from cim.samples.futian.params import LAYERS, SCALES, Scale
+from cim.samples.futian.landcover import Patches, build_land_cover, with_patches
+from cim.samples.futian.params import LAYERS, SCALES, Scale, rng
 from cim.samples.futian.parcels import Parcels, build_parcels
 from cim.samples.futian.points import (
     PointLayer,
@@ -28,6 +31,7 @@ from cim.samples.futian.points import (
     build_sensors,
     build_tickets,
 )
+from cim.samples.futian.survey import build_survey
 
 
 def _frame(columns: dict, geometry: np.ndarray) -> gpd.GeoDataFrame:
@@ -103,11 +107,12 @@ def _patch_frame(patches: Patches) -> gpd.GeoDataFrame:
     )
 
 
-def _buildings_frame(buildings: Buildings) -> gpd.GeoDataFrame:
+def _buildings_frame(buildings: Buildings, ids: np.ndarray | None = None) -> gpd.GeoDataFrame:
+    """The buildings layer (ids: BLD000001... in order unless given)."""
     n = len(buildings.geometry)
     return _frame(
         {
-            "id": [f"BLD{i:06d}" for i in range(1, n + 1)],
+            "id": building_ids(np.arange(1, n + 1)) if ids is None else ids,
             "name": buildings.name,
             "height": buildings.height,
             "floors": buildings.floors,
@@ -127,6 +132,15 @@ def _points_frame(layer: PointLayer) -> gpd.GeoDataFrame:
     return _frame(layer.columns, _point_geometry(layer.xy))
 
 
+def _first_survey(selected: Buildings, parcels: Parcels) -> tuple[Buildings, dict[int, int]]:
+    """The first survey's buildings: the selected ones but those that stood on vacant
+    parcels, built when their parcels say; and the parcels' raises by their index there."""
+    kept = np.flatnonzero(~parcels.cleared)
+    buildings = replace(selected, year_built=parcels.year_built).take(kept)
+    index_after = np.cumsum(~parcels.cleared) - 1
+    return buildings, {int(index_after[b]): added for b, added in parcels.raises.items()}
+
+
 def generate(
     out_dir: Path, scale: Scale = "small", seed: int = 42, on_layer: Callable[[str, int], None] | None = None
 ) -> dict[str, int]:
@@ -141,16 +155,25 @@ def generate(
 
     admin = build_admin(load_boundary_metric(), seed)
     land = build_land_cover(admin.boundary, seed)
-    all_buildings, road_cells = build_buildings(admin, land, seed)
-    buildings = select_buildings(all_buildings, spec, admin)
+    all_buildings, road_cells, villages = build_buildings(admin, land, seed)
+    selected, area = select_buildings(all_buildings, spec, admin)
+    blocks = build_blocks(road_cells, rng(seed, "blocks"))
+    parcels = build_parcels(admin, blocks, road_cells, selected, area, spec, seed)
+    buildings, raises = _first_survey(selected, parcels)
+    survey = build_survey(buildings, raises, parcels, blocks, road_cells, villages, area, admin, seed)
+    patches = {
+        "farmland": with_patches(land.farmland, parcels.encroached["farmland"]),
+        "forest": with_patches(land.forest, parcels.encroached["forest"]),
+        "eco_redline": with_patches(land.eco_redline, parcels.encroached["eco_redline"]),
+        "construction_land": survey.construction_land,
+    }
 
     builders: dict[str, Callable[[], gpd.GeoDataFrame]] = {
         **_admin_frames(admin),
         "buildings": lambda: _buildings_frame(buildings),
-        "parcels": lambda: _parcels_frame(build_parcels(admin, land, spec, seed)),
-        "farmland": lambda: _patch_frame(land.farmland),
-        "forest": lambda: _patch_frame(land.forest),
-        "eco_redline": lambda: _patch_frame(land.eco_redline),
+        "buildings_2026": lambda: _buildings_frame(survey.buildings, survey.ids),
+        "parcels": lambda: _parcels_frame(parcels),
+        **{layer: partial(_patch_frame, p) for layer, p in patches.items()},
         "sensors": lambda: _points_frame(build_sensors(buildings, road_cells, admin.boundary, spec.sensors, seed)),
         "cameras": lambda: _points_frame(build_cameras(road_cells, admin, spec.cameras, seed)),
         "tickets": lambda: _points_frame(build_tickets(buildings, road_cells, admin, spec.tickets, seed)),
