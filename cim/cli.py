@@ -829,7 +829,7 @@ def demo(
     port: int | None = typer.Option(None, help="port (default 8000)"),
 ) -> None:
     """Import the Futian sample and serve the viewer: the whole chain in one command."""
-    from cim.demo import import_sample
+    from cim.demo import check_sample_land, import_sample
 
     settings = get_settings()
     with _progress() as progress:
@@ -838,6 +838,16 @@ def demo(
     for r in reports:
         t.add_row(r.name, f"{r.feature_count:,}", r.geometry_type, f"{r.seconds:.2f} s")
     console.print(t)
+    with console.status("land supervision: checking the parcels against both survey epochs"):
+        checks = check_sample_land(settings)
+    last = checks[-1]
+    console.print(
+        f"land supervision: {last.checked:,} parcels checked ("
+        + ", ".join(f"{v} {n:,}" for v, n in sorted(last.verdicts.items()))
+        + f"), changes since {last.previous_epoch}: "
+        + ", ".join(f"{k} {n}" for k, n in last.changes.items())
+        + "; the viewer's 土地监管 panel shows them"
+    )
     if serve_after:
         host = settings.host
         if host in ("127.0.0.1", "localhost", "::1") and not settings.anonymous_read:

@@ -15,12 +15,15 @@ from rich.progress import Progress
 
 from cim.config import Settings
 from cim.crs import Datum
+from cim.db import connect
 from import_scripts.bim import BimImporter, BimOptions
 from import_scripts.bim.georef import Anchor
 from import_scripts.buildings import BuildingOptions, BuildingsImporter
 from import_scripts.layer import LayerImporter, LayerOptions
 from import_scripts.oblique import ObliqueImporter, ObliqueOptions
 from import_scripts.report import ImportReport
+from layers.land.checks import CheckOptions, CheckResult, run_check
+from layers.land.rules import thresholds_of
 
 if TYPE_CHECKING:  # the generator (geopandas) is imported only when a sample is generated
     from cim.samples.futian.params import Scale as SampleScale
@@ -32,7 +35,7 @@ BOUNDARY_GCJ02 = REPO / "data_samples" / "boundaries" / "440304.geojson"
 SAMPLE_VIEWER_CONFIG = SAMPLE_DIR / "viewer.json"
 #: the BIM model of the demo (FZK-Haus: IFC4, two storeys; no georeference of Futian, so placed by an anchor)
 DEMO_BIM = REPO / "data_samples" / "ifc" / "AC20-FZK-Haus.ifc"
-#: where its origin stands: on parcel B103-0042 of the sample (residential, 待开工) in Futian's CBD, the
+#: where its origin stands: on parcel B103-0029 of the sample (residential, 待开工) in Futian's CBD, the
 #: whole house inside the parcel and over 10 m from the white model's buildings; its +Y axis due north
 DEMO_BIM_ANCHOR = Anchor(114.05503, 22.53071, 0.0, 0.0)
 #: the oblique-photography production of the demo, where its metadata.xml puts it (about 113.38 E, 22.50 N:
@@ -139,3 +142,25 @@ def import_sample(
         reports.append(ObliqueImporter(settings, DEMO_OBLIQUE, "demo_oblique", oblique).run())
         step("demo_oblique")
     return reports
+
+
+#: the sample's two survey epochs, checked in order by the demo: (epoch, buildings layer)
+SAMPLE_EPOCHS = (("2023", "buildings"), ("2026", "buildings_2026"))
+
+
+def check_sample_land(settings: Settings) -> list[CheckResult]:
+    """The land checks of the sample's parcels: the first survey, then the second (with the changes)."""
+    results = []
+    with connect(settings) as conn:
+        for epoch, buildings in SAMPLE_EPOCHS:
+            options = CheckOptions(
+                parcels="parcels",
+                buildings=(buildings,),
+                epoch=epoch,
+                exempt=("construction_land",),
+                thresholds=thresholds_of(settings),
+                actor="demo",
+            )
+            results.append(run_check(conn, options))
+            conn.commit()
+    return results

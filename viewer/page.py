@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from cim.server.access import LAND_SUPERVISORS
 from layers.catalogue import LayerInfo
 from layers.land.followup import MAX_NOTE
-from layers.land.rules import KINDS, State, Verdict
+from layers.land.rules import EDITORS, KINDS, State, Verdict
 from viewer.deck import PICK_SUFFIX, TilesetRef, deck
 from viewer.styles import NO_STYLES, ViewerStyles
 
@@ -308,7 +307,7 @@ def land_config() -> dict:
         "verdicts": {v.value: v.name for v in Verdict},
         "states": {s.value: s.name for s in State},
         "kinds": list(KINDS),
-        "editors": sorted(role.value for role in LAND_SUPERVISORS),
+        "editors": sorted(EDITORS),
         "maxNote": MAX_NOTE,
     }
 

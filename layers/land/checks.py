@@ -22,7 +22,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from cim.errors import InputError
-from layers.catalogue import LayerInfo, get_layer
+from layers.catalogue import LayerInfo, find_layer, get_layer
+from layers.land.epochs import compare_epochs
 from layers.land.followup import record_findings
 from layers.land.rules import COMPLETED, KINDS, PROTECTED, Thresholds
 from layers.land.schema import SCHEMA, ensure_land_schema
@@ -146,8 +147,6 @@ def _layers(conn: psycopg.Connection, names: Sequence[str], what: str) -> list[L
 
 
 def _protected_layers(conn: psycopg.Connection, options: CheckOptions) -> dict[str, LayerInfo]:
-    from layers.catalogue import find_layer
-
     out = {}
     for kind, default in PROTECTED.items():
         given = options.protected.get(kind)
@@ -519,8 +518,6 @@ def run_check(conn: psycopg.Connection, options: CheckOptions, progress: Progres
             unapproved = conn.execute(_unapproved(conn, exempt, t), params).fetchall()
         say("writing")
         _write_parcels(conn, options.parcels, run_id, options.parcel_id)
-        from layers.land.epochs import compare_epochs
-
         changes, previous = compare_epochs(conn, options, srid, run_id) if options.epoch else ({}, None)
         closed = record_findings(conn, options.parcels, run_id, found, unapproved, options.parcel_id, options.actor)
         summary = _summary(conn, options.parcels)

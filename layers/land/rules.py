@@ -82,6 +82,10 @@ KINDS: dict[str, tuple[Severity, str]] = {
 #: the protected layers' findings: kind -> the option that names the layer (and its default name)
 PROTECTED = {"on_farmland": "farmland", "on_forest": "forest", "on_eco_redline": "eco_redline"}
 
+#: the roles that change findings' states and re-check parcels (plain names: layers does not import the server;
+#: cim/server/access.py's table is built from them)
+EDITORS = frozenset({"land_supervisor", "admin"})
+
 #: parcel statuses that mean "completed" (竣工)
 COMPLETED = frozenset({"已竣工", "竣工", "已完成", "completed", "complete", "done"})
 
