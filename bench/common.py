@@ -25,9 +25,11 @@ def bench_settings() -> Settings:
 def full_sample(scale: str = "full", seed: int = 42) -> Path:
     """The sample of that scale, generated once into bench/out/<scale>."""
     from cim.samples import futian
+    from cim.samples.futian.params import LAYERS
 
     folder = OUT / f"sample-{scale}-{seed}"
-    if not (folder / ".complete").exists():
+    stale = not all((folder / f"{name}.gpkg").is_file() for name in LAYERS)  # made before a layer existed
+    if stale or not (folder / ".complete").exists():
         shutil.rmtree(folder, ignore_errors=True)
         t0 = time.perf_counter()
         futian.generate(folder, scale=scale, seed=seed)

@@ -348,21 +348,21 @@ def test_the_report_and_the_exports_through_http(checked, land_clients, tmp_path
     import openpyxl
 
     viewer = land_clients["viewer"]
-    detail = viewer.get("/land/parcels/P-FAR", params={"parcels": LAYER}).json()
-    response = viewer.get("/land/parcels/P-FAR/report.pdf", params={"parcels": LAYER})
+    detail = viewer.get("/land/parcels/P-OK", params={"parcels": LAYER}).json()
+    response = viewer.get("/land/parcels/P-OK/report.pdf", params={"parcels": LAYER})
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     (tmp_path / "r.pdf").write_bytes(response.content)
     text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True, check=True)
     flat = "".join(text.stdout.split())
-    assert "P-FAR" in flat and "容积率" in flat and f"{detail['far']:.2f}" in flat
+    assert "P-OK" in flat and "容积率" in flat and f"{detail['far']:.2f}" in flat
     listed = viewer.get("/land/parcels", params={"parcels": LAYER, "format": "csv", "limit": 1000})
     assert listed.status_code == 200 and "attachment" in listed.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(listed.content.decode("utf-8-sig"))))
     ids = [r[0] for r in rows[1:]]
-    assert "P-FAR" in ids and len(ids) == len(PARCELS)
+    assert "P-OK" in ids and len(ids) == len(PARCELS)
     book = viewer.get("/land/parcels", params={"parcels": LAYER, "format": "xlsx", "limit": 1000})
     sheet = openpyxl.load_workbook(io.BytesIO(book.content)).worksheets[0]
     values = [[c.value for c in row] for row in sheet.iter_rows()]
-    far = next(r for r in values if r[0] == "P-FAR")
-    assert any(isinstance(v, float) and abs(v - detail["far"]) < 1e-3 for v in far)
+    far = next(r for r in values if r[0] == "P-OK")
+    assert any(isinstance(v, int | float) and abs(v - detail["far"]) < 1e-3 for v in far)
     assert viewer.get("/land/parcels", params={"parcels": LAYER, "format": "docx"}).status_code == 400

@@ -249,8 +249,11 @@ def _load_parcels(
     return len(good), skipped, count, notes
 
 
-def _load_buildings(conn: psycopg.Connection, layers: Sequence[LayerInfo], srid: int, t: Thresholds) -> int:
-    """Every building of ``layers`` into ``_b``: key (its ``id``, else its fid), height, floors, local footprint."""
+def _load_buildings(
+    conn: psycopg.Connection, layers: Sequence[LayerInfo], srid: int, t: Thresholds, *, single: bool = False
+) -> int:
+    """Every building of ``layers`` into ``_b``: key (its ``id``, else its fid), height, floors, local footprint;
+    ``single``: only those around the parcels read (one parcel and its neighbours)."""
     conn.execute(
         """CREATE TEMP TABLE _b (layer text, fid bigint, key text, name text, height float8, floors int,
              street text, community text, grid text, geom geometry, bg geometry, area float8) ON COMMIT DROP"""
@@ -274,7 +277,7 @@ def _load_buildings(conn: psycopg.Connection, layers: Sequence[LayerInfo], srid:
                 """INSERT INTO _b (layer, fid, key, name, height, floors, street, community, grid, geom)
                    SELECT %(layer)s, t.fid, coalesce({key}, t.fid::text), left({name}, 100), {height}, {floors},
                           {street}, {community}, {grid}, t.geom
-                   FROM {table} t WHERE t.geom IS NOT NULL AND NOT ST_IsEmpty(t.geom)"""
+                   FROM {table} t WHERE t.geom IS NOT NULL AND NOT ST_IsEmpty(t.geom) {near}"""
             ).format(
                 key=col("id"),
                 name=col("name"),
@@ -284,13 +287,16 @@ def _load_buildings(conn: psycopg.Connection, layers: Sequence[LayerInfo], srid:
                 community=col("community"),
                 grid=col("grid"),
                 table=sql.Identifier(layer.table_schema, layer.table_name),
+                near=sql.SQL("AND t.geom && (SELECT ST_Extent(geom) FROM _p)" if single else ""),
             ),
             {"layer": layer.name, "fh": t.floor_height_m},
         )
     conn.execute("UPDATE _b SET bg = ST_Transform(geom, %s)", (srid,))
     conn.execute("UPDATE _b SET area = ST_Area(bg)")
     conn.execute("CREATE INDEX ON _b USING gist (geom)")
-    conn.execute("ANALYZE _b")
+    conn.execute("CREATE INDEX ON _b (layer, fid)")
+    if not single:  # (a few hundred rows around one parcel: the planner's guesses are as good)
+        conn.execute("ANALYZE _b")
     row = conn.execute("SELECT count(*) FROM _b").fetchone()
     return int(row[0]) if row else 0
 
@@ -299,7 +305,8 @@ def _load_buildings(conn: psycopg.Connection, layers: Sequence[LayerInfo], srid:
 _PAIRS = (
     """CREATE TEMP TABLE _pb ON COMMIT DROP AS
        SELECT * FROM (SELECT p.parcel_id, b.layer, b.fid, b.key, b.name, b.height, b.floors, b.area,
-                             ST_Area(ST_Intersection(p.pg, b.bg)) AS inside, false AS home
+                             CASE WHEN ST_Covers(p.pg, b.bg) THEN b.area
+                                  ELSE ST_Area(ST_Intersection(p.pg, b.bg)) END AS inside, false AS home
                       FROM _p p JOIN _b b ON ST_Intersects(p.geom, b.geom)) x
        WHERE inside > %(min)s""",
     """UPDATE _pb SET home = true
@@ -415,14 +422,22 @@ def _protected_finding(conn: psycopg.Connection, layer: LayerInfo, t: Thresholds
         FROM o WHERE o.overlap > {t.overlap_min_m2} GROUP BY o.parcel_id"""
 
 
-def _unapproved(conn: psycopg.Connection, exempt: Sequence[LayerInfo], t: Thresholds) -> str:
-    """Buildings on no approved parcel (by more than overlap_min_m2) and on no exempt layer."""
-    clauses = "".join(
-        f" AND NOT EXISTS (SELECT 1 FROM {sql.Identifier(e.table_schema, e.table_name).as_string(conn)} e "
-        f"WHERE ST_Intersects(e.geom, b.geom) "
-        f"AND ST_Area(ST_Intersection(ST_Transform(e.geom, %(srid)s), b.bg)) > {t.overlap_min_m2})"
-        for e in exempt
-    )
+def _load_exempt(conn: psycopg.Connection, exempt: Sequence[LayerInfo], srid: int) -> None:
+    """The exempt layers' polygons into ``_x``, projected once (not once per building they hold)."""
+    conn.execute("CREATE TEMP TABLE _x (geom geometry, xg geometry) ON COMMIT DROP")
+    for e in exempt:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO _x SELECT geom, ST_Transform(geom, %s) FROM {} "
+                "WHERE geom IS NOT NULL AND geom && (SELECT ST_Extent(geom) FROM _b)"
+            ).format(sql.Identifier(e.table_schema, e.table_name)),
+            (srid,),
+        )
+    conn.execute("CREATE INDEX ON _x USING gist (geom)")
+
+
+def _unapproved(t: Thresholds) -> str:
+    """Buildings on no approved parcel (by more than overlap_min_m2) and on no exempt land (``_x``)."""
     b = (
         "jsonb_build_object('layer', b.layer, 'fid', b.fid, 'id', b.key, 'name', b.name, "
         "'height', round(b.height::numeric, 2), 'floors', b.floors, 'area_m2', round(b.area::numeric, 2))"
@@ -432,7 +447,9 @@ def _unapproved(conn: psycopg.Connection, exempt: Sequence[LayerInfo], t: Thresh
                  'buildings', jsonb_build_array({b})), b.street, b.community, b.grid, ST_PointOnSurface(b.geom)
         FROM _b b
         WHERE NOT EXISTS (SELECT 1 FROM _pb pb JOIN _p p USING (parcel_id)
-                          WHERE pb.layer = b.layer AND pb.fid = b.fid AND p.approval_date IS NOT NULL){clauses}"""
+                          WHERE pb.layer = b.layer AND pb.fid = b.fid AND p.approval_date IS NOT NULL)
+          AND NOT EXISTS (SELECT 1 FROM _x x WHERE ST_Intersects(x.geom, b.geom)
+                            AND (ST_Covers(x.xg, b.bg) OR ST_Area(ST_Intersection(x.xg, b.bg)) > {t.overlap_min_m2}))"""
 
 
 def _write_parcels(conn: psycopg.Connection, layer: str, run_id: int, single: str | None) -> None:
@@ -472,7 +489,7 @@ def run_check(conn: psycopg.Connection, options: CheckOptions, progress: Progres
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cim.land.{options.parcels}",))
         # dropped at commit; when the caller holds a transaction open, by the next check
-        conn.execute("DROP TABLE IF EXISTS _p, _b, _pb, _f, _found, _m, _prev")
+        conn.execute("DROP TABLE IF EXISTS _p, _b, _pb, _f, _found, _m, _prev, _x")
         parcels = _layers(conn, [options.parcels], "--parcels")[0]
         columns = _mapped(options, parcels)
         if not options.buildings:
@@ -485,7 +502,7 @@ def run_check(conn: psycopg.Connection, options: CheckOptions, progress: Progres
         say("reading parcels")
         loaded, skipped, skipped_count, notes = _load_parcels(conn, parcels, columns, options, srid)
         say("measuring buildings")
-        _load_buildings(conn, buildings, srid, t)
+        _load_buildings(conn, buildings, srid, t, single=options.parcel_id is not None)
         say("overlaying")
         for statement in _PAIRS:
             conn.execute(statement, {"min": t.overlap_min_m2} if "%(min)s" in statement else None)
@@ -515,7 +532,8 @@ def run_check(conn: psycopg.Connection, options: CheckOptions, progress: Progres
                 found.append((f"{pid}|{kind}", pid, kind, evidence))
         unapproved = []
         if options.parcel_id is None:
-            unapproved = conn.execute(_unapproved(conn, exempt, t), params).fetchall()
+            _load_exempt(conn, exempt, srid)
+            unapproved = conn.execute(_unapproved(t), params).fetchall()
         say("writing")
         _write_parcels(conn, options.parcels, run_id, options.parcel_id)
         changes, previous = compare_epochs(conn, options, srid, run_id) if options.epoch else ({}, None)

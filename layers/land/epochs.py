@@ -3,9 +3,10 @@ and a check under an epoch reports, per parcel, what changed since the
 previous one (the latest epoch whose label sorts before it: ``2023`` <
 ``2026``, ``2025-06`` < ``2025-12``): new, demolished, raised, grown.
 
-A building of this epoch matches one of the previous epoch when their
-footprints overlap by half of the smaller one (the best overlap wins):
-survey ids differ between epochs, footprints do not move.
+A building of this epoch matches one of the previous epoch when it has the
+same key (``id``) and the same footprint box, else when their footprints
+overlap by half of the smaller one (the best overlap wins): survey ids may
+differ between epochs, footprints do not move.
 """
 
 from __future__ import annotations
@@ -20,13 +21,25 @@ from layers.land.schema import SCHEMA
 if TYPE_CHECKING:
     from layers.land.checks import CheckOptions
 
-_MATCH = """
-CREATE TEMP TABLE _m ON COMMIT DROP AS
-SELECT DISTINCT ON (b.layer, b.fid) b.layer, b.fid, o.key AS old_key, o.height AS old_height, o.area AS old_area
-FROM _b b JOIN _prev o ON ST_Intersects(b.geom, o.geom)
-WHERE ST_Area(ST_Intersection(b.bg, o.bg)) >= 0.5 * least(b.area, o.area)
-ORDER BY b.layer, b.fid, ST_Area(ST_Intersection(b.bg, o.bg)) DESC
-"""
+#: each building of this epoch and its predecessor: the same key with the same footprint's box
+#: (most buildings: a hash join, no geometry computed), else the best overlap of half the smaller
+#: footprint (areas in degrees: their ratio is the same in metres at a building's size)
+_MATCH = (
+    """CREATE TEMP TABLE _m ON COMMIT DROP AS
+       SELECT b.layer, b.fid, o.key AS old_key, o.height AS old_height, o.area AS old_area
+       FROM _b b JOIN _prev o ON o.key = b.key AND o.geom ~= b.geom""",
+    "CREATE INDEX ON _m (layer, fid)",
+    """INSERT INTO _m
+       SELECT DISTINCT ON (x.layer, x.fid) x.layer, x.fid, x.key, x.height, x.area FROM (
+         SELECT b.layer, b.fid, o.key, o.height, o.area,
+                ST_Area(ST_Intersection(b.geom, o.geom)) / nullif(least(ST_Area(b.geom), ST_Area(o.geom)), 0) AS share
+         FROM _b b JOIN _prev o ON ST_Intersects(b.geom, o.geom)
+         WHERE NOT EXISTS (SELECT 1 FROM _m m WHERE m.layer = b.layer AND m.fid = b.fid)
+           AND NOT EXISTS (SELECT 1 FROM _m m WHERE m.old_key = o.key)) x
+       WHERE x.share >= 0.5
+       ORDER BY x.layer, x.fid, x.share DESC""",
+    "CREATE INDEX ON _m (old_key)",
+)
 
 _BUILDING = "jsonb_build_object('height', round({h}::numeric, 2), 'area_m2', round({a}::numeric, 2))"
 
@@ -42,13 +55,14 @@ CROSS JOIN LATERAL (VALUES
     ('grown', {_BUILDING.format(h="m.old_height", a="m.old_area")}, {_BUILDING.format(h="b.height", a="b.area")},
      m.fid IS NOT NULL AND b.area - m.old_area > %(grown)s)
 ) AS c(kind, before, after, holds)
-WHERE c.holds AND (%(single)s::text IS NULL OR pb.parcel_id = %(single)s)
+WHERE (m.fid IS NULL OR b.height - m.old_height >= %(raised)s OR b.area - m.old_area > %(grown)s)
+  AND c.holds AND (%(single)s::text IS NULL OR pb.parcel_id = %(single)s)
 UNION ALL
 SELECT DISTINCT ON (o.key) %(layer)s, p.parcel_id, 'demolished', o.layer, o.key, o.name,
        {_BUILDING.format(h="o.height", a="o.area")}, NULL, %(prev)s, %(epoch)s
 FROM _prev o JOIN _p p ON ST_Intersects(p.geom, o.geom)
 WHERE NOT EXISTS (SELECT 1 FROM _m m WHERE m.old_key = o.key)
-  AND ST_Area(ST_Intersection(p.pg, o.bg)) > %(min)s
+  AND ST_Area(ST_Intersection(p.pg, ST_Transform(o.geom, %(srid)s))) > %(min)s
   AND (%(single)s::text IS NULL OR p.parcel_id = %(single)s)
 ORDER BY 8, 2
 """
@@ -90,15 +104,18 @@ def compare_epochs(
     conn.execute(f"DELETE FROM {SCHEMA}.changes WHERE parcels_layer = %(layer)s {scope}", params)
     if prev is None:
         return dict.fromkeys(CHANGES, 0), None
+    # one parcel: the previous epoch's buildings around the parcels read (its neighbourhood)
+    near = "AND geom && (SELECT ST_Extent(geom) FROM _b)" if options.parcel_id else ""
     conn.execute(
         f"""CREATE TEMP TABLE _prev ON COMMIT DROP AS
-            SELECT layer, key, name, height, floors, area_m2 AS area, geom, ST_Transform(geom, %s) AS bg
-            FROM {SCHEMA}.epoch_buildings WHERE epoch = %s""",
-        (srid, prev),
+            SELECT layer, key, name, height, floors, area_m2 AS area, geom
+            FROM {SCHEMA}.epoch_buildings WHERE epoch = %s {near}""",
+        (prev,),
     )
     conn.execute("CREATE INDEX ON _prev USING gist (geom)")
-    conn.execute("ANALYZE _prev")
-    conn.execute(_MATCH)
+    conn.execute("CREATE INDEX ON _prev (key)")
+    for statement in _MATCH:
+        conn.execute(statement)
     t = options.thresholds
     conn.execute(
         _CHANGES,
@@ -109,6 +126,7 @@ def compare_epochs(
             "raised": t.raised_min_m,
             "grown": t.grown_min_m2,
             "min": t.overlap_min_m2,
+            "srid": srid,
         },
     )
     conn.execute(
