@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.epoch_buildings (
     geom     geometry(Geometry, 4326) NOT NULL
 );
 CREATE INDEX IF NOT EXISTS epoch_buildings_epoch ON {SCHEMA}.epoch_buildings (epoch);
+CREATE INDEX IF NOT EXISTS epoch_buildings_geom ON {SCHEMA}.epoch_buildings USING gist (geom);
 CREATE TABLE IF NOT EXISTS {SCHEMA}.changes (
     parcels_layer  text NOT NULL,
     parcel_id      text NOT NULL,
@@ -144,6 +145,9 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.changes (
 CREATE INDEX IF NOT EXISTS changes_parcel ON {SCHEMA}.changes (parcels_layer, parcel_id);
 """
 
+#: the object the DDL makes last: when it is there, so is the rest
+_LAST = "epoch_buildings_geom"
+
 _COMMENTS = {
     "runs": "土地批后监管: 每次核查一行",
     "parcels": "土地批后监管: 宗地核查结果 (指标与结论)",
@@ -158,7 +162,7 @@ _COMMENTS = {
 
 def ensure_land_schema(conn: psycopg.Connection) -> None:
     """Create what is missing (serialised: two first checks at once do not race)."""
-    found = conn.execute("SELECT to_regclass('land.changes') IS NOT NULL").fetchone()
+    found = conn.execute(f"SELECT to_regclass('{SCHEMA}.{_LAST}') IS NOT NULL").fetchone()
     if found and found[0]:
         return
     with conn.transaction():
