@@ -17,7 +17,7 @@ for a few seconds, so vector tiles pay a dictionary lookup, not a query.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from cim.auth.store import (
 )
 from cim.config import Settings
 from cim.errors import Forbidden, Unauthenticated
+from layers.land.rules import EDITORS
 
 SESSION_COOKIE = "cim_session"
 SESSION_MAX_AGE_S = 12 * 3600  # a working day
@@ -53,6 +54,7 @@ PUBLIC = "public"
 READ = "read"
 ADMIN = frozenset({Role.admin})
 OPERATORS = frozenset({Role.operator, Role.admin})
+LAND_SUPERVISORS = frozenset(Role(r) for r in EDITORS)
 WRITERS_OF_READINGS = frozenset({Role.device, Role.operator, Role.admin})
 
 Rule = str | frozenset[Role]
@@ -65,6 +67,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/auth/login"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,
     ("GET", "/auth/me"): PUBLIC,
+    ("GET", "/auth/oidc/login"): PUBLIC,
+    ("GET", "/auth/oidc/callback"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/docs/assets/{name}"): PUBLIC,
@@ -113,6 +117,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/live/tickets/{ticket_id}"): OPERATORS,
     ("POST", "/live/sensors/readings"): WRITERS_OF_READINGS,
     ("POST", "/live/tickets"): OPERATORS,
+    # land supervision: the results for every reader; follow-up and re-checks for land supervisors
+    ("GET", "/land/parcels"): READ,
+    ("GET", "/land/parcels/{parcel_id}"): READ,
+    ("GET", "/land/parcels/{parcel_id}/report.pdf"): READ,
+    ("GET", "/land/unapproved"): READ,
+    ("GET", "/land/stats"): READ,
+    ("POST", "/land/findings/{finding_id}"): LAND_SUPERVISORS,
+    ("POST", "/land/parcels/{parcel_id}/check"): LAND_SUPERVISORS,
     # administration
     ("GET", "/audit"): ADMIN,
 }
@@ -199,6 +211,8 @@ class Authenticator:
             name = self.sessions.loads(cookie, max_age=SESSION_MAX_AGE_S)
         except BadSignature:
             return None
+        if isinstance(name, dict):  # signed in through OIDC: the session carries name and roles
+            return _carried(name)
         if not isinstance(name, str):
             return None
 
@@ -209,8 +223,10 @@ class Authenticator:
 
         return await self._cached(self._users, name, load)
 
-    def session_cookie(self, name: str) -> str:
-        return self.sessions.dumps(name)
+    def session_cookie(self, name: str, roles: Iterable[str] | None = None) -> str:
+        """A user of cim.users (checked again on every use), or, with ``roles``, a person the OIDC provider
+        vouched for (no row in cim.users: the roles it gave are kept in the signed cookie)."""
+        return self.sessions.dumps(name if roles is None else {"name": name, "roles": sorted(roles)})
 
     def forget(self) -> None:
         """Drop the caches (a token revoked or a user disabled through the HTTP API)."""
@@ -218,11 +234,23 @@ class Authenticator:
         self._users.clear()
 
 
+def _carried(session: dict) -> Identity | None:
+    """The identity a session made by :meth:`Authenticator.session_cookie` with roles carries."""
+    name, roles = session.get("name"), session.get("roles")
+    if not isinstance(name, str) or not isinstance(roles, list):
+        return None
+    return Identity(name, roles_of(r for r in roles if isinstance(r, str)), "session")
+
+
 async def check(conn: HTTPConnection, method: str, template: str) -> Identity:
     """Who asks for ``method template``, if the table lets them (else 401 or 403)."""
     rule = rule_of(method, template)
     auth: Authenticator = conn.app.state.authenticator
-    who = await auth.identify(conn, getattr(conn.app.state, "pool", None))
+    try:
+        who = await auth.identify(conn, getattr(conn.app.state, "pool", None))
+    except Unauthenticated:  # a malformed, unknown or revoked token: a failed sign-in
+        await audit(conn, ANONYMOUS, "token.refused", f"{method} {conn.url.path}"[:500], ok=False)
+        raise
     conn.state.identity = who
     if rule is None:
         raise Forbidden(f"{method} {template} has no entry in the access table (cim/server/access.py)")

@@ -10,7 +10,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cim import __version__
 from cim.auth.store import ensure_auth_schema
@@ -21,10 +20,10 @@ from cim.live.stream import Broadcaster
 from cim.server.access import Authenticator, Guarded, authorize
 from cim.server.deps import CatalogueCache
 from cim.server.errors import add_exception_handlers
-from cim.server.headers import SecurityHeaders
+from cim.server.headers import SecurityHeaders, TrustedHosts
 from cim.server.limits import BodyLimit
 from cim.server.openapi import install_openapi_30
-from cim.server.routes import auth, bim, docs, health, layers, live, ogc, tilesets, viewer
+from cim.server.routes import auth, bim, docs, health, land, layers, live, ogc, tilesets, viewer
 from cim.server.routes.tileset_files import TilesetFiles
 from import_scripts.contract import reconcile_tilesets
 from viewer.assets import STATIC_DIR
@@ -83,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tilesets.router)
     app.include_router(bim.router)
     app.include_router(live.router)
+    app.include_router(land.router)
     app.include_router(docs.router)
     app.include_router(ogc.router)  # the landing page at / among them
     app.include_router(auth.router)
@@ -111,6 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # outermost last: a request for another Host is refused before anything else runs (no DNS rebinding)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.trusted_hosts())
 
     return app

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import psycopg
-from fastapi import Depends, Request
+from fastapi import Request
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from starlette.requests import HTTPConnection
 
 from cim.config import Settings
 from cim.errors import Forbidden, NotFoundError
@@ -17,11 +18,17 @@ from layers.schema import META_SCHEMA
 _CATALOGUE_TTL = 1.0  # seconds a catalogue read is reused: a new import shows within a second
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Every tile asks for these. They are coroutines, even where they do not wait: FastAPI runs a
+# plain function in its thread pool (two thread hand-offs a tile took most of a 304's time); and
+# they ask for no dependencies of their own: each costs FastAPI a resolution on every request,
+# cached or not (the app's state holds the settings, the pool and the catalogue's cache).
+
+
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_pool(request: Request) -> AsyncConnectionPool:
+async def get_pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool
 
 
@@ -47,20 +54,31 @@ class CatalogueCache:
         return self._layers
 
 
-async def get_catalogue(request: Request, pool: AsyncConnectionPool = Depends(get_pool)) -> dict[str, LayerInfo]:
-    return await request.app.state.catalogue.layers(pool)
+_CATALOGUE = "cim.catalogue"  # the request's scope holds the catalogue it read
 
 
-async def get_grid_layer(
-    catalogue: dict[str, LayerInfo] = Depends(get_catalogue), settings: Settings = Depends(get_settings_dep)
-) -> LayerInfo | None:
+async def _catalogue(conn: HTTPConnection) -> dict[str, LayerInfo]:
+    """The catalogue, read from its cache once per request: the layer and the grid layer of a
+    request come from the same read."""
+    layers = conn.scope.get(_CATALOGUE)
+    if layers is None:
+        layers = conn.scope[_CATALOGUE] = await conn.app.state.catalogue.layers(conn.app.state.pool)
+    return layers
+
+
+async def get_catalogue(request: Request) -> dict[str, LayerInfo]:
+    return await _catalogue(request)
+
+
+async def get_grid_layer(request: Request) -> LayerInfo | None:
     """The layer that places features in street/community/grid (``CIM_GRID_LAYER``), if imported:
     where a masked ticket is snapped to (layers.sensitive)."""
-    return catalogue.get(settings.grid_layer)
+    settings: Settings = request.app.state.settings
+    return (await _catalogue(request)).get(settings.grid_layer)
 
 
-async def get_layer(name: str, request: Request, catalogue: dict[str, LayerInfo] = Depends(get_catalogue)) -> LayerInfo:
-    layer = catalogue.get(name)
+async def get_layer(name: str, request: Request) -> LayerInfo:
+    layer = (await _catalogue(request)).get(name)
     if layer is None:
         raise NotFoundError(f"no layer named {name!r}", hint="GET /layers lists the layers")
     who = getattr(request.state, "identity", None)

@@ -35,7 +35,43 @@ def caller_roles(conn: HTTPConnection) -> frozenset[str]:
 
 def caller_mask(conn: HTTPConnection, layer: LayerInfo, grids: LayerInfo | None) -> Mask:
     """What the caller does not see of ``layer`` (layers.sensitive); ``grids``: the grid layer, if imported."""
-    return mask_for(layer, caller_roles(conn), grids)
+    return _mask(layer, caller_roles(conn), grids)
+
+
+#: masks and revisions of the catalogue's layers, kept by the LayerInfo objects they were computed
+#: from (frozen; the catalogue makes new ones when it reads the database again, every second at
+#: most): a tile pays a dictionary lookup, not the column checks of layers.sensitive on every
+#: request. Each entry holds its objects, so that their ids are not reused while it is kept.
+_MEMO: dict[tuple, tuple] = {}
+_MEMO_SIZE = 1024
+
+
+def _remember(key: tuple, entry: tuple) -> None:
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.clear()
+    _MEMO[key] = entry
+
+
+def _mask(layer: LayerInfo, roles: frozenset[str], grids: LayerInfo | None) -> Mask:
+    """``mask_for(layer, roles, grids)``, once per catalogue entry, grid layer and roles."""
+    key = ("mask", id(layer), id(grids), roles)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is layer and hit[1] is grids:
+        return hit[2]
+    mask = mask_for(layer, roles, grids)
+    _remember(key, (layer, grids, mask))
+    return mask
+
+
+def _revision(layer: LayerInfo) -> str:
+    """``layer.revision`` (the ETag's part), once per catalogue entry."""
+    key = ("revision", id(layer))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is layer:
+        return hit[1]
+    revision = layer.revision
+    _remember(key, (layer, revision))
+    return revision
 
 
 async def vector_tile(
@@ -59,8 +95,8 @@ async def vector_tile(
         raise NotFoundError(f"tile {z}/{x}/{y} does not exist (zoom 0 to {MAX_ZOOM}, x and y below 2^zoom)")
     masks = [caller_mask(request, layer, grids) for layer in layers]
     masked = any(mask.restricted for mask in masks)
-    sensitive = masked or any(mask_for(layer, (), grids).restricted for layer in layers)
-    versions = "+".join(layer.revision for layer in layers)
+    sensitive = masked or any(_mask(layer, frozenset(), grids).restricted for layer in layers)
+    versions = "+".join(_revision(layer) for layer in layers)
     etag = f'"{versions}-{z}-{x}-{y}{"-masked" if masked else ""}"'
     headers = {
         "Cache-Control": "private, max-age=3600" if sensitive and not masked else "public, max-age=3600",
