@@ -119,7 +119,8 @@ def peer(settings) -> dict:
     with connect(settings) as conn:
         parcels = _read(
             conn,
-            "SELECT parcel_id, approved_far::float8, coverage::float8, height_limit::float8, geom FROM layers.bl_parcels",
+            "SELECT parcel_id, approved_far::float8, coverage::float8, height_limit::float8, geom "
+            "FROM layers.bl_parcels",
         )
         buildings = _read(conn, "SELECT fid, height::float8, floors::float8, geom FROM layers.bl_buildings_2026")
         zones = {
