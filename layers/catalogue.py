@@ -11,6 +11,7 @@ import re
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -51,7 +52,7 @@ class LayerInfo:
     #: columns marked sensitive by an admin, beyond those sensitive by name (layers.sensitive)
     sensitive: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def served_columns(self) -> dict[str, str]:
         """The columns (name -> type) the layer serves to anyone, in table order."""
         if self.served is None:
@@ -59,7 +60,7 @@ class LayerInfo:
         allowed = set(self.served)
         return {c: t for c, t in self.columns.items() if c in allowed}
 
-    @property
+    @cached_property
     def revision(self) -> str:
         """Changes with every import and every change of the column policy (tiles' ETags):
         versions restart with a new database, so the import time is part of it."""

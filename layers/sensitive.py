@@ -147,7 +147,8 @@ def mask_for(layer: LayerInfo, roles: Iterable[str], grids: LayerInfo | None = N
     snap = snaps_points(layer, roles)
     cells = grid_table(grids) if snap and GRID_COLUMN in layer.columns else None
     hidden = frozenset(hidden_columns(layer, roles))
-    return Mask(hidden, snap, cells, restricted=snap or not hidden <= hidden_columns(layer, MAY_SEE))
+    unserved = set(layer.columns) - set(layer.served_columns)  # what everyone misses: the allow-list's doing
+    return Mask(hidden, snap, cells, restricted=snap or not hidden <= unserved)
 
 
 def visible_columns(layer: LayerInfo, mask: Mask) -> dict[str, str]:
