@@ -3,6 +3,8 @@
 // failed requests, and every request to a host other than 127.0.0.1/localhost.
 // usage: node tools/browser_check.mjs URL [--timeout 60000] [--screenshot out.png] [--size 1280x800]
 //        [--hover X,Y] [--eval "JS expression"]   (after the page is done: move the mouse, then evaluate)
+//        [--sign-in USER]  first sign in as USER on the URL's server's sign-in page (the password in
+//                      the environment variable CIM_BROWSER_PASSWORD); the report's `me` is /auth/me then
 //        [--no-done]   for pages that never set __cimDone (e.g. FastAPI's /docs): done at the load event;
 //                      pass an --eval that waits for what it needs (a Promise is awaited; let it give up
 //                      by itself, in less than --timeout).
@@ -18,6 +20,7 @@ const screenshot = opt("--screenshot", null);
 const [width, height] = opt("--size", "1280x800").split("x").map(Number);
 const hover = opt("--hover", null);
 const evalExpr = opt("--eval", null);
+const signInAs = opt("--sign-in", null);
 const waitDone = !(args.includes("--no-done") || process.env.CIM_BROWSER_NO_DONE === "1");
 
 const browser = await chromium.launch({
@@ -39,6 +42,16 @@ try {
   });
   page.on("requestfailed", (r) => out.failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
   page.on("response", (r) => { if (r.status() >= 400) out.failedRequests.push(`${r.url()} HTTP ${r.status()}`); });
+  if (signInAs) {
+    // back to the sign-in page once signed in (an HTML page with an icon: a JSON one makes Chromium ask
+    // for /favicon.ico, a 404 in the console)
+    const base = new URL(url).origin;
+    await page.goto(`${base}/auth/login?next=${encodeURIComponent("/auth/login?signed=1")}`, { timeout });
+    await page.fill("input[name=username]", signInAs);
+    await page.fill("input[name=password]", process.env.CIM_BROWSER_PASSWORD || "");
+    await Promise.all([page.waitForURL(/\/auth\/login\?signed=1$/, { timeout }), page.click("button")]);
+    out.me = await page.evaluate(() => fetch("/auth/me").then((r) => r.json()));
+  }
   const t0 = Date.now();
   await page.goto(url, { waitUntil: "load", timeout });
   if (waitDone) await page.waitForFunction(() => window.__cimDone === true, null, { timeout, polling: 200 });
