@@ -38,40 +38,26 @@ def caller_mask(conn: HTTPConnection, layer: LayerInfo, grids: LayerInfo | None)
     return _mask(layer, caller_roles(conn), grids)
 
 
-#: masks and revisions of the catalogue's layers, kept by the LayerInfo objects they were computed
-#: from (frozen; the catalogue makes new ones when it reads the database again, every second at
-#: most): a tile pays a dictionary lookup, not the column checks of layers.sensitive on every
-#: request. Each entry holds its objects, so that their ids are not reused while it is kept.
-_MEMO: dict[tuple, tuple] = {}
-_MEMO_SIZE = 1024
-
-
-def _remember(key: tuple, entry: tuple) -> None:
-    if len(_MEMO) >= _MEMO_SIZE:
-        _MEMO.clear()
-    _MEMO[key] = entry
+#: masks of the catalogue's layers, kept by the LayerInfo objects they were computed from (frozen;
+#: the catalogue makes new ones when it reads the database again, every second at most): a tile pays
+#: a dictionary lookup, not the column checks of layers.sensitive on every request. Each entry holds
+#: its objects, so that their ids are not reused while it is kept. (A layer's revision, the ETag's
+#: part, is a cached property of the LayerInfo itself.)
+_MASKS: dict[tuple, tuple[LayerInfo, LayerInfo | None, Mask]] = {}
+_MASKS_SIZE = 1024
 
 
 def _mask(layer: LayerInfo, roles: frozenset[str], grids: LayerInfo | None) -> Mask:
     """``mask_for(layer, roles, grids)``, once per catalogue entry, grid layer and roles."""
-    key = ("mask", id(layer), id(grids), roles)
-    hit = _MEMO.get(key)
+    key = (id(layer), id(grids), roles)
+    hit = _MASKS.get(key)
     if hit is not None and hit[0] is layer and hit[1] is grids:
         return hit[2]
     mask = mask_for(layer, roles, grids)
-    _remember(key, (layer, grids, mask))
+    if len(_MASKS) >= _MASKS_SIZE:
+        _MASKS.clear()
+    _MASKS[key] = (layer, grids, mask)
     return mask
-
-
-def _revision(layer: LayerInfo) -> str:
-    """``layer.revision`` (the ETag's part), once per catalogue entry."""
-    key = ("revision", id(layer))
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0] is layer:
-        return hit[1]
-    revision = layer.revision
-    _remember(key, (layer, revision))
-    return revision
 
 
 async def vector_tile(
@@ -96,7 +82,7 @@ async def vector_tile(
     masks = [caller_mask(request, layer, grids) for layer in layers]
     masked = any(mask.restricted for mask in masks)
     sensitive = masked or any(_mask(layer, frozenset(), grids).restricted for layer in layers)
-    versions = "+".join(_revision(layer) for layer in layers)
+    versions = "+".join(layer.revision for layer in layers)
     etag = f'"{versions}-{z}-{x}-{y}{"-masked" if masked else ""}"'
     headers = {
         "Cache-Control": "private, max-age=3600" if sensitive and not masked else "public, max-age=3600",

@@ -114,7 +114,8 @@ def record_findings(
 
 
 def update_verdicts(conn: psycopg.Connection, layer: str, parcel_id: str | None = None) -> None:
-    """Each parcel's verdict from its open findings that are not 误报 (the rule of rules.verdict_of, in SQL)."""
+    """Each parcel's verdict from its open findings that are not 误报 (the rule in layers.land.rules'
+    docstring: 违规 when one is 违规, else 预警 when one is 预警, else 合规)."""
     conn.execute(
         f"""UPDATE {SCHEMA}.parcels p SET verdict = coalesce(v.verdict, '合规')
             FROM (SELECT p2.parcel_id,

@@ -111,11 +111,3 @@ class Thresholds:
 def thresholds_of(settings: Settings) -> Thresholds:
     """The thresholds of the ``land_*`` settings (``CIM_LAND_FAR_TOLERANCE``, ...)."""
     return Thresholds(**{f.name: getattr(settings, f"land_{f.name}") for f in dataclasses.fields(Thresholds)})
-
-
-def verdict_of(severities: list[Severity]) -> Verdict:
-    if Severity.violation in severities:
-        return Verdict.violation
-    if Severity.warning in severities:
-        return Verdict.warning
-    return Verdict.compliant
