@@ -191,6 +191,11 @@ def layers_list(ctx: typer.Context) -> None:
     console.print(t if found else "no layers yet: `cim import layer SRC --name NAME` adds one")
 
 
+def _names(text: str | None) -> tuple[str, ...]:
+    """``a, b,,c`` -> (a, b, c)."""
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
 def _column_list(text: str | None, current: tuple[str, ...] | None, every: list[str]) -> list[str] | None:
     """``a,b`` (exactly these), ``+c`` / ``-a`` (add to / take from the current list), ``all``; None: unchanged."""
     if text is None:
@@ -198,7 +203,7 @@ def _column_list(text: str | None, current: tuple[str, ...] | None, every: list[
     text = text.strip()
     if text.lower() == "all":
         return list(every)
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = _names(text)
     if not names or not all(n[0] in "+-" for n in names):
         return [n.lstrip("+") for n in names]
     result = list(every if current is None else current)
@@ -349,7 +354,7 @@ def tokens_create(
     """Create an API token and print it once (only its hash is kept)."""
     from cim.auth.store import create_token, record
 
-    layer_list = [x.strip() for x in layers.split(",") if x.strip()] if layers else None
+    layer_list = list(_names(layers)) if layers else None
     with _auth_conn() as conn:
         token = create_token(conn, name, role.split(","), _cli_actor(), layer_list)
         record(
@@ -711,10 +716,6 @@ def _pairs(text: str | None, option: str) -> dict[str, str]:
             raise CimError(f"{option}: {part.strip()!r} is not FIELD=COLUMN", hint=f"e.g. {option} approved_far=RJL")
         out[key.strip()] = value.strip()
     return out
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
 
 
 @land_app.command("check")

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 
 from cim.auth.passwords import check_strength, hash_password, verify_password
 from cim.auth.roles import Role
+from cim.cluster import READER, READER_PRIVATE
 from cim.errors import InputError, NotFoundError
 
 SCHEMA = "cim"
@@ -80,10 +81,10 @@ DROP TRIGGER IF EXISTS audit_no_truncate ON {SCHEMA}.audit;
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON {SCHEMA}.audit
     FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.audit_append_only();
 REVOKE UPDATE, DELETE, TRUNCATE ON {SCHEMA}.audit FROM CURRENT_USER;
--- the desktop GIS reader (cim_reader, local cluster) reads the catalogue, never hashes or the audit
+-- the desktop GIS reader (the local cluster's) reads the catalogue, never hashes or the audit
 DO $$ BEGIN
-  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cim_reader') THEN
-    REVOKE ALL ON {SCHEMA}.users, {SCHEMA}.tokens, {SCHEMA}.audit FROM cim_reader;
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{READER}') THEN
+    REVOKE ALL ON {", ".join(READER_PRIVATE)} FROM {READER};
   END IF;
 END $$;
 """

@@ -68,6 +68,11 @@ async def _one_text(pool: AsyncConnectionPool, query: tuple[str, dict]) -> str |
     return row[0] if row else None
 
 
+async def _rows(pool: AsyncConnectionPool, query: tuple[str, dict]) -> list[tuple]:
+    async with pool.connection() as conn:
+        return await (await conn.execute(*query)).fetchall()
+
+
 async def _parcel(pool: AsyncConnectionPool, layer: str, parcel_id: str) -> dict:
     text = await _one_text(pool, parcel_query(layer, parcel_id))
     if text is None:
@@ -158,8 +163,7 @@ async def unapproved(
     limit: int = Query(1000, ge=1, le=MAX_LIMIT),
     pool: AsyncConnectionPool = Depends(get_pool),
 ) -> dict:
-    async with pool.connection() as conn:
-        rows = await (await conn.execute(*unapproved_query(layer, limit))).fetchall()
+    rows = await _rows(pool, unapproved_query(layer, limit))
     return {"parcels_layer": layer, "count": len(rows), "findings": [json.loads(r[0]) for r in rows]}
 
 
@@ -169,8 +173,7 @@ async def stats(
     layer: str = Depends(parcels_layer),
     pool: AsyncConnectionPool = Depends(get_pool),
 ) -> dict:
-    async with pool.connection() as conn:
-        rows = await (await conn.execute(*stats_query(layer, level))).fetchall()
+    rows = await _rows(pool, stats_query(layer, level))
     areas = [
         {"name": name, "parcels": n, "合规": ok, "预警": warn, "违规": bad, "findings": findings}
         for name, n, ok, warn, bad, findings in rows

@@ -360,10 +360,15 @@ async def tile_matrix_sets(request: Request) -> dict:
     }
 
 
-@router.get("/tileMatrixSets/{tms}", summary="A tiling scheme's definition")
-async def tile_matrix_set(tms: str) -> dict:
+def _offered(tms: str) -> None:
+    """The one tile matrix set offered, or 404."""
     if tms != WEB_MERCATOR_QUAD:
         raise NotFoundError(f"no tile matrix set {tms!r}", hint=f"the one offered is {WEB_MERCATOR_QUAD}")
+
+
+@router.get("/tileMatrixSets/{tms}", summary="A tiling scheme's definition")
+async def tile_matrix_set(tms: str) -> dict:
+    _offered(tms)
     return _tile_matrix_set()
 
 
@@ -411,8 +416,7 @@ async def tilesets(request: Request, layer: LayerInfo = Depends(get_layer)) -> d
 
 @router.get("/collections/{name}/tiles/{tms}", summary="A layer's vector tileset in a tiling scheme")
 async def tileset(tms: str, request: Request, layer: LayerInfo = Depends(get_layer)) -> dict:
-    if tms != WEB_MERCATOR_QUAD:
-        raise NotFoundError(f"no tile matrix set {tms!r}", hint=f"the one offered is {WEB_MERCATOR_QUAD}")
+    _offered(tms)
     return _tileset(request, layer)
 
 
@@ -433,8 +437,7 @@ async def collection_tile(
     pool: AsyncConnectionPool = Depends(get_pool),
     settings: Settings = Depends(get_settings_dep),
 ) -> Response:
-    if tms != WEB_MERCATOR_QUAD:
-        raise NotFoundError(f"no tile matrix set {tms!r}", hint=f"the one offered is {WEB_MERCATOR_QUAD}")
+    _offered(tms)
     return await vector_tile(
         [layer], tile_matrix, tile_col, tile_row, request, pool, settings.mvt_feature_limit, grids=grids
     )
