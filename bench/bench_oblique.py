@@ -4,7 +4,7 @@ the floor: bare OpenSceneGraph (`osgconv`) reading the same files, in the same r
     .venv/bin/python -m bench.bench_oblique [--gb 1.0]
 
 Productions of ~0.25, ~0.5 and --gb GB of OSGB are built once under
-bench/out/oblique/ from the shared sample (Production_5_part): its metadata.xml
+bench/out/oblique/ from the project's sample (data_samples/oblique/Production_5_part): its metadata.xml
 and its two Tile folders replicated under new names `Tile_+RRR_+CCC` (the files
 hard-linked, keeping their names; the copies overlap in space).
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from bench.common import OUT, VENV_BIN, bench_settings, process_stats, process_tree, run
 from cim.db import database_url
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "oblique" / "Production_5_part"
+SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "oblique" / "Production_5_part"
 ROOT = OUT / "oblique"
 
 
