@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from py3dtiles.tileset import BoundingVolumeBox, Tile
 
 from tiles.extrude import Mesh, extrude
 from tiles.geodesy import EnuFrame, lonlath_to_ecef
 from tiles.glb import Primitive, write_glb
 from tiles.metadata import Column, PropertyTable
 from tiles.quadtree import Node, QuadtreeOptions, build_quadtree
-from tiles.tileset import TilesetReport, gltf_axes, translation, write_tileset_json
+from tiles.tileset import TilesetReport, gltf_axes, quadtree_tile, write_tileset_json
 
 #: called with (done, total) buildings
 Progress = Callable[[int, int], None]
@@ -95,7 +94,7 @@ def write_buildings_tileset(
         stats["done"] += len(node.members)
         if progress:
             progress(stats["done"], n)
-    root_tile = _tile(tree, boxes, own, parent_centre=np.zeros(3))
+    root_tile = quadtree_tile(tree, boxes, own)
     root_tile.transform = frame.matrix() @ root_tile.transform
     # not drawing the root at all misses the largest building
     write_tileset_json(
@@ -126,29 +125,3 @@ def _tile_glb(mesh: Mesh, node: Node, data: Buildings) -> tuple[bytes, np.ndarra
     )
     glb = write_glb([Primitive(gltf_axes(local), gltf_axes(mesh.normals), mesh.feature_ids, mesh.indices)], table)
     return glb, np.concatenate([lo, hi]), centre
-
-
-def _tile(node: Node, boxes: dict[str, np.ndarray], own: dict[str, np.ndarray], parent_centre: np.ndarray) -> Tile:
-    """The py3dtiles Tile of ``node``; transforms are relative to the parent's."""
-    subtree = _subtree_box(node, boxes)
-    mins, maxs = subtree[:3], subtree[3:]
-    box = boxes.get(node.name)
-    centre = own.get(node.name, (mins + maxs) / 2)  # an empty node centres on its children
-    child_tiles = [_tile(child, boxes, own, centre) for child in node.children]
-    tile = Tile(
-        geometric_error=node.geometric_error,
-        bounding_volume=BoundingVolumeBox.from_mins_maxs(np.concatenate([mins - centre, maxs - centre])),
-        transform=translation(centre - parent_centre),
-        refine_mode="ADD",
-        content_uri=f"tiles/{node.name}.glb" if box is not None else None,
-    )
-    # not Tile.add_child: py3dtiles 12.1 grows the parent's box by the child's
-    # box moved by the *inverse of the parent's transform* as well, though a
-    # child's transform is already relative to its parent; our boxes are exact
-    tile.children.extend(child_tiles)
-    return tile
-
-
-def _subtree_box(node: Node, boxes: dict[str, np.ndarray]) -> np.ndarray:
-    parts = [boxes[n.name] for n in node.walk() if n.name in boxes]
-    return np.concatenate([np.min([p[:3] for p in parts], axis=0), np.max([p[3:] for p in parts], axis=0)])

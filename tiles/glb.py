@@ -84,6 +84,7 @@ class InstancedMesh:
     translations: np.ndarray  # (k, 3) glTF coordinates
     rotations: np.ndarray  # (k, 4) unit quaternions, x y z w
     feature_ids: np.ndarray  # (k,)
+    scales: np.ndarray | None = None  # (k, 3); None: every instance at its mesh's size
 
 
 class _Builder:
@@ -161,6 +162,8 @@ def write_glb(
             "ROTATION": b.accessor(mesh.rotations.astype(np.float32), FLOAT, "VEC4", None),
             "_FEATURE_ID_0": b.accessor(mesh.feature_ids.astype(np.float32), FLOAT, "SCALAR", None),
         }
+        if mesh.scales is not None:
+            attributes["SCALE"] = b.accessor(mesh.scales.astype(np.float32), FLOAT, "VEC3", None)
         nodes.append(
             {
                 "mesh": len(meshes) - 1,
