@@ -4,9 +4,10 @@ ALL DATA WRITTEN HERE IS SYNTHETIC. Only the district outline is real (the
 GCJ-02 boundary in ``data_samples/boundaries/440304.geojson``, converted to
 WGS84), and the ten street names/codes are the real ones. Streets,
 communities and grids are a random (but exact) partition of that outline;
-buildings, parcels, land cover, sensors, cameras and citizen tickets are
-invented, placed with rough real landmarks (the CBD, hills, urban villages,
-the mangrove coast) so that a map of the sample looks like Futian.
+buildings, parcels, land cover, sensors, cameras, citizen tickets and city
+components (with their procedural models) are invented, placed with rough real
+landmarks (the CBD, hills, urban villages, the mangrove coast) so that a map of
+the sample looks like Futian.
 
 Land supervision: parcels are whole street blocks with their indicators set
 from what stands on them; most are compliant and a few per finding kind of
@@ -30,7 +31,9 @@ The package, one module per step (imports point one way, down this list):
 (coordinates, small helpers), ``partitions``, ``admin``, ``landcover``,
 ``lattice``, ``buildings``, ``blocks`` (street blocks of plots), ``parcels``,
 ``survey`` (the 2026 buildings, construction land), ``points`` (sensors,
-cameras, tickets) and ``write`` (GeoPackages, :func:`generate`).
+cameras, tickets), ``components`` (city components on streets, at buildings and
+in parks, linked to sensors and tickets) and ``write`` (GeoPackages, the
+components' GLB models, :func:`generate`).
 """
 
 from cim.samples import names

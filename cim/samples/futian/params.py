@@ -26,6 +26,7 @@ LAYERS: tuple[str, ...] = (
     "sensors",
     "cameras",
     "tickets",
+    "components",
 )
 
 BOUNDARY_GCJ02: Path = Path(__file__).resolve().parents[3] / "data_samples" / "boundaries" / "440304.geojson"
@@ -63,11 +64,22 @@ class ScaleSpec:
     cameras: int
     tickets: int
     cbd_focus: bool
+    components: int
 
 
 SCALES: dict[str, ScaleSpec] = {
-    "small": ScaleSpec(buildings=2_000, parcels=200, sensors=5_000, cameras=500, tickets=3_000, cbd_focus=True),
-    "full": ScaleSpec(buildings=None, parcels=2_000, sensors=270_000, cameras=20_000, tickets=150_000, cbd_focus=False),
+    "small": ScaleSpec(
+        buildings=2_000, parcels=200, sensors=5_000, cameras=500, tickets=3_000, cbd_focus=True, components=10_000
+    ),
+    "full": ScaleSpec(
+        buildings=None,
+        parcels=2_000,
+        sensors=270_000,
+        cameras=20_000,
+        tickets=150_000,
+        cbd_focus=False,
+        components=500_000,
+    ),
 }
 
 

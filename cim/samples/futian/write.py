@@ -1,4 +1,4 @@
-"""Writing: one GeoPackage per layer, and :func:`generate` (the whole sample)."""
+"""Writing: one GeoPackage per layer, the component models, and :func:`generate` (the whole sample)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from cim.components import shapes
+from cim.components.catalogue import CLASSES
 from cim.samples import names
 from cim.samples.futian.admin import Admin, build_admin
 from cim.samples.futian.blocks import build_blocks
 from cim.samples.futian.buildings import Buildings, build_buildings, building_ids, select_buildings
+from cim.samples.futian.components import build_components
 from cim.samples.futian.geometry import (
     as_multipolygons,
     load_boundary_metric,
@@ -132,6 +135,27 @@ def _points_frame(layer: PointLayer) -> gpd.GeoDataFrame:
     return _frame(layer.columns, _point_geometry(layer.xy))
 
 
+def _with_column(layer: PointLayer, name: str, values: np.ndarray) -> PointLayer:
+    return PointLayer(layer.xy, {**layer.columns, name: values})
+
+
+MODELS_DIR = "component_models"
+
+
+def write_component_models(out_dir: Path) -> int:
+    """Write ``out_dir/component_models/<code>.glb``, the built-in model of every catalogue class
+    (other .glb files there are removed). Returns the number of models."""
+    folder = out_dir / MODELS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{c.code}.glb" for c in CLASSES}
+    for stale in folder.glob("*.glb"):
+        if stale.name not in wanted:
+            stale.unlink()
+    for cls in CLASSES:
+        (folder / f"{cls.code}.glb").write_bytes(shapes.to_glb(shapes.build(cls)))
+    return len(CLASSES)
+
+
 def _first_survey(selected: Buildings, parcels: Parcels) -> tuple[Buildings, dict[int, int]]:
     """The first survey's buildings: the selected ones but those that stood on vacant
     parcels, built when their parcels say; and the parcels' raises by their index there."""
@@ -145,7 +169,8 @@ def generate(
     out_dir: Path, scale: Scale = "small", seed: int = 42, on_layer: Callable[[str, int], None] | None = None
 ) -> dict[str, int]:
     """Write one GeoPackage per layer into out_dir (out_dir/<layer>.gpkg, GDAL layer name =
-    <layer>), all in EPSG:4326 (lon/lat WGS84). Returns {layer: feature_count}. Calls
+    <layer>), all in EPSG:4326 (lon/lat WGS84), and the components' models
+    (out_dir/component_models/<code>.glb). Returns {layer: feature_count}. Calls
     on_layer(layer, count) after each layer. The data is synthetic (see the module docstring)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, not {scale!r}")
@@ -168,19 +193,35 @@ def generate(
         "construction_land": survey.construction_land,
     }
 
+    points: dict[str, PointLayer] = {}  # sensors, tickets and components: built together, once
+
+    def point_layer(layer: str) -> PointLayer:
+        if not points:
+            sensors = build_sensors(buildings, road_cells, admin.boundary, spec.sensors, seed)
+            tickets = build_tickets(buildings, road_cells, admin, spec.tickets, seed)
+            found = build_components(
+                road_cells, buildings, land, admin.boundary, sensors, tickets, spec.components, seed
+            )
+            points["sensors"] = _with_column(sensors, "component_id", found.sensor_component_id)
+            points["tickets"] = _with_column(tickets, "component_id", found.ticket_component_id)
+            points["components"] = found.layer
+        return points[layer]
+
     builders: dict[str, Callable[[], gpd.GeoDataFrame]] = {
         **_admin_frames(admin),
         "buildings": lambda: _buildings_frame(buildings),
         "buildings_2026": lambda: _buildings_frame(survey.buildings, survey.ids),
         "parcels": lambda: _parcels_frame(parcels),
         **{layer: partial(_patch_frame, p) for layer, p in patches.items()},
-        "sensors": lambda: _points_frame(build_sensors(buildings, road_cells, admin.boundary, spec.sensors, seed)),
+        "sensors": lambda: _points_frame(point_layer("sensors")),
         "cameras": lambda: _points_frame(build_cameras(road_cells, admin, spec.cameras, seed)),
-        "tickets": lambda: _points_frame(build_tickets(buildings, road_cells, admin, spec.tickets, seed)),
+        "tickets": lambda: _points_frame(point_layer("tickets")),
+        "components": lambda: _points_frame(point_layer("components")),
     }
     counts: dict[str, int] = {}
     for layer in LAYERS:
         counts[layer] = write_layer(out_dir, layer, builders[layer]())
         if on_layer is not None:
             on_layer(layer, counts[layer])
+    write_component_models(out_dir)
     return counts
