@@ -638,6 +638,50 @@ def import_buildings(
     _run_import(BuildingsImporter, source, name, options)
 
 
+@import_app.command("components")
+@friendly_errors
+def import_components(
+    source: Path = _SOURCE,
+    name: str = _NAME,
+    title: str | None = _TITLE,
+    layer: str | None = _LAYER,
+    src_crs: str | None = _SRC_CRS,
+    datum: Datum = _DATUM,
+    grid_join: bool = _GRID_JOIN,
+    encoding: str | None = _ENCODING,
+    class_field: str | None = typer.Option(
+        None, help="field with the class code, e.g. 0101 (default: class_code/部件代码/小类代码 ...)"
+    ),
+    models: Path | None = typer.Option(
+        None, help="folder with one model per class named after its code (0101.glb, 0102.obj ...)"
+    ),
+    heading_field: str | None = typer.Option(
+        None, help="field with the heading, degrees clockwise from north (default: heading/朝向)"
+    ),
+    scale_field: str | None = typer.Option(None, help="field with a scale of the class's model (default 1)"),
+    height_field: str | None = typer.Option(None, help="field with the base height in metres (default 0)"),
+    unclassified: bool = typer.Option(
+        False, "--unclassified", help="import components of unknown classes as 未分类 instead of leaving them out"
+    ),
+) -> None:
+    """Import city components (points with a class code) into a PostGIS layer and an instanced 3D Tiles tileset."""
+    from import_scripts.components import ComponentOptions, ComponentsImporter
+    from import_scripts.layer import LayerOptions
+
+    options = ComponentOptions(
+        layer=LayerOptions(
+            title=title, layer=layer, src_crs=src_crs, datum=datum, grid_join=grid_join, encoding=encoding
+        ),
+        class_field=class_field,
+        models=models,
+        heading_field=heading_field,
+        scale_field=scale_field,
+        height_field=height_field,
+        unclassified=unclassified,
+    )
+    _run_import(ComponentsImporter, source, name, options)
+
+
 @import_app.command("bim")
 @friendly_errors
 def import_bim(
@@ -698,6 +742,73 @@ def import_oblique(
 
 
 # --- land supervision ------------------------------------------------------------------
+
+components_app = typer.Typer(help="City components (城市部件): the class catalogue.", no_args_is_help=True)
+app.add_typer(components_app, name="components")
+
+
+def _triple(text: str | None, what: str, kind: type) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise CimError(f"--{what} {text!r}: give three comma-separated numbers")
+    return values
+
+
+@components_app.command("classes")
+@friendly_errors
+def components_classes() -> None:
+    """List the component classes: the built-in ones (GB/T 30428.2) and the user classes."""
+    from cim.components.catalogue import major_of
+    from cim.db import connect
+    from layers.components.classes import catalogue
+
+    with connect(get_settings()) as conn:
+        found = catalogue(conn)
+    t = Table("code", "大类", "name", "English", "size (m)", "department", "kind", title=f"{len(found)} classes")
+    for code, cls in sorted(found.items()):
+        size = " x ".join(f"{v:g}" for v in cls.size)
+        kind = "built-in" if cls.builtin else "user"
+        t.add_row(code, major_of(code).name_zh, cls.name_zh, cls.name_en, size, cls.department, kind)
+    console.print(t)
+
+
+@components_app.command("add-class")
+@friendly_errors
+def components_add_class(
+    code: str = typer.Argument(..., help="four digits: 大类 (2) + 小类 (2), e.g. 0199; not a built-in code"),
+    name_zh: str = typer.Option(..., "--name-zh", help="the Chinese name"),
+    name_en: str | None = typer.Option(None, "--name-en", help="the English name"),
+    size: str | None = typer.Option(None, help="W,D,H in metres (the built-in box model's size)"),
+    colour: str | None = typer.Option(None, help="R,G,B 0-255"),
+    department: str | None = typer.Option(None, help="the department in charge (主管部门)"),
+) -> None:
+    """Add (or change) a user component class."""
+    from cim.components.catalogue import user_class
+    from cim.db import connect
+    from layers.components.classes import save_user_class
+
+    try:
+        sizes = _triple(size, "size", float)
+        colours = _triple(colour, "colour", int)
+        if sizes is not None and not all(0 < v <= 500 for v in sizes):
+            raise ValueError(f"--size {size!r}: each between 0 and 500 m")
+        if colours is not None and not all(0 <= v <= 255 for v in colours):
+            raise ValueError(f"--colour {colour!r}: each between 0 and 255")
+        if not 1 <= len(name_zh) <= 64 or (name_en is not None and not 1 <= len(name_en) <= 64):
+            raise ValueError("a name has 1 to 64 characters")
+        cls = user_class(code, name_zh, name_en, sizes, colours, department)
+        with connect(get_settings()) as conn:
+            save_user_class(conn, cls, "cli")
+            conn.commit()
+    except ValueError as exc:
+        raise CimError(str(exc)) from exc
+    console.print(f"class {cls.code} {cls.name_zh} saved: `cim import components` now takes it")
+
 
 land_app = typer.Typer(
     help="Land supervision (土地批后监管): parcels checked against what is built.", no_args_is_help=True

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="where `cim serve` listens")
     port: int = Field(8000, ge=1, le=65535, description="the port `cim serve` listens on")
     grid_layer: str = Field("grids", description="the layer that places features in street/community/grid")
+    components_radius_m: float = Field(
+        30.0, ge=1.0, le=500.0, description="a component's file lists the sensors and tickets within this distance"
+    )
     mvt_feature_limit: int = Field(50_000, ge=1, le=10_000_000, description="most features in one vector tile")
     db_pool_size: int = Field(8, ge=2, le=1000, description="database connections of the HTTP server")
     max_body_bytes: int = Field(

@@ -19,6 +19,7 @@ from cim.db import connect
 from import_scripts.bim import BimImporter, BimOptions
 from import_scripts.bim.georef import Anchor
 from import_scripts.buildings import BuildingOptions, BuildingsImporter
+from import_scripts.components import ComponentOptions, ComponentsImporter
 from import_scripts.layer import LayerImporter, LayerOptions
 from import_scripts.oblique import ObliqueImporter, ObliqueOptions
 from import_scripts.report import ImportReport
@@ -48,7 +49,7 @@ class SampleLayer:
     name: str
     title: str  # shown to users: Simplified Chinese
     grid_join: bool = True
-    kind: str = "layer"  # the importer: layer, or buildings (layer + 3D Tiles)
+    kind: str = "layer"  # the importer: layer, buildings or components (layer + 3D Tiles)
 
 
 #: in import order: the partition first, so that the rest can be placed in it
@@ -66,6 +67,7 @@ SAMPLE_LAYERS: tuple[SampleLayer, ...] = (
     SampleLayer("sensors", "物联感知设备"),
     SampleLayer("cameras", "视频监控"),
     SampleLayer("tickets", "民意速办工单"),
+    SampleLayer("components", "城市部件", kind="components"),  # after sensors and tickets: its files link them
 )
 
 
@@ -131,6 +133,9 @@ def import_sample(
         source = folder / f"{layer.name}.gpkg"
         if layer.kind == "buildings":
             reports.append(BuildingsImporter(settings, source, layer.name, BuildingOptions(layer=options)).run())
+        elif layer.kind == "components":  # the sample's own model files, one per class
+            components = ComponentOptions(layer=options, models=folder / "component_models", actor="demo")
+            reports.append(ComponentsImporter(settings, source, layer.name, components).run())
         else:
             reports.append(LayerImporter(settings, source, layer.name, options).run())
         step(layer.name)

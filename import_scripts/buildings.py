@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
-from psycopg import sql
 
 from cim.errors import InputError
-from import_scripts.layer import LayerOptions, VectorImporter
+from import_scripts.layer import LayerOptions, VectorImporter, grid_placement
 from import_scripts.report import ImportReport
 from layers.catalogue import LayerInfo
 from layers.gridjoin import GRID_COLUMNS
@@ -142,7 +141,7 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
         tiles: list[TilesetReport] = []
 
         def write_tiles(conn: psycopg.Connection, layer: LayerInfo) -> None:
-            placed = _placement(conn, layer)
+            placed = grid_placement(conn, layer)
             buildings = Buildings(
                 footprints=table.geometry,
                 base=heights.base,
@@ -173,17 +172,3 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
             f"{ts.bytes / max(ts.buildings, 1):,.0f} bytes per building, written in {ts.seconds:.2f} s"
         )
         return self.report.build(result, output=f"{result.layer.table_schema}.{self.name} + {tileset}")
-
-
-def _placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarray]:
-    """Street/community/grid of every row, in fid order, from the new table."""
-    present = [c for c in GRID_COLUMNS if c in layer.columns]
-    if not present:
-        return {}
-    rows = conn.execute(
-        sql.SQL("SELECT {} FROM {} ORDER BY fid").format(
-            sql.SQL(", ").join(map(sql.Identifier, present)), sql.Identifier(layer.table_schema, layer.table_name)
-        )
-    ).fetchall()
-    values = np.array(rows, dtype=object).reshape(len(rows), len(present))
-    return {c: values[:, i] for i, c in enumerate(present)}

@@ -6,15 +6,21 @@ from __future__ import annotations
 from abc import abstractmethod
 from pathlib import Path
 
+import numpy as np
+import psycopg
+from psycopg import sql
+
 from cim.crs import Datum
 from import_scripts.contract import Importer, OptionsT
 from import_scripts.report import ImportReport
 from import_scripts.vector import Features, LayerOptions, normalise, read_vector
+from layers.catalogue import LayerInfo
+from layers.gridjoin import GRID_COLUMNS
 from layers.load import LoadResult
 from layers.schema import LAYER_SCHEMA
 from tiles.output import TilesetVersion
 
-__all__ = ["LayerImporter", "LayerOptions", "VectorImporter"]
+__all__ = ["LayerImporter", "LayerOptions", "VectorImporter", "grid_placement"]
 
 
 class VectorImporter(Importer[OptionsT]):
@@ -72,3 +78,17 @@ class LayerImporter(VectorImporter[LayerOptions]):
     def summary(self, result: LoadResult, tileset: Path | None) -> ImportReport:
         self.summary_notes(result)
         return self.report.build(result, output=f"{LAYER_SCHEMA}.{self.name}")
+
+
+def grid_placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarray]:
+    """Street/community/grid of every row, in fid order, from the new table."""
+    present = [c for c in GRID_COLUMNS if c in layer.columns]
+    if not present:
+        return {}
+    rows = conn.execute(
+        sql.SQL("SELECT {} FROM {} ORDER BY fid").format(
+            sql.SQL(", ").join(map(sql.Identifier, present)), sql.Identifier(layer.table_schema, layer.table_name)
+        )
+    ).fetchall()
+    values = np.array(rows, dtype=object).reshape(len(rows), len(present))
+    return {c: values[:, i] for i, c in enumerate(present)}

@@ -67,7 +67,8 @@ def test_demo_imports_the_whole_sample(settings, db_url, tmp_path):
         assert "demo_bim" in out.stdout and "demo_oblique" in out.stdout
         with psycopg.connect(url) as conn:
             counts = dict(conn.execute("SELECT name, feature_count FROM cim.layers").fetchall())
-            assert counts["grids"] == 1646 and counts["futian_boundary"] == 1 and len(counts) == 17
+            assert counts["grids"] == 1646 and counts["futian_boundary"] == 1 and len(counts) == 18
+            assert counts["components"] == 10_000
             assert (
                 conn.execute(
                     sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("layers", "buildings"))

@@ -100,6 +100,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/bim"): READ,
     ("GET", "/bim/{name}"): READ,
     ("GET", "/bim/{name}/search"): READ,
+    # city components: the layers, classes, counts and one file per object, for every reader
+    ("GET", "/components"): READ,
+    ("GET", "/components/classes"): READ,
+    ("GET", "/components/{name}/counts"): READ,
+    ("GET", "/components/{name}/{component_id}"): READ,
     ("GET", "/viewer"): READ,
     ("GET", "/viewer/config.json"): READ,
     ("GET", "/viewer/styles.json"): READ,
