@@ -80,9 +80,11 @@ class LayerImporter(VectorImporter[LayerOptions]):
         return self.report.build(result, output=f"{LAYER_SCHEMA}.{self.name}")
 
 
-def grid_placement(conn: psycopg.Connection, layer: LayerInfo) -> dict[str, np.ndarray]:
-    """Street/community/grid of every row, in fid order, from the new table."""
-    present = [c for c in GRID_COLUMNS if c in layer.columns]
+def grid_placement(
+    conn: psycopg.Connection, layer: LayerInfo, columns: tuple[str, ...] = GRID_COLUMNS
+) -> dict[str, np.ndarray]:
+    """Street/community/grid (or those of ``columns``) of every row, in fid order, from the new table."""
+    present = [c for c in columns if c in layer.columns]
     if not present:
         return {}
     rows = conn.execute(

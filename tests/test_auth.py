@@ -29,6 +29,7 @@ _PARAMS = {
     "ticket_id": "nope",
     "parcel_id": "nope",
     "finding_id": "999999999",
+    "component_id": "nope",
     "path:path": "buildings/tileset.json",
     "path": "buildings/tileset.json",
 }
