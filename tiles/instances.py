@@ -213,9 +213,18 @@ def write_instanced_tileset(
             if progress:
                 progress(stats["done"], n)
         depth = max(depth, max(node.level for node in tree.walk()) + 1)
-        root = quadtree_tile(tree, boxes, own)
-        root.transform = frame.matrix() @ root.transform
         group_error = float(sizes[members].max())
+        root = quadtree_tile(tree, boxes, own)
+        if root.content_uri is not None:
+            # a client always draws a tileset's root: the models go one level down, under an empty
+            # root whose error is the largest model's, so that they too load only when near
+            inner, root = (
+                root,
+                Tile(geometric_error=group_error, bounding_volume=root.bounding_volume, refine_mode="ADD"),
+            )
+            root.transform, inner.transform = inner.transform, np.eye(4)
+            root.children.append(inner)
+        root.transform = frame.matrix() @ root.transform
         title = group_titles.get(group, group)
         write_tileset_json(sub, root, group_error, {"group": group, "title": title, "instances": len(members)})
         # the parent's tile for the group: an ECEF box (no transform), its content the external tileset

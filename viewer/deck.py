@@ -50,7 +50,7 @@ class TilesetRef:
         """Buildings are picked one by one through their extruded footprints;
         a BIM model's elements are drawn by its storeys; an oblique
         production's layer (its extent and folder footprints) is drawn as it is."""
-        return bool(self.layer) and not self.storeys and self.kind != "oblique"
+        return bool(self.layer) and not self.storeys and self.kind not in ("oblique", "components")
 
     def layer_ids(self) -> list[str]:
         if self.storeys:
@@ -167,7 +167,9 @@ def deck(
             deck_layers.append(_pick_layer(layer, base_url))
         else:
             deck_layers.append(_mvt_layer(layer, base_url, styles, tileset.kind if tileset else ""))
-    deck_layers[:0] = [layer for t in tilesets for layer in _tileset_layers(t)]
+    # an instanced components tileset is not drawn whole: deck.gl 9.4's Tile3DLayer draws one instance
+    # of each of its meshes; its points are drawn here, the page's components.js draws its models
+    deck_layers[:0] = [layer for t in tilesets if t.kind != "components" for layer in _tileset_layers(t)]
     return pdk.Deck(
         layers=deck_layers,
         initial_view_state=view or initial_view(layers, styles.home),

@@ -1,7 +1,8 @@
 """The viewer page: a shell around the pydeck deck, the layer panel and the
 small JS that drives them (viewer/static/viewer.js; live overlays: live.js;
-the land-supervision panel: land.js). Text is in Simplified Chinese by
-default; English is one click (or ``?lang=en``) away."""
+the land-supervision panel: land.js; city components, 城市部件: components.js).
+Text is in Simplified Chinese by default; English is one click (or
+``?lang=en``) away."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from layers.catalogue import LayerInfo
 from layers.land.followup import MAX_NOTE
 from layers.land.rules import EDITORS, KINDS, State, Verdict
-from viewer.deck import PICK_SUFFIX, TilesetRef, deck
+from viewer.deck import PICK_SUFFIX, TilesetRef, deck, mvt_load_options
 from viewer.styles import NO_STYLES, ViewerStyles
 
 #: the finding kinds' English titles (their Chinese ones are layers.land.rules.KINDS')
@@ -122,6 +123,41 @@ I18N = {
         "unit_m": "米",
         "unit_m2": "平方米",
         "unit_d": "天",
+        # city components (城市部件): the panel of viewer/static/components.js
+        "components": "城市部件",
+        "compLoading": "正在加载…",
+        "compFailed": "加载失败",
+        "compTotal": "共 {n} 个",
+        "compSearch": "输入部件标识码",
+        "compFind": "查找",
+        "compFinding": "正在查找…",
+        "compNotFound": "未找到部件 {id}",
+        "compNoLayer": "没有部件图层 {name}",
+        "compAll": "全部类别",
+        "compModels": "三维模型",
+        "compId": "部件标识码",
+        "compClass": "类别",
+        "compMajor": "大类",
+        "compStatus": "状态",
+        "compDepartment": "主管部门",
+        "compHeading": "朝向",
+        "compPosition": "坐标",
+        "compAttributes": "属性",
+        "compSensors": "关联设备",
+        "compTickets": "相关工单",
+        "compNone": "无",
+        "compLinked": "已关联",
+        "compNearby": "附近 {d} 米",
+        "compWithin": "附近：{r} 米以内",
+        "compAlarms": "报警记录",
+        "compCleared": "已解除",
+        "compOpenAlarm": "未解除",
+        "compNoState": "暂无读数",
+        "compChannel": "来源",
+        "compStage_created": "立案",
+        "compStage_acknowledged": "签收",
+        "compStage_contacted": "联系",
+        "compStage_resolved": "办结",
         **{f"kind_{kind}": title for kind, (_, title) in KINDS.items()},
     },
     "en": {
@@ -216,6 +252,40 @@ I18N = {
         "unit_m": "m",
         "unit_m2": "m²",
         "unit_d": "days",
+        "components": "City components",
+        "compLoading": "Loading…",
+        "compFailed": "Could not load",
+        "compTotal": "{n} in all",
+        "compSearch": "Component id",
+        "compFind": "Find",
+        "compFinding": "Searching…",
+        "compNotFound": "No component {id}",
+        "compNoLayer": "No component layer {name}",
+        "compAll": "All classes",
+        "compModels": "3D models",
+        "compId": "Component id",
+        "compClass": "Class",
+        "compMajor": "Group",
+        "compStatus": "Status",
+        "compDepartment": "Department",
+        "compHeading": "Heading",
+        "compPosition": "Position",
+        "compAttributes": "Attributes",
+        "compSensors": "Sensors",
+        "compTickets": "Tickets",
+        "compNone": "None",
+        "compLinked": "Linked",
+        "compNearby": "{d} m away",
+        "compWithin": "Nearby: within {r} m",
+        "compAlarms": "Alarms",
+        "compCleared": "cleared",
+        "compOpenAlarm": "open",
+        "compNoState": "No reading yet",
+        "compChannel": "Channel",
+        "compStage_created": "Filed",
+        "compStage_acknowledged": "Acknowledged",
+        "compStage_contacted": "Contacted",
+        "compStage_resolved": "Resolved",
         **{f"kind_{kind}": title for kind, title in KIND_TITLES_EN.items()},
     },
 }
@@ -288,15 +358,33 @@ def viewer_config(
     ``embed_origins``: the dashboards that may drive it by postMessage (besides its own origin)."""
     layers, tilesets = list(layers), list(tilesets)
     styles = NO_STYLES if styles is None else styles
+    entries = _entries(layers, tilesets, styles)
+    deck_json = json.loads(deck(layers, tilesets, base_url=base_url, styles=styles).to_json())
+    components = component_layers(layers, tilesets)
+    # a component layer is drawn by components.js (points by class, models by 大类), never twice
+    by_panel = {layer_id for e in entries if e["key"] in components for layer_id in e["ids"]}
+    deck_json["layers"] = [layer for layer in deck_json["layers"] if layer.get("id") not in by_panel]
     return {
         "live": [layer.name for layer in layers if layer.name in LIVE_LAYERS],
-        "deck": json.loads(deck(layers, tilesets, base_url=base_url, styles=styles).to_json()),
-        "entries": _entries(layers, tilesets, styles),
+        "deck": deck_json,
+        "entries": entries,
         "fields": {name: {"zh": zh, "en": en} for name, (zh, en) in styles.field_labels().items()},
         "i18n": I18N,
         "land": land_config(),
+        "components": {"layers": components, "base": base_url, "loadOptions": mvt_load_options(base_url)},
         "embedOrigins": sorted(set(embed_origins)),
     }
+
+
+#: the kind of an instanced component tileset (tiles.instances writes it in asset.extras)
+COMPONENTS_KIND = "components"
+
+
+def component_layers(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef]) -> list[str]:
+    """The component layers (城市部件): those whose own tileset is an instanced component one;
+    viewer/static/components.js gives each its panel and draws it."""
+    names = {layer.name for layer in layers}
+    return sorted({t.layer for t in tilesets if t.kind == COMPONENTS_KIND and t.layer in names})
 
 
 def land_config() -> dict:
@@ -339,8 +427,10 @@ def viewer_page(config: dict) -> str:
 <select id="land-verdict"></select><select id="land-finding"></select><select id="land-street"></select>
 <p id="land-export"><span id="land-export-label"></span> <a id="land-xlsx" download>Excel</a> ·
 <a id="land-csv" download>CSV</a></p>
-<p id="land-shown"></p><ul id="land-list"></ul></div></div></section></aside>
+<p id="land-shown"></p><ul id="land-list"></ul></div></div></section>
+<section id="components" hidden></section></aside>
 <aside id="land-detail" hidden></aside>
+<aside id="component-file" hidden></aside>
 <aside id="camera" hidden><header><h1 id="camera-title"></h1><button id="camera-close" type="button"></button></header>
 <video id="camera-video" muted playsinline controls></video><p id="camera-note"></p></aside>
 <script id="cim-config" type="application/json">{data}</script>
@@ -353,5 +443,6 @@ def viewer_page(config: dict) -> str:
 <script src="/viewer/static/viewer.js"></script>
 <script src="/viewer/static/live.js"></script>
 <script src="/viewer/static/land.js"></script>
+<script src="/viewer/static/components.js"></script>
 </body>
 </html>"""

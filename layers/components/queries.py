@@ -73,6 +73,11 @@ def _link(layer: LayerInfo) -> sql.Composable:
     return sql.SQL("coalesce(x.{} = %(id)s, false)").format(sql.Identifier(LINK_COLUMN))
 
 
+def _order(layer: LayerInfo) -> sql.Composable:
+    """Linked rows first (where the layer links: a constant cannot be ordered by)."""
+    return sql.SQL("{} DESC, ").format(_link(layer)) if LINK_COLUMN in layer.columns else sql.SQL("")
+
+
 _DISTANCE = sql.SQL(
     "round(ST_Distance(x.geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)::numeric, 1)"
 )
@@ -99,11 +104,12 @@ def sensors_query(layer: LayerInfo, radius_m: float, live: bool) -> sql.Composed
     return sql.SQL(
         "SELECT jsonb_build_object('id', x.id::text, 'category', x.category, 'category_name', {name}, "
         "'distance_m', {distance}, 'linked', {link}, 'state', {state}, 'alarms', {alarms}) "
-        "FROM {t} x {join} WHERE {where} ORDER BY {link} DESC, {distance} LIMIT {limit}"
+        "FROM {t} x {join} WHERE {where} ORDER BY {order}{distance} LIMIT {limit}"
     ).format(
         name=name,
         distance=_DISTANCE,
         link=_link(layer),
+        order=_order(layer),
         state=state,
         alarms=alarms,
         t=_table(layer),
@@ -143,7 +149,7 @@ def tickets_query(layer: LayerInfo, radius_m: float, live: bool, nearby: bool) -
         "SELECT jsonb_build_object('id', x.id::text, 'category', {category}, 'channel', {channel}, "
         "'status', {status}, 'department', {department}, 'distance_m', {distance}, 'linked', {link}, "
         "'history', jsonb_path_query_array(jsonb_build_array({history}), '$[*] ? (@ != null)')) "
-        "FROM {t} x {join} WHERE {where} ORDER BY {link} DESC, {distance} LIMIT {limit}"
+        "FROM {t} x {join} WHERE {where} ORDER BY {order}{distance} LIMIT {limit}"
     ).format(
         category=text["category"],
         channel=text["channel"],
@@ -151,6 +157,7 @@ def tickets_query(layer: LayerInfo, radius_m: float, live: bool, nearby: bool) -
         status=src["status"],
         distance=_DISTANCE,
         link=_link(layer),
+        order=_order(layer),
         history=history,
         t=_table(layer),
         join=live_join,

@@ -67,7 +67,8 @@
     });
     for (const [key, extra] of Object.entries(overlays)) {
       const opacity = state.opacity[key] !== undefined ? state.opacity[key] : 1;
-      for (const layer of extra) layers.push(layer.clone({ visible: state.visible.has(key), opacity }));
+      // a layer of an overlay may be off by itself (components.js: a 大类's models switched off)
+      for (const layer of extra) layers.push(layer.clone({ visible: state.visible.has(key) && layer.props.visible, opacity }));
     }
     if (highlight) {
       layers.push(new deck.GeoJsonLayer({ id: "search-highlight", data: highlight, stroked: true, filled: true,
@@ -168,7 +169,11 @@
       li.querySelector(".op-label").textContent = t("opacity");
       const toggle = li.querySelector(".toggle");
       toggle.checked = state.visible.has(e.key);
-      toggle.addEventListener("change", () => { toggle.checked ? state.visible.add(e.key) : state.visible.delete(e.key); render(); });
+      toggle.addEventListener("change", () => {
+        toggle.checked ? state.visible.add(e.key) : state.visible.delete(e.key);
+        render();
+        for (const f of api.onVisibility) f(e.key, toggle.checked);  // components.js opens its panel with its layer
+      });
       const slider = li.querySelector(".opacity");
       slider.value = state.opacity[e.key] ?? 1;
       slider.addEventListener("input", () => { state.opacity[e.key] = Number(slider.value); render(); });
@@ -273,16 +278,18 @@
     t,
     escapeHtml,
     onLanguage: [],  // live.js redraws its text when the language changes
-    onVisibility: [],  // (key, visible): land.js opens or closes its panel with its layer
-    onMessage: [],  // (message): the dashboard's messages of other modules (land.js: cim:land.select), origin checked
+    onVisibility: [],  // (key, visible): land.js and components.js open or close their panels with their layers
+    onMessage: [],  // (message): the dashboard's messages of other modules (land.js: cim:land.select;
+                    // components.js: cim:components.select), origin checked
     notifyParent,
     config,
     deck: deckgl,
   };
   window.cimViewer = api;
   // messages: {type: "cim:flyTo", bbox}, {type: "cim:setLayerVisible", key, visible} (key "land": the land
-  // panel), {type: "cim:setLanguage", lang}, {type: "cim:land.select", parcel_id} (land.js); the viewer sends
-  // cim:ready {layers}, cim:viewChanged {view} and cim:land.selected {parcel_id, verdict}
+  // panel), {type: "cim:setLanguage", lang}, {type: "cim:land.select", parcel_id} (land.js),
+  // {type: "cim:components.select", name, id} (components.js); the viewer sends cim:ready {layers},
+  // cim:viewChanged {view}, cim:land.selected {parcel_id, verdict} and cim:components.selected {name, id, class_code}
   window.addEventListener("message", (event) => {
     if (!embedOrigins.has(event.origin) || event.source !== window.parent) return;  // ignored, not obeyed
     const m = event.data || {};
