@@ -298,3 +298,29 @@ def test_routes_list_classes_count_and_open_a_file(http, sample, conn):
     missing = http.get("/components/components/4403049999999999")
     assert missing.status_code == 404 and "no component" in missing.json()["detail"]
     assert http.get("/components/parcels/1").status_code == 404  # not a component layer
+
+
+def test_a_file_without_links_lists_what_stands_near(conn, sample):
+    """Sensors and tickets layers without a component_id column: only nearby rows, and no error."""
+    import dataclasses
+
+    from cim.live.store import ensure_live_schema
+    from layers.catalogue import get_layer
+    from layers.components.queries import sensors_query, tickets_query
+
+    layers = {name: get_layer(conn, name) for name in ("sensors", "tickets")}
+    unlinked = {
+        name: dataclasses.replace(
+            layers[name], columns={c: t for c, t in layers[name].columns.items() if c != "component_id"}
+        )
+        for name in ("sensors", "tickets")
+    }
+    lon, lat, sid = conn.execute("SELECT ST_X(geom), ST_Y(geom), id FROM layers.sensors ORDER BY id LIMIT 1").fetchone()
+    params = {"id": "nothing", "lon": lon, "lat": lat}
+    ensure_live_schema(conn)  # as the server's hub does: the live tables are read where they are
+    conn.commit()
+    for live in (False, True):
+        rows = [r[0] for r in conn.execute(sensors_query(unlinked["sensors"], 30.0, live), params).fetchall()]
+        assert rows and rows[0]["id"] == sid and rows[0]["distance_m"] == 0 and not rows[0]["linked"]
+        assert all(r["distance_m"] <= 30 for r in rows)
+        conn.execute(tickets_query(unlinked["tickets"], 30.0, live, nearby=True), params).fetchall()
