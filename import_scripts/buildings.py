@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import psycopg
 import pyarrow as pa
 
@@ -20,6 +19,7 @@ from cim.errors import InputError
 from import_scripts.ground import ground_under
 from import_scripts.layer import LayerOptions, VectorImporter, grid_placement
 from import_scripts.report import ImportReport
+from import_scripts.vector import find_field, numbers
 from layers.catalogue import LayerInfo
 from layers.gridjoin import GRID_COLUMNS
 from layers.load import LoadResult
@@ -54,37 +54,26 @@ class Heights:
     defaulted: list[int] = field(default_factory=list)  # rows given the default height
 
 
-def _find(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str) -> str | None:
-    if wanted is not None:
-        if wanted not in columns:
-            raise InputError(source, f"has no {what} field {wanted!r}", hint=f"its fields: {', '.join(columns)}")
-        return wanted
-    lower = {c.lower(): c for c in columns}
-    return next((lower[c] for c in candidates if c in lower), None)
-
-
-def _numbers(table: pa.Table, column: str) -> np.ndarray:
-    return pd.to_numeric(table.column(column).to_pandas(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
 def resolve_heights(table: pa.Table, options: BuildingOptions, source: str) -> Heights:
     """Heights from a height field, or floors x floor height; unusable values
     (missing, not a number, <= 0, over 1,000 m) get the default."""
     columns = table.column_names
     n = table.num_rows
-    height_field = _find(columns, options.height_field, () if options.floors_field else HEIGHT_NAMES, "height", source)
-    floors_field = None if height_field else _find(columns, options.floors_field, FLOORS_NAMES, "floors", source)
+    height_field = find_field(
+        columns, options.height_field, () if options.floors_field else HEIGHT_NAMES, "height", source
+    )
+    floors_field = None if height_field else find_field(columns, options.floors_field, FLOORS_NAMES, "floors", source)
     if height_field:
-        height, rule = _numbers(table, height_field), f"height from field {height_field!r}"
+        height, rule = numbers(table, height_field), f"height from field {height_field!r}"
     elif floors_field:
-        height = _numbers(table, floors_field) * options.floor_height
+        height = numbers(table, floors_field) * options.floor_height
         rule = f"height = field {floors_field!r} x {options.floor_height:g} m"
     else:
         height, rule = np.full(n, np.nan), "no height or floors field"
     bad = ~np.isfinite(height) | (height <= 0) | (height > MAX_PLAUSIBLE_HEIGHT)
     height = np.where(bad, options.default_height, height)
-    base_field = _find(columns, options.base_height_field, (), "base height", source)
-    base = np.nan_to_num(_numbers(table, base_field), nan=0.0) if base_field else np.zeros(n)
+    base_field = find_field(columns, options.base_height_field, (), "base height", source)
+    base = np.nan_to_num(numbers(table, base_field), nan=0.0) if base_field else np.zeros(n)
     return Heights(height=height, base=base, rule=rule, defaulted=np.flatnonzero(bad).tolist())
 
 
@@ -94,7 +83,7 @@ def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], 
     out = [Column("fid", fids, "UINT32", title="要素号")]
 
     def text(candidates: tuple[str, ...], name: str, title: str) -> None:
-        found = _find(columns, None, candidates, name, "")
+        found = find_field(columns, None, candidates, name, "")
         if found:
             values = table.column(found).to_pandas().astype(object).where(lambda s: s.notna(), None)
             out.append(Column(name, values.map(lambda v: v if v is None else str(v)).to_numpy(object), title=title))
@@ -102,9 +91,9 @@ def _metadata(table: pa.Table, heights: Heights, placed: dict[str, np.ndarray], 
     text(ID_NAMES, "id", "编号")
     text(NAME_NAMES, "name", "名称")
     out.append(Column("height", heights.height, "FLOAT32", title="高度"))
-    floors = _find(columns, None, FLOORS_NAMES, "floors", "")
+    floors = find_field(columns, None, FLOORS_NAMES, "floors", "")
     if floors:
-        values = _numbers(table, floors)
+        values = numbers(table, floors)
         plausible = np.isfinite(values) & (values >= 0) & (values <= 300)  # INT16; the tallest tower has 163
         out.append(
             Column("floors", np.where(plausible, values, -1).astype(np.int64), "INT16", no_data=-1, title="层数")

@@ -38,6 +38,7 @@ from cim.db import connect
 from cim.errors import InputError
 from import_scripts.layer import LayerOptions, VectorImporter, grid_placement
 from import_scripts.report import ImportReport, named
+from import_scripts.vector import find_field, numbers
 from layers.catalogue import LayerInfo
 from layers.components.classes import catalogue, save_user_class
 from layers.components.schema import SCHEMA, ensure_components_schema
@@ -67,19 +68,6 @@ class ComponentOptions:
     height_field: str | None = None  # the base's height in metres (ellipsoidal)
     unclassified: bool = False  # import unknown class codes as 未分类 (0000) instead of leaving them out
     actor: str = "cli"  # who imports (recorded with the user classes a model folder adds)
-
-
-def _find(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str) -> str | None:
-    if wanted is not None:
-        if wanted not in columns:
-            raise InputError(source, f"has no {what} field {wanted!r}", hint=f"its fields: {', '.join(columns)}")
-        return wanted
-    lower = {c.lower(): c for c in columns}
-    return next((lower[c.lower()] for c in candidates if c.lower() in lower), None)
-
-
-def _numbers(table: pa.Table, column: str) -> np.ndarray:
-    return pd.to_numeric(table.column(column).to_pandas(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _texts(table: pa.Table, column: str) -> np.ndarray:
@@ -174,7 +162,7 @@ class ComponentsImporter(VectorImporter[ComponentOptions]):
         table, where = self.features.table, str(self.source)
         attributes = table.attributes
         columns = attributes.column_names
-        field_ = _find(columns, self.options.class_field, CLASS_NAMES, "class", where)
+        field_ = find_field(columns, self.options.class_field, CLASS_NAMES, "class", where)
         if field_ is None:
             raise InputError(
                 where,
@@ -204,8 +192,8 @@ class ComponentsImporter(VectorImporter[ComponentOptions]):
             codes = codes[keep]
         attributes = table.attributes
         replaced = {"class_code", "class_name"}
-        status_field = _find(attributes.column_names, None, STATUS_NAMES, "status", where)
-        department_field = _find(attributes.column_names, None, DEPARTMENT_NAMES, "department", where)
+        status_field = find_field(attributes.column_names, None, STATUS_NAMES, "status", where)
+        department_field = find_field(attributes.column_names, None, DEPARTMENT_NAMES, "department", where)
         status = _texts(attributes, status_field) if status_field else np.full(len(codes), None, dtype=object)
         status = np.where(pd.isna(status), DEFAULT_STATUS, status)
         department = _texts(attributes, department_field) if department_field else np.full(len(codes), None, object)
@@ -230,10 +218,10 @@ class ComponentsImporter(VectorImporter[ComponentOptions]):
         self.defaulted: list[str] = []
 
         def read(wanted: str | None, candidates: tuple[str, ...], what: str, default: float, ok) -> np.ndarray:
-            found = _find(columns, wanted, candidates, what, where)
+            found = find_field(columns, wanted, candidates, what, where)
             if found is None:
                 return np.full(n, default)
-            values = _numbers(attributes, found)
+            values = numbers(attributes, found)
             bad = ~np.isfinite(values) | ~ok(values)
             self.defaulted += [
                 f"record {i + 1}: {what} {attributes.column(found)[int(i)]}" for i in np.flatnonzero(bad)
@@ -297,7 +285,7 @@ class ComponentsImporter(VectorImporter[ComponentOptions]):
         order = sorted(self.models)
         index = {code: i for i, code in enumerate(order)}
         xy = shapely.get_coordinates(table.geometry)
-        id_field = _find(attributes.column_names, None, ID_NAMES, "id", "")
+        id_field = find_field(attributes.column_names, None, ID_NAMES, "id", "")
         columns = [Column("fid", np.arange(1, n + 1), "UINT32", title="要素号")]
         if id_field:
             columns.append(Column("id", _texts(attributes, id_field), title="部件标识码"))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
@@ -756,6 +757,24 @@ def _to_multi(geoms: np.ndarray, family: str) -> np.ndarray:
     if is_single.any():
         out[is_single] = maker(out[is_single].reshape(-1, 1))
     return out
+
+
+def find_field(
+    columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str
+) -> str | None:
+    """The field ``wanted`` (it must be there), else the first of ``candidates`` the
+    source has (case-insensitive), else None."""
+    if wanted is not None:
+        if wanted not in columns:
+            raise InputError(source, f"has no {what} field {wanted!r}", hint=f"its fields: {', '.join(columns)}")
+        return wanted
+    lower = {c.lower(): c for c in columns}
+    return next((lower[c.lower()] for c in candidates if c.lower() in lower), None)
+
+
+def numbers(table: pa.Table, column: str) -> np.ndarray:
+    """A column as floats: NaN where missing or not a number."""
+    return pd.to_numeric(table.column(column).to_pandas(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 @dataclass

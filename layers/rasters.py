@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from layers.schema import set_comments
+from layers.schema import create_schema_once
 
 SCHEMA = "rasters"
 KINDS = {"dom": "正射影像 (DOM)", "dem": "数字高程模型 (DEM)"}
@@ -71,13 +71,8 @@ class RasterInfo:
 
 
 def ensure_rasters_schema(conn: psycopg.Connection) -> None:
-    found = conn.execute(f"SELECT to_regclass('{SCHEMA}.catalogue') IS NOT NULL").fetchone()
-    if found and found[0]:
-        return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.rasters.schema'))")
-        conn.execute(_DDL)
-        set_comments(conn, SCHEMA, "catalogue", "影像与地形: 每个栅格每期一行 (云优化 GeoTIFF)")
+    """Create what is missing."""
+    create_schema_once(conn, SCHEMA, "catalogue", _DDL, {"catalogue": "影像与地形: 每个栅格每期一行 (云优化 GeoTIFF)"})
 
 
 def _info(row: dict[str, Any]) -> RasterInfo:

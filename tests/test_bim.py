@@ -148,7 +148,11 @@ def test_map_conversion_placement_within_5_cm(imported):
         )
     )
     lon, lat = pyproj.Transformer.from_crs(31467, 4326, always_xy=True).transform(np.array(e), np.array(n))
-    expected = np.column_stack(TO_ECEF.transform(lon, lat, np.array(h)))
+    # OrthogonalHeight is orthometric (the default): raised by the geoid's N at the model's origin
+    origin = pyproj.Transformer.from_crs(31467, 4326, always_xy=True).transform(
+        conversion.Eastings, conversion.Northings
+    )
+    expected = np.column_stack(TO_ECEF.transform(lon, lat, np.array(h) + undulation(*origin)[0]))
     tileset = json.loads((imported["bim_gk"] / "tileset.json").read_text())
     got = np.concatenate(
         [

@@ -49,8 +49,9 @@ class Georef:
     geoid_n: float = 0.0
 
     def with_geoid(self) -> Georef:
-        """This georeference with orthometric heights made ellipsoidal (EGM96, at its origin)."""
-        lon, lat, _ = self.to_lonlath(np.zeros((1, 3)))[0]
+        """This georeference with orthometric heights made ellipsoidal (EGM96, at its origin:
+        the tangent plane's for ENU, the SRS origin's otherwise)."""
+        lon, lat = (self.enu[1], self.enu[0]) if self.enu else self.to_lonlath(np.zeros((1, 3)))[0][:2]
         return dataclasses.replace(self, geoid_n=float(undulation(lon, lat)[0]))
 
     @classmethod
