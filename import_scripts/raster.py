@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import math
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -184,18 +185,22 @@ class RasterImporter(Importer[RasterOptions]):
         folder = self.settings.rasters_dir / self.name
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
-            file = f"{self.epoch.isoformat()}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.tif"
+            # unique: a failure removes its own file, never one of the same second and process
+            file = f"{self.epoch.isoformat()}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.tif"
             staging = folder / f".{file}.part"
+            written = False
             try:
                 with _unreadable(self.source):
                     source = self._dem_to_ellipsoidal() if opts.kind == "dem" else self.path
                     self.progress("cog", 0, 0)
                     self._cog(source, staging)
                 os.replace(staging, folder / file)
+                written = True
                 previous = self._record(file)
             except BaseException:
                 staging.unlink(missing_ok=True)
-                (folder / file).unlink(missing_ok=True)
+                if written:
+                    (folder / file).unlink(missing_ok=True)
                 raise
             if previous and previous != file:
                 (folder / previous).unlink(missing_ok=True)
@@ -216,7 +221,7 @@ class RasterImporter(Importer[RasterOptions]):
         return LoadResult(layer=info, seconds=self.seconds)
 
     def _title(self) -> str:
-        return self.options.title or f"{KINDS[self.options.kind]} {self.epoch.isoformat()}"
+        return self.options.title or KINDS[self.options.kind]  # the epoch is beside it, not in it
 
     def _dem_to_ellipsoidal(self) -> Path:
         """The DEM checked window by window (absurd heights, all nodata) and, from
