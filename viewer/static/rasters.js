@@ -466,8 +466,8 @@
     dems = listed.filter((r) => r.kind === "dem").sort(newestFirst);
     if (!doms.length && !dems.length) return;  // the viewer as it is without imagery
     makeDivider();
-    // the basemap is on by default: unless the URL lists the layers shown (then it is on if listed)
-    if (doms.length && !api.initialHash.has("layers") && !api.isVisible(BASEMAP)) api.setLayerVisible(BASEMAP, true);
+    // the basemap is listed, off until switched on (the layer list, layers=...,basemap, basemap=NAME, or a
+    // dashboard): its tiles are cut from the COG on demand (40-80 ms each), and a first frame would wait for them
     await set(wanted);
   }).catch((err) => {
     R.errors.push(String(err));
