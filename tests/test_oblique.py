@@ -370,4 +370,3 @@ def test_obj_tiles_with_png_textures_and_an_enu_srs(settings, imported, tmp_path
     difference = np.abs(by_position(ours_pairs) - by_position(expected_pairs))
     assert difference[:, :3].max() < 0.01 and difference[:, 3:].max() < 1e-5
     assert_valid_3dtiles(out / "tileset.json")
-
