@@ -30,6 +30,7 @@ from rich.table import Table
 from cim.config import get_settings
 from cim.crs import Datum
 from cim.errors import CimError
+from cim.geoid import VerticalDatum
 from cim.samples import Scale
 
 if TYPE_CHECKING:
@@ -579,6 +580,14 @@ def _audit_import(kind: str, name: str, source: Path, *, ok: bool, detail: dict)
         pass
 
 
+_VERTICAL_DATUM = typer.Option(
+    VerticalDatum.egm96,
+    "--vertical-datum",
+    help="what the source's heights are measured from: egm96 (orthometric, above the geoid, as the 1985 national "
+    "height datum; made ellipsoidal on import) or ellipsoidal",
+)
+
+
 @import_app.command("layer")
 @friendly_errors
 def import_layer(
@@ -682,6 +691,37 @@ def import_components(
     _run_import(ComponentsImporter, source, name, options)
 
 
+@import_app.command("raster")
+@friendly_errors
+def import_raster(
+    source: Path = typer.Argument(
+        ..., help="a GeoTIFF, JPEG 2000, ERDAS IMG or VRT, or a folder of tiles (one mosaic)"
+    ),
+    name: str = _NAME,
+    kind: str = typer.Option(..., "--kind", help="dom (an orthophoto) or dem (a terrain model)"),
+    epoch: str | None = typer.Option(None, "--epoch", help="YYYY-MM-DD: when it was taken (default: today)"),
+    src_crs: str | None = _SRC_CRS,
+    nodata: float | None = typer.Option(None, "--nodata", help="the value that means 'no data' (default: the file's)"),
+    vertical_datum: VerticalDatum = _VERTICAL_DATUM,
+    title: str | None = _TITLE,
+) -> None:
+    """Import an orthophoto (DOM) or a terrain model (DEM) as a Cloud-Optimized GeoTIFF, by name and epoch."""
+    import datetime as dt
+
+    from import_scripts.raster import RasterImporter, RasterOptions
+
+    try:
+        day = dt.date.fromisoformat(epoch) if epoch else None
+    except ValueError:
+        raise CimError(f"--epoch {epoch!r} is not a date YYYY-MM-DD") from None
+    if day is not None and not dt.date(1900, 1, 1) <= day <= dt.date.today() + dt.timedelta(days=366):
+        raise CimError(f"--epoch {epoch}: not a date a survey was taken on")
+    options = RasterOptions(
+        kind=kind, epoch=day, src_crs=src_crs, nodata=nodata, vertical_datum=vertical_datum, title=title
+    )
+    _run_import(RasterImporter, source, name, options)
+
+
 @import_app.command("bim")
 @friendly_errors
 def import_bim(
@@ -696,12 +736,19 @@ def import_bim(
     ),
     jobs: int | None = typer.Option(None, help="processes for triangulation (default: all cores)"),
     grid_join: bool = _GRID_JOIN,
+    vertical_datum: VerticalDatum = _VERTICAL_DATUM,
 ) -> None:
     """Import a BIM model: 3D Tiles (one feature per element), an element layer and the building outline."""
     from import_scripts.bim import BimImporter, BimOptions
     from import_scripts.bim.georef import Anchor
 
-    options = BimOptions(title=title, anchor=Anchor.parse(anchor) if anchor else None, jobs=jobs, grid_join=grid_join)
+    options = BimOptions(
+        title=title,
+        anchor=Anchor.parse(anchor) if anchor else None,
+        jobs=jobs,
+        grid_join=grid_join,
+        vertical_datum=vertical_datum,
+    )
     _run_import(BimImporter, source, name, options)
 
 
@@ -722,6 +769,7 @@ def import_oblique(
     ),
     jobs: int | None = typer.Option(None, help="worker processes (default: all cores)"),
     grid_join: bool = _GRID_JOIN,
+    vertical_datum: VerticalDatum = _VERTICAL_DATUM,
 ) -> None:
     """Import oblique photography (OSGB/OBJ) into 3D Tiles, keeping its LOD pyramid; its footprints into a layer.
     An interrupted import resumes where it stopped when run again."""
@@ -734,6 +782,7 @@ def import_oblique(
         jobs=jobs,
         title=title,
         grid_join=grid_join,
+        vertical_datum=vertical_datum,
     )
     _run_import(ObliqueImporter, source, name, options)
 

@@ -54,7 +54,7 @@ SUPERUSER = "postgres"
 READER = "cim_reader"
 #: the schemas the reader may read: layers.schema's LAYER_SCHEMA and META_SCHEMA (the cluster
 #: sits below the layers package and does not import it)
-READER_SCHEMAS = ("layers", "cim", "land", "components")
+READER_SCHEMAS = ("layers", "cim", "land", "components", "rasters")
 #: tables of those schemas the reader may not read: password and token hashes, the audit
 READER_PRIVATE = ("cim.users", "cim.tokens", "cim.audit")
 #: a superuser that exists only while a cluster made by an earlier version is upgraded

@@ -301,6 +301,11 @@ class Settings(BaseSettings):
         return self.data_dir / "tilesets"
 
     @property
+    def rasters_dir(self) -> Path:
+        """Imported rasters (DOM, DEM): ``<name>/<epoch>-<stamp>.tif``, Cloud-Optimized GeoTIFFs."""
+        return self.data_dir / "rasters"
+
+    @property
     def streams_dir(self) -> Path:
         """Camera streams served as /live/cameras/<id>/index.m3u8 (HLS), for cameras without a video platform URL."""
         return self.data_dir / "streams"

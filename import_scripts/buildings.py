@@ -16,6 +16,7 @@ import psycopg
 import pyarrow as pa
 
 from cim.errors import InputError
+from import_scripts.ground import ground_under
 from import_scripts.layer import LayerOptions, VectorImporter, grid_placement
 from import_scripts.report import ImportReport
 from import_scripts.vector import find_field, numbers
@@ -122,6 +123,14 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
         if "height" in attributes.column_names:
             attributes = attributes.drop_columns(["height"])
         table.attributes = attributes.append_column("height", pa.array(self.heights.height))
+        self.ground = None if self.options.base_height_field else ground_under(self.settings, table.geometry)
+        if self.ground is not None:  # on the terrain: the DEM's (ellipsoidal) height under each footprint
+            found = np.isfinite(self.ground.heights)
+            self.heights.base = np.where(found, self.ground.heights, self.heights.base)
+            attributes = table.attributes
+            if "base_height" in attributes.column_names:
+                attributes = attributes.drop_columns(["base_height"])
+            table.attributes = attributes.append_column("base_height", pa.array(np.round(self.heights.base, 2)))
 
     def write(self, version: TilesetVersion | None) -> LoadResult:
         assert version is not None
@@ -150,6 +159,12 @@ class BuildingsImporter(VectorImporter[BuildingOptions]):
         self.summary_notes(result)
         heights, ts = self.heights, self.tiles
         self.report.note(heights.rule)
+        if self.ground is not None:
+            dem = self.ground.dem
+            self.report.note(
+                f"base heights (base_height, ellipsoidal) from DEM {dem.name!r} of {dem.epoch.isoformat()}: "
+                f"{self.ground.covered:,} of {len(heights.base):,} buildings stand on it (the others at 0 m)"
+            )
         self.report.note_named(
             f"{len(heights.defaulted)} buildings had no usable height and got the default "
             f"{self.options.default_height:g} m",

@@ -150,3 +150,17 @@ def set_comments(
             conn.execute(
                 sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(target, sql.Identifier(column), sql.Literal(text))
             )
+
+
+def create_schema_once(conn: psycopg.Connection, schema: str, last: str, ddl: str, comments: Mapping[str, str]) -> None:
+    """Run ``ddl`` (``CREATE ... IF NOT EXISTS``) and comment its tables, unless
+    ``schema.last`` (the object it makes last) is there already; serialised by
+    an advisory lock, so two first users at once do not race."""
+    found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{last}",)).fetchone()
+    if found and found[0]:
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cim.{schema}.schema",))
+        conn.execute(ddl)
+        for table, title in comments.items():
+            set_comments(conn, schema, table, title)

@@ -16,7 +16,8 @@ packages=(postgresql-15 postgresql-15-postgis-3 postgresql-contrib python3 pytho
           ffmpeg  # makes the HLS camera stream the viewer test plays
           gdal-bin  # ogrinfo/ogr2ogr: the tests add the server as an OGC API - Features service (OAPIF)
           fonts-wqy-zenhei  # the Chinese font embedded in the land reports (PDF): TrueType, which reportlab reads
-          poppler-utils)  # pdftotext/pdfinfo: the tests read the land reports back
+          poppler-utils  # pdftotext/pdfinfo: the tests read the land reports back
+          proj-data)  # the EGM96 geoid grid (egm96_15.gtx): orthometric heights to ellipsoidal ones
 # Node.js and npm run the Khronos glTF validator and bring the viewer's JS (no CDN at run time)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()

@@ -30,6 +30,7 @@ _PARAMS = {
     "parcel_id": "nope",
     "finding_id": "999999999",
     "component_id": "nope",
+    "fmt": "png",
     "path:path": "buildings/tileset.json",
     "path": "buildings/tileset.json",
 }

@@ -17,6 +17,7 @@ import numpy as np
 import pyproj
 import pytest
 
+from cim.geoid import undulation
 from tests.conftest import DATA, run_cim
 from tests.gltf_read import Glb, tile_transforms, to_ecef
 from tests.test_buildings_tiles import validate
@@ -147,7 +148,11 @@ def test_map_conversion_placement_within_5_cm(imported):
         )
     )
     lon, lat = pyproj.Transformer.from_crs(31467, 4326, always_xy=True).transform(np.array(e), np.array(n))
-    expected = np.column_stack(TO_ECEF.transform(lon, lat, np.array(h)))
+    # OrthogonalHeight is orthometric (the default): raised by the geoid's N at the model's origin
+    origin = pyproj.Transformer.from_crs(31467, 4326, always_xy=True).transform(
+        conversion.Eastings, conversion.Northings
+    )
+    expected = np.column_stack(TO_ECEF.transform(lon, lat, np.array(h) + undulation(*origin)[0]))
     tileset = json.loads((imported["bim_gk"] / "tileset.json").read_text())
     got = np.concatenate(
         [
@@ -181,7 +186,10 @@ def test_fzk_haus_lands_at_its_site_latitude_and_longitude(imported, conn):
     walls = conn.execute(
         "SELECT count(*), min(z_min), max(z_max) FROM layers.bim_fzk WHERE ifc_class LIKE 'IfcWall%%'"
     ).fetchone()
-    assert walls[0] > 10 and 108 < walls[1] < 112 and walls[2] - walls[1] > 5  # on RefElevation 110 m, two storeys
+    # on RefElevation 110 m (orthometric), two storeys; made ellipsoidal with the geoid (N about +48 m there)
+    n = float(undulation(lon, lat)[0])
+    assert 45 < n < 50
+    assert walls[0] > 10 and 108 + n < walls[1] < 112 + n and walls[2] - walls[1] > 5
 
 
 def test_anchor_places_a_model_without_georeference(imported, conn):

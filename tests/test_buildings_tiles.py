@@ -108,8 +108,11 @@ def test_each_building_is_one_feature_and_its_metadata_matches_postgis(glbs, con
 def test_vertices_lie_within_5_cm_of_their_footprint_and_height(glbs, tileset, conn):
     transforms = tile_transforms(tileset)
     db = {
-        r[0]: (shapely.from_wkb(r[1]), r[2])
-        for r in conn.execute("SELECT fid, ST_AsBinary(geom), height FROM layers.buildings").fetchall()
+        r[0]: (shapely.from_wkb(r[1]), r[2], r[3])
+        for r in conn.execute(
+            "SELECT fid, ST_AsBinary(geom), height, coalesce((to_jsonb(b) ->> 'base_height')::float8, 0) "
+            "FROM layers.buildings b"
+        ).fetchall()
     }
     checked = 0
     for uri, glb in glbs.items():
@@ -119,14 +122,14 @@ def test_vertices_lie_within_5_cm_of_their_footprint_and_height(glbs, tileset, c
         x, y = TO_METRIC.transform(lon, lat)
         feature = glb.attribute("_FEATURE_ID_0").astype(int)
         for k in np.unique(feature)[::7]:  # every 7th building of each tile
-            footprint, height = db[int(fids[k])]
+            footprint, height, base = db[int(fids[k])]  # base: the DEM's height under it (0 without a DEM)
             mask = feature == k
             outline = shapely.transform(
                 footprint.boundary, lambda c: np.column_stack(TO_METRIC.transform(c[:, 0], c[:, 1]))
             )
             d = shapely.distance(shapely.points(x[mask], y[mask]), outline)
             assert d.max() < 0.05, f"fid {fids[k]}: a vertex {d.max():.3f} m off its footprint"
-            hk = h[mask]
+            hk = h[mask] - base
             assert np.minimum(np.abs(hk), np.abs(hk - height)).max() < 0.05  # on the ground or on the roof
             assert np.abs(hk - height).min() < 0.05 and np.abs(hk).min() < 0.05
             # every footprint corner is in the mesh

@@ -24,6 +24,7 @@ import pyproj
 import pytest
 from PIL import Image
 
+from cim.geoid import undulation
 from tests.conftest import CIM, DATA, cli_env, run_cim
 from tests.gltf_read import Glb, tile_transforms, to_ecef
 from tests.test_buildings_tiles import validate
@@ -44,9 +45,12 @@ def osgconv(source: Path, out: Path) -> Path:
 
 
 def sample_to_ecef(xyz: np.ndarray) -> np.ndarray:
+    """The sample's vertices placed as metadata.xml says, heights made ellipsoidal by the geoid's N
+    at the production's origin (its SRSOrigin heights are orthometric: the import's default)."""
     p = xyz + SRS_ORIGIN
     lon, lat = TM_TO_LONLAT.transform(p[:, 0], p[:, 1])
-    return np.column_stack(TO_ECEF.transform(lon, lat, p[:, 2]))
+    lon0, lat0 = TM_TO_LONLAT.transform(SRS_ORIGIN[0], SRS_ORIGIN[1])
+    return np.column_stack(TO_ECEF.transform(lon, lat, p[:, 2] + undulation(lon0, lat0)[0]))
 
 
 def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +356,8 @@ def test_obj_tiles_with_png_textures_and_an_enu_srs(settings, imported, tmp_path
     assert glb.json["images"][0]["mimeType"] == "image/png"
     ours = to_ecef(glb.attribute("POSITION"), transform)
     # ENU at 22.5 N, 114.05 E (PROJ's topocentric conversion, run backwards), vertices offset by --origin
-    enu = pyproj.Transformer.from_pipeline("+proj=topocentric +ellps=WGS84 +lat_0=22.5 +lon_0=114.05 +h_0=0")
+    n = undulation(114.05, 22.5)[0]  # the origin's height is orthometric (the default): the frame stands at N
+    enu = pyproj.Transformer.from_pipeline(f"+proj=topocentric +ellps=WGS84 +lat_0=22.5 +lon_0=114.05 +h_0={n}")
     expected = np.column_stack(enu.transform(*(v + np.array([0, -1300, 0])).T, direction="INVERSE"))
     # OSG's OBJ reader orders vertices its own way: compare (position, texture coordinate) pairs as sorted sets
     ours_pairs = np.column_stack([ours, glb.attribute("TEXCOORD_0")])

@@ -14,6 +14,8 @@ VENDOR: dict[str, str] = {
     "loaders-3d-tiles.js": "@loaders.gl/3d-tiles/dist/dist.min.js",
     # vector tiles are parsed in a web worker; deck.gl's bundle only knows the worker half of the loader
     "mvt-worker.js": "@loaders.gl/mvt/dist/mvt-worker.js",
+    # terrain meshes (deck.gl's TerrainLayer) likewise: its bundle has only the worker half of TerrainLoader
+    "terrain-worker.js": "@loaders.gl/terrain/dist/terrain-worker.js",
     # camera streams (HLS) in browsers without native HLS (Chromium)
     "hls.js": "hls.js/dist/hls.min.js",
 }

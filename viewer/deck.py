@@ -116,7 +116,8 @@ def _pick_layer(layer: LayerInfo, base_url: str) -> pdk.Layer:
         load_options=mvt_load_options(base_url),
         unique_id_property=literal("fid"),
         extruded=True,
-        get_elevation="properties.height + 0.3",
+        # from 0 to the roof: a building stands on the terrain (base_height, when a DEM was there at its import)
+        get_elevation="(properties.base_height > 0 ? properties.base_height : 0) + properties.height + 0.3",
         get_fill_color=[255, 255, 255, 1],
         stroked=False,
         filled=True,

@@ -1,6 +1,7 @@
 """The viewer page: a shell around the pydeck deck, the layer panel and the
 small JS that drives them (viewer/static/viewer.js; live overlays: live.js;
-the land-supervision panel: land.js; city components, 城市部件: components.js).
+the land-supervision panel: land.js; city components, 城市部件: components.js;
+imagery and terrain, 影像与地形: rasters.js).
 Text is in Simplified Chinese by default; English is one click (or
 ``?lang=en``) away."""
 
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from layers.catalogue import LayerInfo
 from layers.land.followup import MAX_NOTE
 from layers.land.rules import EDITORS, KINDS, State, Verdict
+from tiles.raster import TERRAIN_RGB_OFFSET, TERRAIN_RGB_STEP
 from viewer.deck import PICK_SUFFIX, TilesetRef, deck, mvt_load_options
 from viewer.styles import NO_STYLES, ViewerStyles
 
@@ -158,6 +160,17 @@ I18N = {
         "compStage_acknowledged": "签收",
         "compStage_contacted": "联系",
         "compStage_resolved": "办结",
+        # imagery and terrain (影像与地形): the group of viewer/static/rasters.js
+        "rasters": "影像与地形",
+        "basemap": "影像底图",
+        "imagery": "影像",
+        "terrain": "地形",
+        "swipe": "卷帘对比",
+        "swipeLeft": "左",
+        "swipeRight": "右",
+        "swipeHandle": "拖动对比",
+        "rasterResolution": "{r} 米/像素",
+        "rasterFailed": "影像加载失败",
         **{f"kind_{kind}": title for kind, (_, title) in KINDS.items()},
     },
     "en": {
@@ -286,6 +299,16 @@ I18N = {
         "compStage_acknowledged": "Acknowledged",
         "compStage_contacted": "Contacted",
         "compStage_resolved": "Resolved",
+        "rasters": "Imagery and terrain",
+        "basemap": "Imagery basemap",
+        "imagery": "Imagery",
+        "terrain": "Terrain",
+        "swipe": "Swipe compare",
+        "swipeLeft": "Left",
+        "swipeRight": "Right",
+        "swipeHandle": "Drag to compare",
+        "rasterResolution": "{r} m/pixel",
+        "rasterFailed": "Could not load the imagery",
         **{f"kind_{kind}": title for kind, title in KIND_TITLES_EN.items()},
     },
 }
@@ -372,6 +395,7 @@ def viewer_config(
         "i18n": I18N,
         "land": land_config(),
         "components": {"layers": components, "base": base_url, "loadOptions": mvt_load_options(base_url)},
+        "rasters": rasters_config(base_url),
         "embedOrigins": sorted(set(embed_origins)),
     }
 
@@ -385,6 +409,19 @@ def component_layers(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef]
     viewer/static/components.js gives each its panel and draws it."""
     names = {layer.name for layer in layers}
     return sorted({t.layer for t in tilesets if t.kind == COMPONENTS_KIND and t.layer in names})
+
+
+def rasters_config(base_url: str = "") -> dict:
+    """What rasters.js needs besides ``GET /rasters``: the server's base, how a Terrain-RGB tile's
+    colour is a height (tiles.raster's encoding, as deck.gl's TerrainLayer ``elevationDecoder``) and
+    the terrain loader's worker, served here (loaders.gl would fetch it from a CDN)."""
+    step = TERRAIN_RGB_STEP
+    decoder = {"rScaler": 65536 * step, "gScaler": 256 * step, "bScaler": step, "offset": TERRAIN_RGB_OFFSET}
+    return {
+        "base": base_url,
+        "elevationDecoder": decoder,
+        "loadOptions": {"terrain": {"workerUrl": f"{base_url}/viewer/vendor/terrain-worker.js"}},
+    }
 
 
 def land_config() -> dict:
@@ -418,7 +455,7 @@ def viewer_page(config: dict) -> str:
 <body>
 <div id="map"></div>
 <aside id="panel"><header><h1 id="title"></h1><button id="lang" type="button"></button></header>
-<h2 id="layers-title"></h2><ul id="layer-list"></ul>
+<h2 id="layers-title"></h2><section id="rasters" hidden></section><ul id="layer-list"></ul>
 <section id="live" hidden><h2 id="live-title"></h2><div id="live-status"></div>
 <label id="counts-label"></label> <select id="counts-level"></select>
 <table id="counts"><thead></thead><tbody></tbody></table></section>
@@ -444,5 +481,6 @@ def viewer_page(config: dict) -> str:
 <script src="/viewer/static/live.js"></script>
 <script src="/viewer/static/land.js"></script>
 <script src="/viewer/static/components.js"></script>
+<script src="/viewer/static/rasters.js"></script>
 </body>
 </html>"""

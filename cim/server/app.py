@@ -23,7 +23,7 @@ from cim.server.errors import add_exception_handlers
 from cim.server.headers import SecurityHeaders, TrustedHosts
 from cim.server.limits import BodyLimit
 from cim.server.openapi import install_openapi_30
-from cim.server.routes import auth, bim, components, docs, health, land, layers, live, ogc, tilesets, viewer
+from cim.server.routes import auth, bim, components, docs, health, land, layers, live, ogc, rasters, tilesets, viewer
 from cim.server.routes.tileset_files import TilesetFiles
 from import_scripts.contract import reconcile_tilesets
 from viewer.assets import STATIC_DIR
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live.router)
     app.include_router(land.router)
     app.include_router(components.router)
+    app.include_router(rasters.router)
     app.include_router(docs.router)
     app.include_router(ogc.router)  # the landing page at / among them
     app.include_router(auth.router)

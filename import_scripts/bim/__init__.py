@@ -20,7 +20,8 @@ import pyarrow as pa
 import shapely
 
 from cim.errors import CimError, InputError
-from import_scripts.bim.georef import Anchor, georeference
+from cim.geoid import VerticalDatum
+from import_scripts.bim.georef import Anchor, georeference, with_vertical_datum
 from import_scripts.bim.reader import Model, properties_json, read_model
 from import_scripts.contract import Importer
 from import_scripts.report import ImportReport
@@ -43,6 +44,7 @@ class BimOptions:
     anchor: Anchor | None = None
     jobs: int | None = None
     grid_join: bool = True
+    vertical_datum: VerticalDatum = VerticalDatum.egm96  # what the file's (or the anchor's) heights are measured from
 
 
 def _footprints(model: Model, ecef: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,7 +82,8 @@ class BimImporter(Importer[BimOptions]):
     def read(self) -> None:
         try:
             self.model = read_model(self.source, jobs=self.options.jobs)
-            self.georef = georeference(self.model.file, str(self.source), self.options.anchor)
+            found = georeference(self.model.file, str(self.source), self.options.anchor)
+            self.georef = with_vertical_datum(found, self.options.vertical_datum)
         except CimError:
             raise
         except Exception as exc:  # ifcopenshell's own failures on odd files: still one line naming the file

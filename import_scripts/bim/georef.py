@@ -6,9 +6,10 @@ else ``--anchor LON,LAT,HEIGHT[,ROTATION_DEG]`` is required. ``--anchor``
 overrides both (how a model without georeference is placed on a parcel).
 
 Local coordinates are the geometry iterator's world coordinates, already in
-metres. Heights (OrthogonalHeight, RefElevation, the anchor's) are taken as
-ellipsoidal: no geoid model is available offline, so a model sits a few
-metres off mean sea level (Shenzhen: about -3 m; Germany: about +48 m).
+metres. Heights (OrthogonalHeight, RefElevation, the anchor's) are
+orthometric by default (above the geoid, as surveyors give them) and made
+ellipsoidal with the EGM96 geoid (:mod:`cim.geoid`; Shenzhen: N about -3 m,
+south-west Germany about +48 m); ``--vertical-datum ellipsoidal`` takes them as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyproj
 
 from cim.crs import WGS84, resolve_crs, transform_arrays
 from cim.errors import CrsError, InputError
+from cim.geoid import VerticalDatum, undulation
 from tiles.geodesy import EnuFrame, lonlath_to_ecef
 
 #: (n, 3) local metres -> (n, 3) ECEF metres
@@ -213,3 +215,21 @@ def georeference(model: ifcopenshell.file, source: str, anchor: Anchor | None) -
             hint="place it with --anchor LON,LAT,HEIGHT[,ROTATION_DEG], e.g. --anchor 114.0553,22.5333,0,30",
         )
     return found
+
+
+def with_vertical_datum(found: Georeference, datum: VerticalDatum) -> Georeference:
+    """``found`` with its heights made ellipsoidal: orthometric ones are raised by
+    the geoid's N at the model's origin, along its vertical (a model is small:
+    N and the vertical do not change across it)."""
+    if datum == VerticalDatum.ellipsoidal:
+        return found
+    lon, lat, height = found.origin
+    n = float(undulation(lon, lat)[0])
+    up = EnuFrame.at(lon, lat).rotation[2] * n
+    place = found.to_ecef
+    return Georeference(
+        found.method,
+        (lon, lat, height + n),
+        lambda local: place(local) + up,
+        [*found.notes, f"heights orthometric (EGM96): raised by the geoid's N = {n:+.2f} m to ellipsoidal ones"],
+    )

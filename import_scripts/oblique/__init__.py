@@ -25,6 +25,7 @@ import pyarrow as pa
 import shapely
 
 from cim.errors import InputError
+from cim.geoid import VerticalDatum
 from import_scripts.contract import Importer
 from import_scripts.oblique.convert import Job, convert, finished
 from import_scripts.oblique.production import Production, TileFolder, open_production
@@ -45,6 +46,7 @@ class ObliqueOptions:
     jobs: int | None = None  # worker processes (default: all cores)
     title: str | None = None
     grid_join: bool = True
+    vertical_datum: VerticalDatum = VerticalDatum.egm96  # what the production's heights are measured from
 
 
 @dataclass
@@ -120,7 +122,7 @@ def build_tree(folder: TileFolder, out: Path) -> FolderTree:
 
 def _key(production: Production) -> str:
     g = production.georef
-    text = json.dumps([_FORMAT, str(production.source.resolve()), g.srs, g.origin, production.kind])
+    text = json.dumps([_FORMAT, str(production.source.resolve()), g.srs, g.origin, g.geoid_n, production.kind])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -200,6 +202,8 @@ class ObliqueImporter(Importer[ObliqueOptions]):
 
     def read(self) -> None:
         self.production = open_production(self.source, self.options.srs, self.options.origin)
+        if self.options.vertical_datum == VerticalDatum.egm96:
+            self.production.georef = self.production.georef.with_geoid()
         georef = self.production.georef
         centre = georef.to_lonlath(np.zeros((1, 3)))[0]
         self.frame_lonlat = (float(centre[0]), float(centre[1]))

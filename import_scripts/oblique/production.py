@@ -13,6 +13,7 @@ or the same with ``.obj`` tiles. ``metadata.xml``'s SRS is ``EPSG:n``, a WKT
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import pyproj
 
 from cim.crs import WGS84, resolve_crs, transform_arrays
 from cim.errors import CrsError, InputError
+from cim.geoid import undulation
 from tiles.geodesy import EnuFrame, ecef_to_lonlath, lonlath_to_ecef
 
 TILE_SUFFIXES = (".osgb", ".obj")
@@ -36,12 +38,21 @@ class Georef:
 
     ``srs`` is what the user or metadata.xml said; ``crs_wkt`` the CRS it
     resolved to (None for ENU); ``enu`` the (lat, lon) of a local tangent
-    plane. Heights are taken as ellipsoidal (no geoid model offline)."""
+    plane. ``geoid_n`` is added to every height: the geoid's N where the
+    production stands, for heights measured from the geoid (orthometric, as
+    productions usually are: :meth:`with_geoid`), 0 for ellipsoidal ones."""
 
     srs: str
     origin: tuple[float, float, float]
     crs_wkt: str | None = None
     enu: tuple[float, float] | None = None
+    geoid_n: float = 0.0
+
+    def with_geoid(self) -> Georef:
+        """This georeference with orthometric heights made ellipsoidal (EGM96, at its origin:
+        the tangent plane's for ENU, the SRS origin's otherwise)."""
+        lon, lat = (self.enu[1], self.enu[0]) if self.enu else self.to_lonlath(np.zeros((1, 3)))[0][:2]
+        return dataclasses.replace(self, geoid_n=float(undulation(lon, lat)[0]))
 
     @classmethod
     def parse(cls, srs: str, origin: tuple[float, float, float], source: str) -> Georef:
@@ -61,9 +72,11 @@ class Georef:
     @property
     def description(self) -> str:
         if self.enu:
-            return f"ENU at {self.enu[0]:.6f}, {self.enu[1]:.6f}, origin {self.origin}"
+            datum = f", heights + geoid N {self.geoid_n:+.2f} m (EGM96)" if self.geoid_n else ""
+            return f"ENU at {self.enu[0]:.6f}, {self.enu[1]:.6f}, origin {self.origin}{datum}"
         assert self.crs_wkt is not None  # parse() sets one of enu and crs_wkt
-        return f"{pyproj.CRS.from_wkt(self.crs_wkt).name}, origin {self.origin}"
+        datum = f", heights + geoid N {self.geoid_n:+.2f} m (EGM96)" if self.geoid_n else ""
+        return f"{pyproj.CRS.from_wkt(self.crs_wkt).name}, origin {self.origin}{datum}"
 
     def to_lonlath(self, xyz: np.ndarray) -> np.ndarray:
         return Placement.of(self).to_lonlath(xyz)
@@ -77,7 +90,8 @@ class Placement:
 
     def __init__(self, georef: Georef) -> None:
         self.origin = np.array(georef.origin, dtype=np.float64)
-        self.frame = EnuFrame.at(georef.enu[1], georef.enu[0], 0.0) if georef.enu else None
+        self.geoid_n = georef.geoid_n
+        self.frame = EnuFrame.at(georef.enu[1], georef.enu[0], georef.geoid_n) if georef.enu else None
         self.transformer: pyproj.Transformer | None = None
         if georef.crs_wkt:
             self.transformer = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(georef.crs_wkt), WGS84, always_xy=True)
@@ -94,7 +108,7 @@ class Placement:
         assert self.transformer is not None  # not ENU: the georef has a CRS
         p = np.asarray(xyz, np.float64) + self.origin
         lon, lat = transform_arrays(self.transformer, p[:, 0], p[:, 1])
-        return np.column_stack([lon, lat, p[:, 2]])
+        return np.column_stack([lon, lat, p[:, 2] + self.geoid_n])
 
     def to_ecef(self, xyz: np.ndarray) -> np.ndarray:
         """(n, 3) ECEF metres, in double precision, from source coordinates."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import psycopg
 
-from layers.schema import set_comments
+from layers.schema import create_schema_once
 
 SCHEMA = "components"
 
@@ -42,12 +42,5 @@ _COMMENTS = {
 
 
 def ensure_components_schema(conn: psycopg.Connection) -> None:
-    """Create what is missing (serialised: two first imports at once do not race)."""
-    found = conn.execute(f"SELECT to_regclass('{SCHEMA}.classes') IS NOT NULL").fetchone()
-    if found and found[0]:
-        return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.components.schema'))")
-        conn.execute(_DDL)
-        for table, title in _COMMENTS.items():
-            set_comments(conn, SCHEMA, table, title)
+    """Create what is missing."""
+    create_schema_once(conn, SCHEMA, "classes", _DDL, _COMMENTS)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import psycopg
 
-from layers.schema import set_comments
+from layers.schema import create_schema_once
 
 SCHEMA = "land"
 
@@ -162,11 +162,4 @@ _COMMENTS = {
 
 def ensure_land_schema(conn: psycopg.Connection) -> None:
     """Create what is missing (serialised: two first checks at once do not race)."""
-    found = conn.execute(f"SELECT to_regclass('{SCHEMA}.{_LAST}') IS NOT NULL").fetchone()
-    if found and found[0]:
-        return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cim.land.schema'))")
-        conn.execute(_DDL)
-        for table, title in _COMMENTS.items():
-            set_comments(conn, SCHEMA, table, title)
+    create_schema_once(conn, SCHEMA, _LAST, _DDL, _COMMENTS)

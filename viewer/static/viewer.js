@@ -23,6 +23,12 @@
   };
   let highlight = null;  // the footprint of the element found by a search
   const overlays = {};  // entry key -> deck layers drawn by live.js instead of the entry's vector tiles
+  const underlays = {};  // key -> deck layers drawn under everything, each its own visibility (rasters.js: imagery, terrain)
+  const urlWriters = [];  // (URLSearchParams) => void: a module's own state in the URL (rasters.js)
+  const busy = new Set();  // modules still setting up what they draw: the page is not done before they are
+  let drape = null;  // a layer extension every layer but the 3D Tiles and the underlays gets (rasters.js: the terrain's)
+  const draped = (layer) => (drape && !(layer instanceof deck.Tile3DLayer)
+    ? layer.clone({ extensions: [...(layer.props.extensions || []), drape] }) : layer);
   const liveKeys = new Set(config.live || []);
   let viewState = { ...config.deck.initialViewState };
   if (hash.has("view")) {
@@ -41,6 +47,7 @@
     if (op.length) p.set("opacity", op.join(","));
     if (state.hidden.size) p.set("hide", [...state.hidden].join(","));
     p.set("lang", state.lang);
+    for (const f of urlWriters) f(p);
     history.replaceState(null, "", `${location.pathname}${location.search}#${p.toString()}`);
   }
 
@@ -59,16 +66,17 @@
   const baseLayers = converted.layers.filter((layer) => !(entryOf[layer.id] && liveKeys.has(entryOf[layer.id].key)));
 
   function currentLayers() {
-    const layers = baseLayers.map((layer) => {
+    const layers = Object.values(underlays).flat();
+    layers.push(...baseLayers.map((layer) => {
       const e = entryOf[layer.id];
       const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
       const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
-      return layer.clone({ visible, opacity });
-    });
+      return draped(layer.clone({ visible, opacity }));
+    }));
     for (const [key, extra] of Object.entries(overlays)) {
       const opacity = state.opacity[key] !== undefined ? state.opacity[key] : 1;
       // a layer of an overlay may be off by itself (components.js: a 大类's models switched off)
-      for (const layer of extra) layers.push(layer.clone({ visible: state.visible.has(key) && layer.props.visible, opacity }));
+      for (const layer of extra) layers.push(draped(layer.clone({ visible: state.visible.has(key) && layer.props.visible, opacity })));
     }
     if (highlight) {
       layers.push(new deck.GeoJsonLayer({ id: "search-highlight", data: highlight, stroked: true, filled: true,
@@ -118,7 +126,7 @@
       if (result.rendered === 1) result.firstFrameMs = performance.now();
       const layers = deckgl.props.layers || [];
       result.layers = layers.filter((l) => l.props.visible).map((l) => l.id);
-      if (!window.__cimDone && result.rendered > 2 && layers.every((l) => !l.props.visible || l.isLoaded)) {
+      if (!window.__cimDone && result.rendered > 2 && !busy.size && layers.every((l) => !l.props.visible || l.isLoaded)) {
         result.loadedMs = result.loadedMs || performance.now();
         setTimeout(() => { window.__cimDone = true; }, 500);  // a few more frames for the last tiles to draw
       }
@@ -274,6 +282,13 @@
     liveKeys,  // the entries live.js draws
     isVisible: (key) => state.visible.has(key),
     setOverlay(key, layers) { overlays[key] = layers; deckgl.setProps({ layers: currentLayers() }); },
+    setUnderlay(key, layers) { underlays[key] = layers; deckgl.setProps({ layers: currentLayers() }); },
+    // layers on the terrain: 2D ones draped on it, 3D ones (extruded, points) lifted by its height
+    setDrape(extension) { if (drape !== extension) { drape = extension; deckgl.setProps({ layers: currentLayers() }); } },
+    initialHash: hash,  // the URL's state as the page opened (the page rewrites its URL at once)
+    onWriteUrl: urlWriters,
+    writeUrl,
+    busy,
     tooltip,
     t,
     escapeHtml,

@@ -32,13 +32,16 @@ The package, one module per step (imports point one way, down this list):
 ``lattice``, ``buildings``, ``blocks`` (street blocks of plots), ``parcels``,
 ``survey`` (the 2026 buildings, construction land), ``points`` (sensors,
 cameras, tickets), ``components`` (city components on streets, at buildings and
-in parks, linked to sensors and tickets) and ``write`` (GeoPackages, the
-components' GLB models, :func:`generate`).
+in parks, linked to sensors and tickets), ``write`` (the sample's core, GeoPackages,
+the components' GLB models, :func:`generate`) and ``rasters`` (the generated terrain
+and orthophoto, ``dem.tif`` and ``dom.tif``: :func:`generate_rasters`; it loads
+rasterio only when called).
 """
 
 from cim.samples import names
 from cim.samples.futian.params import BOUNDARY_GCJ02, LAYERS, SCALES, Scale, ScaleSpec
 from cim.samples.futian.partitions import apportion, partition
+from cim.samples.futian.rasters import generate_rasters
 from cim.samples.futian.write import generate, write_layer
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "ScaleSpec",
     "apportion",
     "generate",
+    "generate_rasters",
     "names",
     "partition",
     "write_layer",

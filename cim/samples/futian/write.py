@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -12,21 +12,29 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from cim.components import shapes
 from cim.components.catalogue import CLASSES
 from cim.samples import names
 from cim.samples.futian.admin import Admin, build_admin
-from cim.samples.futian.blocks import build_blocks
-from cim.samples.futian.buildings import Buildings, build_buildings, building_ids, select_buildings
+from cim.samples.futian.blocks import Blocks, build_blocks
+from cim.samples.futian.buildings import (
+    Buildings,
+    UrbanVillages,
+    build_buildings,
+    building_ids,
+    select_buildings,
+)
 from cim.samples.futian.components import build_components
 from cim.samples.futian.geometry import (
     as_multipolygons,
     load_boundary_metric,
     to_output,
 )
-from cim.samples.futian.landcover import Patches, build_land_cover, with_patches
-from cim.samples.futian.params import LAYERS, SCALES, Scale, rng
+from cim.samples.futian.landcover import LandCover, Patches, build_land_cover, with_patches
+from cim.samples.futian.lattice import Cells
+from cim.samples.futian.params import LAYERS, SCALES, Scale, ScaleSpec, rng
 from cim.samples.futian.parcels import Parcels, build_parcels
 from cim.samples.futian.points import (
     PointLayer,
@@ -165,19 +173,29 @@ def _first_survey(selected: Buildings, parcels: Parcels) -> tuple[Buildings, dic
     return buildings, {int(index_after[b]): added for b, added in parcels.raises.items()}
 
 
-def generate(
-    out_dir: Path, scale: Scale = "small", seed: int = 42, on_layer: Callable[[str, int], None] | None = None
-) -> dict[str, int]:
-    """Write one GeoPackage per layer into out_dir (out_dir/<layer>.gpkg, GDAL layer name =
-    <layer>), all in EPSG:4326 (lon/lat WGS84), and the components' models
-    (out_dir/component_models/<code>.glb). Returns {layer: feature_count}. Calls
-    on_layer(layer, count) after each layer. The data is synthetic (see the module docstring)."""
+@dataclass
+class Core:
+    """What every layer of a sample is made from (metric): the admin partition, the land cover,
+    the street lattices' plots and blocks, the urban villages, the approved parcels and the
+    first survey's buildings (``area``: the small sample's grids, None at full scale)."""
+
+    spec: ScaleSpec
+    admin: Admin
+    land: LandCover
+    road_cells: Cells
+    villages: UrbanVillages
+    area: BaseGeometry | None
+    blocks: Blocks
+    parcels: Parcels
+    buildings: Buildings
+    raises: dict[int, int]
+
+
+def build_core(scale: Scale, seed: int) -> Core:
+    """The sample's :class:`Core` for a scale and seed (about 1-2 s)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, not {scale!r}")
     spec = SCALES[scale]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
     admin = build_admin(load_boundary_metric(), seed)
     land = build_land_cover(admin.boundary, seed)
     all_buildings, road_cells, villages = build_buildings(admin, land, seed)
@@ -185,7 +203,33 @@ def generate(
     blocks = build_blocks(road_cells, rng(seed, "blocks"))
     parcels = build_parcels(admin, blocks, road_cells, selected, area, spec, seed)
     buildings, raises = _first_survey(selected, parcels)
-    survey = build_survey(buildings, raises, parcels, blocks, road_cells, villages, area, admin, seed)
+    return Core(spec, admin, land, road_cells, villages, area, blocks, parcels, buildings, raises)
+
+
+def generate(
+    out_dir: Path,
+    scale: Scale = "small",
+    seed: int = 42,
+    on_layer: Callable[[str, int], None] | None = None,
+    *,
+    rasters: bool = True,
+    on_raster: Callable[[str, Path], None] | None = None,
+) -> dict[str, int]:
+    """Write one GeoPackage per layer into out_dir (out_dir/<layer>.gpkg, GDAL layer name =
+    <layer>), all in EPSG:4326 (lon/lat WGS84), and the components' models
+    (out_dir/component_models/<code>.glb). Returns {layer: feature_count}. Calls
+    on_layer(layer, count) after each layer. With ``rasters``, also writes the sample's
+    terrain and orthophoto (out_dir/dem.tif, out_dir/dom.tif: see
+    :func:`cim.samples.futian.rasters.generate_rasters`), calling on_raster(name, path)
+    after each. The data is synthetic (see the module docstring)."""
+    core = build_core(scale, seed)
+    spec = core.spec
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    admin, land, road_cells, villages, area = core.admin, core.land, core.road_cells, core.villages, core.area
+    blocks, parcels, buildings = core.blocks, core.parcels, core.buildings
+    survey = build_survey(buildings, core.raises, parcels, blocks, road_cells, villages, area, admin, seed)
     patches = {
         "farmland": with_patches(land.farmland, parcels.encroached["farmland"]),
         "forest": with_patches(land.forest, parcels.encroached["forest"]),
@@ -224,4 +268,8 @@ def generate(
         if on_layer is not None:
             on_layer(layer, counts[layer])
     write_component_models(out_dir)
+    if rasters:
+        from cim.samples.futian.rasters import Scene, generate_rasters  # rasterio is loaded only here
+
+        generate_rasters(out_dir, scale, seed, scene=Scene.from_core(core), on_raster=on_raster)
     return counts
