@@ -34,9 +34,15 @@ def browse(
         args += ["--hover", hover]
     if eval is not None:
         args += ["--eval", eval]
-    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=timeout_ms / 1000 + 60, env=env)
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    for attempt in (1, 2):
+        out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=timeout_ms / 1000 + 60, env=env)
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        # Chromium's renderer (software GL) now and then dies on this 2-core machine under the suite's load:
+        # that is the browser, not the page, and the page is opened once more
+        if attempt == 1 and report.get("crashed"):
+            continue
+        break
     assert report.get("error") is None, report
     return report
 

@@ -78,6 +78,20 @@ def conn(db_url: str):
         yield c
 
 
+@pytest.fixture
+def own_settings(settings: Settings, db_url: str, tmp_path: Path):
+    """Settings of a database and data folder of the test's own, on the session's server: for a
+    test whose imports must not become layers of the session's map (the viewer tests open it with
+    every layer it has)."""
+    name = f"cim_own_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(db_url, dbname=name)
+    yield Settings(data_dir=tmp_path / "own-data", database_url=url)
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def cli_env(settings: Settings) -> dict[str, str]:
     """The environment a `cim` subprocess needs to use the test database."""
     env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), COLUMNS="200", NO_COLOR="1")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pyproj
 import pytest
 from PIL import Image
@@ -370,3 +371,56 @@ def test_obj_tiles_with_png_textures_and_an_enu_srs(settings, imported, tmp_path
     difference = np.abs(by_position(ours_pairs) - by_position(expected_pairs))
     assert difference[:, :3].max() < 0.01 and difference[:, 3:].max() < 1e-5
     assert_valid_3dtiles(out / "tileset.json")
+
+
+def test_a_building_on_the_dem_and_the_oblique_ground_meet_after_the_geoid(imported, own_settings, tmp_path):
+    """One vertical datum: the production's heights (orthometric, as metadata.xml's SRSOrigin gives them)
+    are made ellipsoidal with the EGM96 geoid; a DEM surveyed in the same orthometric datum is too;
+    a white-model building sampled from the DEM then stands on the oblique ground within 0.5 m.
+    (Without the geoid on either side they would be N, about 5.4 m here, apart.) In a database of
+    its own: the site lies 70 km west of Futian, out of the session's map."""
+    import datetime as dt
+
+    import geopandas as gpd
+    import rasterio
+    import shapely
+    from rasterio.transform import from_origin
+
+    from cim.db import database_url
+    from import_scripts.buildings import BuildingOptions, BuildingsImporter
+    from import_scripts.layer import LayerOptions
+    from import_scripts.raster import RasterImporter, RasterOptions
+
+    to_llh = pyproj.Transformer.from_crs(4978, 4979, always_xy=True)
+    points = []
+    for uri, transform in imported["transforms"].items():
+        glb = Glb.read(imported["folder"] / uri)
+        for mesh in glb.json["meshes"]:
+            for prim in mesh["primitives"]:
+                points.append(to_ecef(glb.accessor(prim["attributes"]["POSITION"]), transform))
+    lon, lat, h = to_llh.transform(*np.vstack(points).T)
+    lon0, lat0 = float(np.median(lon)), float(np.median(lat))
+    near = pyproj.Geod(ellps="WGS84").inv(np.full(len(lon), lon0), np.full(len(lat), lat0), lon, lat)[2] < 25
+    ground = float(np.percentile(h[near], 2))  # the lowest surface near the middle: the ground (ellipsoidal)
+    n = float(undulation(lon0, lat0)[0])
+    assert -6 < n < -5
+    # a DEM of the place, flat at the ground's orthometric height, as a survey in the 1985 datum gives it
+    gk = pyproj.Transformer.from_crs(4326, 4547, always_xy=True)
+    x0, y0 = gk.transform(lon0, lat0)
+    dem = tmp_path / "site_dem.tif"
+    with rasterio.open(
+        dem, "w", driver="GTiff", width=40, height=40, count=1, dtype="float32", crs="EPSG:4547",
+        transform=from_origin(x0 - 200, y0 + 200, 10, 10),
+    ) as out:  # fmt: skip
+        out.write(np.full((40, 40), ground - n, dtype="float32"), 1)
+    RasterImporter(
+        own_settings, dem, "oblique_site_dem",
+        RasterOptions(kind="dem", epoch=dt.date(2026, 11, 1), district_check=False),  # 70 km west of Futian
+    ).run()  # fmt: skip
+    path = tmp_path / "site_building.geojson"
+    square = shapely.box(lon0 - 5e-5, lat0 - 5e-5, lon0 + 5e-5, lat0 + 5e-5)
+    gpd.GeoDataFrame({"height": [12.0]}, geometry=[square], crs=4326).to_file(path)
+    BuildingsImporter(own_settings, path, "oblique_site_building", BuildingOptions(layer=LayerOptions())).run()
+    with psycopg.connect(database_url(own_settings)) as conn:
+        base = conn.execute("SELECT base_height FROM layers.oblique_site_building").fetchone()[0]
+    assert abs(base - ground) < 0.5, (base, ground)

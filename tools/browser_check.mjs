@@ -1,6 +1,7 @@
 // Open a page in headless Debian Chromium, wait until it sets window.__cimDone,
 // and print one JSON object: the page's window.__cimResult, console errors,
-// failed requests, and every request to a host other than 127.0.0.1/localhost.
+// failed requests, every request to a host other than 127.0.0.1/localhost, and `crashed` when the
+// renderer died (tests/browser.py opens the page once more then).
 // usage: node tools/browser_check.mjs URL [--timeout 60000] [--screenshot out.png] [--size 1280x800]
 //        [--hover X,Y] [--eval "JS expression"]   (after the page is done: move the mouse, then evaluate)
 //        [--sign-in USER]  first sign in as USER on the URL's server's sign-in page (the password in
@@ -34,6 +35,7 @@ try {
   const page = await browser.newPage({ viewport: { width, height } });
   page.on("console", (m) => { if (m.type() === "error") out.consoleErrors.push(m.text()); });
   page.on("pageerror", (e) => out.pageErrors.push(String(e)));
+  page.on("crash", () => { out.crashed = true; });
   page.on("request", (r) => {
     out.requests += 1;
     const u = new URL(r.url());
@@ -67,6 +69,7 @@ try {
   if (evalExpr) out.eval = await page.evaluate(evalExpr);
 } catch (e) {
   out.error = String(e);
+  if (/Target page, context or browser has been closed/.test(out.error)) out.crashed = true;
 } finally {
   await browser.close();
 }

@@ -126,12 +126,22 @@
       if (result.rendered === 1) result.firstFrameMs = performance.now();
       const layers = deckgl.props.layers || [];
       result.layers = layers.filter((l) => l.props.visible).map((l) => l.id);
-      if (!window.__cimDone && result.rendered > 2 && !busy.size && layers.every((l) => !l.props.visible || l.isLoaded)) {
+      if (!window.__cimDone && result.rendered > 2 && !busy.size && layers.every(settled)) {
         result.loadedMs = result.loadedMs || performance.now();
         setTimeout(() => { window.__cimDone = true; }, 500);  // a few more frames for the last tiles to draw
       }
     },
   });
+
+  // A layer has drawn what it will for this view. loaders.gl's Tileset3D cancels the request of a tile out of
+  // sight (refine ADD) but keeps it among its requested tiles until the camera moves, so a 3D Tiles layer out of
+  // view never says it is loaded: it has settled once nothing is pending and what it still lists is out of sight.
+  function settled(layer) {
+    if (!layer.props.visible || layer.isLoaded) return true;
+    const tiles = layer.state && layer.state.tileset3d;
+    return Boolean(tiles && tiles.frameNumber > 0 && tiles._pendingCount === 0 && tiles._requestedTiles.every(
+      (tile) => tile.contentAvailable || !tile.isVisible || tile._touchedFrame < tiles.frameNumber));
+  }
 
   function render() {
     deckgl.setProps({ layers: currentLayers() });
