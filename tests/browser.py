@@ -17,11 +17,15 @@ def browse(
     screenshot: Path | None = None,
     size: str = "1280x800",
     hover: str | None = None,
+    click: str | None = None,
+    frame_eval: str | None = None,
     eval: str | None = None,
     sign_in: tuple[str, str] | None = None,
 ) -> dict:
     """Open ``url``, wait for the page's ``window.__cimDone``; then optionally
-    screenshot, move the mouse to ``hover`` ("x,y") and evaluate ``eval``.
+    screenshot, move the mouse to ``hover`` ("x,y"), click at ``click`` ("x,y"; then wait for
+    the page's ``window.__cimClicked``), evaluate ``frame_eval`` in the page's first iframe (then wait
+    for ``window.__cimClicked`` too) and evaluate ``eval``.
     ``sign_in`` (user, password): sign in on the url's server first, as a person does."""
     args = ["node", str(REPO / "tools" / "browser_check.mjs"), url, "--timeout", str(timeout_ms), "--size", size]
     env = None
@@ -32,6 +36,10 @@ def browse(
         args += ["--screenshot", str(screenshot)]
     if hover is not None:
         args += ["--hover", hover]
+    if click is not None:
+        args += ["--click", click]
+    if frame_eval is not None:
+        args += ["--frame-eval", frame_eval]
     if eval is not None:
         args += ["--eval", eval]
     for attempt in (1, 2):

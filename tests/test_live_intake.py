@@ -376,4 +376,6 @@ def test_a_50_mb_body_is_refused_at_once_while_the_server_keeps_answering(server
         assert elapsed < 2.0, (name, elapsed)
     status, body, _ = uploads["big batch"]
     assert status == 200 and body["accepted"] + len(body["rejected"]) == 10_000
-    assert max(latencies) < 0.1, sorted(latencies)[-5:]
+    # not blocked while the bodies stream in: a blocked loop would hold /healthz for the seconds a 50 MB body
+    # takes; the bound leaves room for a busy machine (0.1 s was met alone, 0.103 s with the suite and others)
+    assert max(latencies) < 0.5, sorted(latencies)[-5:]

@@ -5,6 +5,8 @@ gives named layers their look and the view its home."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
 
@@ -79,9 +81,14 @@ def test_one_building_is_picked_and_described_in_chinese(server, tower):
         hover="640,400",
         eval="({tip: document.querySelector('.cim-tooltip')?.innerText, "
         "pick: (o => o && {layer: o.layer.id, id: o.object.properties.id})"
-        "(cimViewer.deck.pickObject({x: 640, y: 400})), lang: document.documentElement.lang})",
+        "(cimViewer.deck.pickObject({x: 640, y: 400})), lang: document.documentElement.lang, "
+        "frame: (cimViewer.deck.redraw(true), cimViewer.deck.getCanvas().toDataURL())})",
     )
     result = report["eval"]
+    # the building under the pointer outlined in the highlight colour (255, 200, 0, 200 over the white model)
+    frame = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["frame"].split(",")[1]))).convert("RGB"))
+    red, green, blue = (int(v) for v in frame[400, 640])
+    assert red > 200 and 160 < green < 215 and blue < 80, (red, green, blue)
     assert result["pick"] == {"layer": "buildings__pick", "id": bid}
     assert result["lang"] == "zh-CN"
     tip = result["tip"]
@@ -317,3 +324,56 @@ def test_a_hostile_title_cannot_break_the_page_script():
     block = page.split('<script id="cim-config" type="application/json">')[1].split("</script>")[0]
     assert "<" not in block and ">" not in block and "&" not in block
     assert json.loads(block)["entries"][0]["title"]["zh"] == "<!--<script></script>&"
+
+
+# the layer tree, its legend and the panel's layout, read in the page
+TREE = """(() => {
+  const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const groups = [...document.querySelectorAll("#layer-list li.group")].map((g) => ({
+    group: g.dataset.group, collapsed: g.classList.contains("collapsed"),
+    title: g.querySelector(".group-name").textContent, count: g.querySelector(".group-count").textContent,
+    keys: [...g.querySelectorAll("li[data-key]")].map((li) => li.dataset.key)}));
+  const heads = [...document.querySelectorAll("#layer-list li[data-key] .head")].filter((h) => h.offsetParent)
+    .map((h) => ({key: h.parentElement.dataset.key, label: box(h.querySelector("label")),
+                  count: box(h.querySelector(".count")), panel: box(document.getElementById("panel"))}));
+  const legend = [...document.querySelectorAll("#legend li")].map((li) => ({
+    key: li.dataset.key, symbol: li.querySelector("svg").dataset.symbol, text: li.textContent}));
+  return {groups, heads, legend, hash: location.hash};
+})()"""
+
+
+def _apart(a: list[float], b: list[float]) -> bool:
+    return a[2] <= b[0] + 0.5 or b[2] <= a[0] + 0.5 or a[3] <= b[1] + 0.5 or b[3] <= a[1] + 0.5
+
+
+@pytest.mark.browser
+def test_the_layer_tree_groups_folds_and_shows_a_legend(server, sample):
+    report = browse(
+        f"{server}/viewer#view=114.3,22.3,12,0,0&layers=buildings,streets,parcels,futian_boundary", eval=TREE
+    )
+    e = report["eval"]
+    groups = {g["group"]: g for g in e["groups"]}
+    assert [g["group"] for g in e["groups"]][:3] == ["base", "planning", "models"]
+    assert groups["base"]["title"] == "基础底图" and groups["models"]["title"] == "三维模型"
+    assert {"futian_boundary", "streets", "communities", "grids"} <= set(groups["base"]["keys"])
+    assert {"parcels", "farmland", "forest", "eco_redline"} <= set(groups["planning"]["keys"])
+    assert "buildings" in groups["models"]["keys"] and "sensors" in groups["operations"]["keys"]
+    # a group shows how many of its layers are on; one with none on starts folded, the others open
+    assert groups["base"]["count"] == f"2/{len(groups['base']['keys'])}" and not groups["base"]["collapsed"]
+    assert groups["operations"]["collapsed"] and not groups["models"]["collapsed"]
+    assert "fold=operations" in e["hash"]
+    # the legend: the layers on, each by its own kind of symbol
+    legend = {row["key"]: row for row in e["legend"]}
+    assert set(legend) == {"buildings", "streets", "parcels", "futian_boundary"}
+    assert legend["buildings"]["symbol"] == "model" and legend["parcels"]["symbol"] == "polygon"
+    assert legend["parcels"]["text"] == "已批宗地"
+    # no name runs into its count, nothing sticks out of the panel
+    assert e["heads"], e
+    for head in e["heads"]:
+        assert _apart(head["label"], head["count"]), head
+        assert head["count"][2] <= head["panel"][2] and head["label"][0] >= head["panel"][0], head
+    # the URL keeps the fold: planning folded, operations open
+    report = browse(f"{server}/viewer#view=114.3,22.3,12,0,0&layers=streets&fold=planning", eval=TREE)
+    groups = {g["group"]: g for g in report["eval"]["groups"]}
+    assert groups["planning"]["collapsed"] and not groups["operations"]["collapsed"]
+    assert not any(h["key"] == "parcels" for h in report["eval"]["heads"])  # folded away

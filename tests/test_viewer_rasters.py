@@ -360,7 +360,7 @@ def test_the_vector_layers_lie_on_the_terrain(server, site):
       .map((e) => `${e.constructor.extensionName} ${e.opts.on ? "on" : "off"}`);
     // the streets' features right of the panel, as deck.gl picks them (on the terrain: through the terrain's pass)
     const picked = () => new Set(cimViewer.deck.pickObjects({ x: 340, y: 0, width: 940, height: 800 })
-      .filter((o) => o.layer.id === "streets").map((o) => o.object.properties.fid)).size;
+      .filter((o) => o.layer.id === "streets").map((o) => o.object.id)).size;
     const on = { streets: extensions("streets"), buildings: extensions("tileset:buildings"), picked: picked() };
     cimViewer.setLayerVisible("terrain", false);
     await wait(() => !R().terrain.on, "the terrain off");
@@ -370,6 +370,7 @@ def test_the_vector_layers_lie_on_the_terrain(server, site):
     report = browse(
         f"{server}/viewer#{_view(site, 15, 50, 0)}&layers=basemap,terrain,streets,buildings&terrain={DEM}",
         eval=_script(body, result),
+        timeout_ms=180_000,  # tilted: the terrain's and the imagery's tiles to the horizon, cut on demand
     )
     _clean(report)
     e = report["eval"]

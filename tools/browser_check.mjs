@@ -4,6 +4,8 @@
 // renderer died (tests/browser.py opens the page once more then).
 // usage: node tools/browser_check.mjs URL [--timeout 60000] [--screenshot out.png] [--size 1280x800]
 //        [--hover X,Y] [--eval "JS expression"]   (after the page is done: move the mouse, then evaluate)
+//        [--click X,Y] after the page is done (and the hover): click there, then wait for window.__cimClicked
+//        [--frame-eval "JS"] then evaluate JS in the page's first iframe, and wait for window.__cimClicked
 //        [--sign-in USER]  first sign in as USER on the URL's server's sign-in page (the password in
 //                      the environment variable CIM_BROWSER_PASSWORD); the report's `me` is /auth/me then
 //        [--no-done]   for pages that never set __cimDone (e.g. FastAPI's /docs): done at the load event;
@@ -20,6 +22,8 @@ const timeout = Number(opt("--timeout", "60000"));
 const screenshot = opt("--screenshot", null);
 const [width, height] = opt("--size", "1280x800").split("x").map(Number);
 const hover = opt("--hover", null);
+const click = opt("--click", null);
+const frameEval = opt("--frame-eval", null);
 const evalExpr = opt("--eval", null);
 const signInAs = opt("--sign-in", null);
 const waitDone = !(args.includes("--no-done") || process.env.CIM_BROWSER_NO_DONE === "1");
@@ -65,6 +69,16 @@ try {
     await page.mouse.move(x - 5, y - 5);
     await page.mouse.move(x, y, { steps: 5 });
     await page.waitForTimeout(800);
+  }
+  if (click) {
+    const [x, y] = click.split(",").map(Number);
+    await page.mouse.click(x, y);
+    if (waitDone) await page.waitForFunction(() => window.__cimClicked === true, null, { timeout, polling: 200 });
+  }
+  if (frameEval) {
+    // in the page's first frame (an embedded viewer, whatever its origin), then wait for the page's __cimClicked
+    await page.frames()[1].evaluate(frameEval);
+    if (waitDone) await page.waitForFunction(() => window.__cimClicked === true, null, { timeout, polling: 200 });
   }
   if (evalExpr) out.eval = await page.evaluate(evalExpr);
 } catch (e) {

@@ -87,7 +87,6 @@ def _mvt_layer(layer: LayerInfo, base_url: str, styles: ViewerStyles, kind: str 
         min_zoom=0,
         max_zoom=16,
         load_options=mvt_load_options(base_url),
-        unique_id_property=literal("fid"),
         get_fill_color=list(style.fill),
         get_line_color=list(style.line),
         line_width_units=literal("pixels"),
@@ -114,7 +113,6 @@ def _pick_layer(layer: LayerInfo, base_url: str) -> pdk.Layer:
         min_zoom=12,
         max_zoom=16,
         load_options=mvt_load_options(base_url),
-        unique_id_property=literal("fid"),
         extruded=True,
         # from 0 to the roof: a building stands on the terrain (base_height, when a DEM was there at its import)
         get_elevation="(properties.base_height > 0 ? properties.base_height : 0) + properties.height + 0.3",

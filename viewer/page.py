@@ -15,7 +15,7 @@ from layers.land.followup import MAX_NOTE
 from layers.land.rules import EDITORS, KINDS, State, Verdict
 from tiles.raster import TERRAIN_RGB_OFFSET, TERRAIN_RGB_STEP
 from viewer.deck import PICK_SUFFIX, TilesetRef, deck, mvt_load_options
-from viewer.styles import NO_STYLES, ViewerStyles
+from viewer.styles import GROUPS, NO_STYLES, Style, ViewerStyles, group_of
 
 #: the finding kinds' English titles (their Chinese ones are layers.land.rules.KINDS')
 KIND_TITLES_EN: dict[str, str] = {
@@ -37,6 +37,11 @@ I18N = {
         "layers": "图层",
         "opacity": "透明度",
         "flyTo": "定位",
+        "group_base": "基础底图",
+        "group_planning": "规划与土地",
+        "group_models": "三维模型",
+        "group_operations": "城市运行",
+        "legend": "图例",
         "language": "English",
         "features": "个要素",
         "noLayers": "尚无图层：请先导入数据",
@@ -178,6 +183,11 @@ I18N = {
         "layers": "Layers",
         "opacity": "Opacity",
         "flyTo": "Zoom to",
+        "group_base": "Base map",
+        "group_planning": "Planning and land",
+        "group_models": "3D models",
+        "group_operations": "City operations",
+        "legend": "Legend",
         "language": "中文",
         "features": "features",
         "noLayers": "No layers yet: import some data first",
@@ -328,6 +338,7 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef], styles: Viewer
             ids = [layer.name + PICK_SUFFIX if tileset.has_pick_layer else layer.name, *tileset.layer_ids()]
         else:
             ids = [layer.name]
+        kind = tileset.kind if tileset else None
         entries.append(
             {
                 "key": layer.name,
@@ -338,6 +349,9 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef], styles: Viewer
                 "bbox": list(layer.bbox),
                 "visible": style.visible,
                 "color": list(style.line if style.line[3] else style.fill),
+                "group": group_of(style, layer.geometry_type, kind, layer.name in LIVE_LAYERS),
+                "kind": kind,  # of its tileset (oblique, components, ...), None without one
+                "legend": _legend(style, layer.geometry_type, kind, bool(tileset and tileset.storeys)),
                 "tileset": bool(tileset),
                 "bim": {
                     "storeys": [{"name": name, "id": layer_id} for (name, _), layer_id in zip(tileset.storeys, ids)]
@@ -359,10 +373,31 @@ def _entries(layers: list[LayerInfo], tilesets: list[TilesetRef], styles: Viewer
                     "bbox": None,
                     "visible": True,
                     "color": [230, 235, 245, 255],
+                    "group": "models",
+                    "kind": t.kind or None,
+                    "legend": {"symbol": "model", "fill": [230, 235, 245, 255], "line": [0, 0, 0, 0], "width": 0},
                     "tileset": True,
                 }
             )
     return entries
+
+
+def _legend(style: Style, geometry_type: str, tileset_kind: str | None, bim: bool) -> dict:
+    """How the layer tree's legend draws a layer: its symbol (polygon, line, point, model, bim, oblique)
+    in its own fill, outline and line width."""
+    if bim:
+        symbol = "bim"
+    elif tileset_kind == "oblique":
+        symbol = "oblique"
+    elif tileset_kind is not None and tileset_kind != "components":
+        symbol = "model"
+    elif "Point" in geometry_type:
+        symbol = "point"
+    elif "LineString" in geometry_type:
+        symbol = "line"
+    else:
+        symbol = "polygon"
+    return {"symbol": symbol, "fill": list(style.fill), "line": list(style.line), "width": style.line_width_px}
 
 
 #: layers the live hub draws itself (latest state, pushed) instead of their vector tiles
@@ -397,6 +432,7 @@ def viewer_config(
         "components": {"layers": components, "base": base_url, "loadOptions": mvt_load_options(base_url)},
         "rasters": rasters_config(base_url),
         "embedOrigins": sorted(set(embed_origins)),
+        "groups": list(GROUPS),
     }
 
 
@@ -451,11 +487,17 @@ def viewer_page(config: dict) -> str:
 <link rel="icon" href="data:,">
 <title>{I18N["zh"]["title"]}</title>
 <link rel="stylesheet" href="/viewer/static/viewer.css">
+<link rel="stylesheet" href="/viewer/static/tools.css">
+<link rel="stylesheet" href="/viewer/static/search.css">
+<link rel="stylesheet" href="/viewer/static/screen.css">
 </head>
 <body>
 <div id="map"></div>
+<div id="slot-top-center" class="slot"></div><div id="slot-top-right" class="slot"></div>
+<div id="slot-bottom-left" class="slot"></div>
 <aside id="panel"><header><h1 id="title"></h1><button id="lang" type="button"></button></header>
 <h2 id="layers-title"></h2><section id="rasters" hidden></section><ul id="layer-list"></ul>
+<section id="legend" hidden></section>
 <section id="live" hidden><h2 id="live-title"></h2><div id="live-status"></div>
 <label id="counts-label"></label> <select id="counts-level"></select>
 <table id="counts"><thead></thead><tbody></tbody></table></section>
@@ -482,5 +524,9 @@ def viewer_page(config: dict) -> str:
 <script src="/viewer/static/land.js"></script>
 <script src="/viewer/static/components.js"></script>
 <script src="/viewer/static/rasters.js"></script>
+<script src="/viewer/static/models.js"></script>
+<script src="/viewer/static/search.js"></script>
+<script src="/viewer/static/tools.js"></script>
+<script src="/viewer/static/screen.js"></script>
 </body>
 </html>"""

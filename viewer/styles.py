@@ -9,7 +9,7 @@ directory's ``viewer.json``)::
       "home": "futian_boundary",
       "styles": {
         "streets": {"fill": [70, 110, 160, 25], "line": [120, 180, 255, 230], "line_width_px": 2,
-                    "visible": true, "order": 80, "en": "Streets"}
+                    "visible": true, "order": 80, "en": "Streets", "group": "base"}
       },
       "fields": {"land_class": {"zh": "地类", "en": "Land class"}}
     }
@@ -46,6 +46,23 @@ class Style:
     visible: bool = True
     order: int = 50  # drawing order: lower first (underneath)
     en: str | None = None  # English title (the catalogue's title is the Chinese one)
+    group: str | None = None  # the layer tree's group (GROUPS); None: chosen by what the layer is (group_of)
+
+
+#: the layer tree's groups, in the panel's order: base map, planning and land, 3D models, city operations
+GROUPS = ("base", "planning", "models", "operations")
+
+
+def group_of(style: Style, geometry_type: str, tileset_kind: str | None, live: bool) -> str:
+    """A layer's group: its style's, else 3D models for a layer with a tileset (buildings, BIM, oblique;
+    not city components), city operations for live layers, components and points, planning and land else."""
+    if style.group:
+        return style.group
+    if tileset_kind is not None and tileset_kind != "components":
+        return "models"
+    if live or tileset_kind == "components" or "Point" in geometry_type:
+        return "operations"
+    return "planning"
 
 
 #: an oblique production's layer: its extent and folder footprints, outlined over the photographs
@@ -192,6 +209,10 @@ def _style(value: Any, where: str) -> Style:
         if not _is_int(obj["order"]):
             raise ViewerConfigError(f"{where}.order: expected a whole number, got {_short(obj['order'])}")
         kwargs["order"] = obj["order"]
+    if "group" in obj:
+        if obj["group"] is not None and obj["group"] not in GROUPS:
+            raise ViewerConfigError(f"{where}.group: expected one of {', '.join(GROUPS)}, got {_short(obj['group'])}")
+        kwargs["group"] = obj["group"]
     if "en" in obj:
         if obj["en"] is not None and not isinstance(obj["en"], str):
             raise ViewerConfigError(f"{where}.en: expected a title or null, got {_short(obj['en'])}")

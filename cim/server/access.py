@@ -100,6 +100,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/bim"): READ,
     ("GET", "/bim/{name}"): READ,
     ("GET", "/bim/{name}/search"): READ,
+    # one search box for places and objects (tickets only for the roles that may see where they are)
+    ("GET", "/search"): READ,
     # city components: the layers, classes, counts and one file per object, for every reader
     ("GET", "/components"): READ,
     ("GET", "/components/classes"): READ,
@@ -136,6 +138,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/land/parcels/{parcel_id}/report.pdf"): READ,
     ("GET", "/land/unapproved"): READ,
     ("GET", "/land/stats"): READ,
+    # the big screen: counts per area (no ticket's place), for every reader
+    ("GET", "/screen/indicators"): READ,
     ("POST", "/land/findings/{finding_id}"): LAND_SUPERVISORS,
     ("POST", "/land/parcels/{parcel_id}/check"): LAND_SUPERVISORS,
     # administration

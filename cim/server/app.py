@@ -24,6 +24,8 @@ from cim.server.headers import SecurityHeaders, TrustedHosts
 from cim.server.limits import BodyLimit
 from cim.server.openapi import install_openapi_30
 from cim.server.routes import auth, bim, components, docs, health, land, layers, live, ogc, rasters, tilesets, viewer
+from cim.server.routes import screen as screen_routes
+from cim.server.routes import search as search_routes
 from cim.server.routes.tileset_files import TilesetFiles
 from import_scripts.contract import reconcile_tilesets
 from viewer.assets import STATIC_DIR
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(land.router)
     app.include_router(components.router)
     app.include_router(rasters.router)
+    app.include_router(search_routes.router)
+    app.include_router(screen_routes.router)
     app.include_router(docs.router)
     app.include_router(ogc.router)  # the landing page at / among them
     app.include_router(auth.router)

@@ -11,6 +11,9 @@
                  alarmIds: [], lastAlarm: null, errors: [] };
   window.__cimLive = live;
   if (!api || !api.liveKeys.size) return;
+  // what other modules read of the live state: the tickets by id, and each new alarm (with its sensor's place)
+  const feed = { tickets: () => tickets, onAlarm: [] };
+  api.liveFeed = feed;
   const keys = api.liveKeys;
 
   const t = api.t;
@@ -190,10 +193,38 @@
     }
     return null;
   }
+  // what a live object clicked is, for the parent (cim:clicked): its layer, id and a few attributes that are no
+  // one's personal data (a ticket's place and address are not among them)
+  function liveObject(info) {
+    const id = info.layer && info.layer.id;
+    if ((id === "live-sensors" || id === "live-alarms") && sensors) {
+      const i = id === "live-alarms" ? info.object : info.index;
+      if (!(i >= 0)) return null;
+      const category = sensors.categories ? sensors.categories[sensors.category[i]] : undefined;
+      return { layer: "sensors", id: sensors.ids[i], attributes: { category, status: sensors.status.name[sensors.code[i]] } };
+    }
+    if (id === "live-tickets" && info.object) {
+      const d = info.object;
+      return { layer: "tickets", id: d.id, attributes: { category: d.category, channel: d.channel, stage: d.stage, overdue: d.overdue } };
+    }
+    if ((id === "live-cameras" || id === "live-camera-cones") && info.object) {
+      const i = info.object.index;
+      return { layer: "cameras", id: cameras.id[i], attributes: { name: cameras.name[i] } };
+    }
+    return null;
+  }
+  const baseClick = api.deck.props.onClick;
   api.deck.setProps({
     getTooltip: (info) => liveTooltip(info) || baseTooltip(info),
-    onClick: (info) => {
+    onClick: (info, event) => {
       const id = info.layer && info.layer.id;
+      const picked = liveObject(info);
+      if (picked) {
+        window.__cimResult.clicked = picked;
+        api.notifyParent("cim:clicked", picked);
+      } else if (baseClick) {
+        baseClick(info, event);
+      }
       if ((id === "live-cameras" || id === "live-camera-cones") && info.object) openCamera(info.object.index);
     },
   });
@@ -280,7 +311,12 @@
       }
       if (flipped) findAlarmed();
     }
-    for (const a of m.alarms || []) live.lastAlarm = a;
+    for (const a of m.alarms || []) {
+      live.lastAlarm = a;
+      if (a.cleared_at || !sensors || a.i === undefined) continue;
+      const alarm = { ...a, lon: sensors.positions[2 * a.i], lat: sensors.positions[2 * a.i + 1] };
+      for (const f of feed.onAlarm) f(alarm);  // screen.js: its list of the latest alerts
+    }
     for (const d of m.tickets || []) if (tickets) tickets[d.id] = d;
     if (m.alarms || m.tickets) { clearTimeout(applyDelta.counts); applyDelta.counts = setTimeout(refreshCounts, 500); }
     draw([...(m.sensors || m.alarms ? ["sensors"] : []), ...(m.tickets ? ["tickets"] : [])]);

@@ -1,6 +1,6 @@
 // The CIM viewer page: turns the pydeck JSON into deck.gl layers, and adds the
-// layer panel (on/off, opacity, zoom to), tooltips, the language switch, the
-// URL state (#view=lon,lat,zoom,pitch,bearing&layers=...&opacity=...&lang=...)
+// layer tree (groups that fold; on/off, opacity, zoom to) with a legend, tooltips, the language switch, the
+// URL state (#view=lon,lat,zoom,pitch,bearing&layers=...&opacity=...&fold=...&lang=...)
 // and a small postMessage API for a dashboard that embeds the page in an iframe.
 // Everything it loads comes from this server; loaders.gl workers are off.
 (() => {
@@ -13,18 +13,29 @@
   // --- state, from the URL ----------------------------------------------------
   const hash = new URLSearchParams(location.hash.slice(1));
   const query = new URLSearchParams(location.search);
+  // the screen mode (screen.js) starts from the base map alone: its topics switch their layers on
+  const screenMode = query.get("mode") === "screen";
   const state = {
     lang: (hash.get("lang") || query.get("lang") || "zh") === "en" ? "en" : "zh",
     visible: new Set(hash.has("layers") ? hash.get("layers").split(",").filter(Boolean)
-                                        : entries.filter((e) => e.visible).map((e) => e.key)),
+                                        : entries.filter((e) => e.visible && (!screenMode || e.group === "base")).map((e) => e.key)),
     opacity: Object.fromEntries((hash.get("opacity") || "").split(",").filter(Boolean)
                                   .map((kv) => kv.split(":")).map(([k, v]) => [k, Number(v)])),
     hidden: new Set((hash.get("hide") || "").split(",").filter(Boolean)),  // BIM storey layers switched off
+    // the layer tree's folded groups (at first: those with no layer shown)
+    collapsed: new Set(hash.has("fold") ? hash.get("fold").split(",").filter(Boolean) : null),
   };
+  if (!hash.has("fold")) {
+    for (const g of config.groups || []) {
+      if (g !== "base" && !entries.some((e) => e.group === g && state.visible.has(e.key))) state.collapsed.add(g);
+    }
+  }
   let highlight = null;  // the footprint of the element found by a search
   const overlays = {};  // entry key -> deck layers drawn by live.js instead of the entry's vector tiles
+  const decorations = {};  // key -> deck layers drawn over everything, not a layer of the list (search.js: the hit's outline)
   const underlays = {};  // key -> deck layers drawn under everything, each its own visibility (rasters.js: imagery, terrain)
   const urlWriters = [];  // (URLSearchParams) => void: a module's own state in the URL (rasters.js)
+  const layerTransforms = [];  // (layer) => layer, see api.layerTransforms
   const busy = new Set();  // modules still setting up what they draw: the page is not done before they are
   let drape = null;  // a layer extension every layer but the 3D Tiles and the underlays gets (rasters.js: the terrain's)
   const draped = (layer) => (drape && !(layer instanceof deck.Tile3DLayer)
@@ -46,6 +57,7 @@
     const op = Object.entries(state.opacity).filter(([, v]) => v !== 1).map(([k, v]) => `${k}:${v}`);
     if (op.length) p.set("opacity", op.join(","));
     if (state.hidden.size) p.set("hide", [...state.hidden].join(","));
+    p.set("fold", [...state.collapsed].join(","));
     p.set("lang", state.lang);
     for (const f of urlWriters) f(p);
     history.replaceState(null, "", `${location.pathname}${location.search}#${p.toString()}`);
@@ -71,13 +83,16 @@
       const e = entryOf[layer.id];
       const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
       const opacity = e && state.opacity[e.key] !== undefined ? state.opacity[e.key] : 1;
-      return draped(layer.clone({ visible, opacity }));
+      let drawn = layer.clone({ visible, opacity });
+      for (const f of layerTransforms) drawn = f(drawn);
+      return draped(drawn);
     }));
     for (const [key, extra] of Object.entries(overlays)) {
       const opacity = state.opacity[key] !== undefined ? state.opacity[key] : 1;
       // a layer of an overlay may be off by itself (components.js: a 大类's models switched off)
       for (const layer of extra) layers.push(draped(layer.clone({ visible: state.visible.has(key) && layer.props.visible, opacity })));
     }
+    for (const extra of Object.values(decorations)) layers.push(...extra);
     if (highlight) {
       layers.push(new deck.GeoJsonLayer({ id: "search-highlight", data: highlight, stroked: true, filled: true,
         getFillColor: [255, 200, 0, 60], getLineColor: [255, 200, 0, 255], lineWidthUnits: "pixels", getLineWidth: 3 }));
@@ -116,10 +131,12 @@
     getTooltip: tooltip,
     onViewStateChange: ({ viewState: vs }) => {
       viewState = vs;
+      for (const f of api.onView) f(vs);
       clearTimeout(urlTimer);
       urlTimer = setTimeout(() => { writeUrl(); notifyParent("cim:viewChanged", { view: viewState }); }, 300);
       return vs;
     },
+    onClick: (info) => clicked(info),
     onError: (error, layer) => { result.errors.push(`${layer ? layer.id : "deck"}: ${error && error.message || error}`); },
     onAfterRender: () => {
       result.rendered += 1;
@@ -143,8 +160,23 @@
       (tile) => tile.contentAvailable || !tile.isVisible || tile._touchedFrame < tiles.frameNumber));
   }
 
+  // the parent is told what was clicked: the entry's key (or the deck layer's id), the object's id and its
+  // attributes as the server gave them to this role (the column allow-list), nothing else
+  function clicked(info) {
+    if (!info.layer || !info.object) return;
+    const e = entryOf[info.layer.id] || entryOf[info.layer.root?.id] || null;
+    const props = info.object.properties || {};
+    const attributes = Object.fromEntries(Object.entries(props).filter(([k, v]) =>
+      !k.startsWith("layerName") && (v === null || ["string", "number", "boolean"].includes(typeof v))));
+    const id = props.id ?? info.object.id ?? null;
+    result.clicked = { layer: e ? e.key : info.layer.id, id, attributes };
+    notifyParent("cim:clicked", result.clicked);
+  }
+
   function render() {
     deckgl.setProps({ layers: currentLayers() });
+    foldGroups();
+    legend();
     writeUrl();
   }
 
@@ -173,13 +205,32 @@
       li.textContent = t("noLayers");
       list.append(li);
     }
+    // the layer tree: one collapsible group each of base map (with the imagery and terrain of rasters.js),
+    // planning and land, 3D models and city operations, in that order; a group without layers is left out
+    const groups = {};
+    for (const g of config.groups || []) {
+      const li = document.createElement("li");
+      li.className = "group";
+      li.dataset.group = g;
+      li.innerHTML = `<button type="button" class="group-head" aria-expanded="true"><span class="caret"></span>
+        <span class="group-name"></span><span class="group-count"></span></button><ul class="entries"></ul>`;
+      li.querySelector(".group-name").textContent = t(`group_${g}`);
+      const head = li.querySelector(".group-head");
+      head.addEventListener("click", () => {
+        state.collapsed.has(g) ? state.collapsed.delete(g) : state.collapsed.add(g);
+        foldGroups();
+        writeUrl();
+      });
+      groups[g] = li;
+    }
+    const rasters = document.getElementById("rasters");
+    if (rasters && groups.base) groups.base.querySelector(".entries").before(rasters);  // imagery and terrain first
     for (const e of entries) {
       const li = document.createElement("li");
       li.dataset.key = e.key;
-      const swatch = `rgba(${e.color[0]},${e.color[1]},${e.color[2]},1)`;
       const count = e.count === null ? t("tileset") : `${e.count.toLocaleString(state.lang === "zh" ? "zh-CN" : "en")} ${t("features")}`;
-      li.innerHTML = `<label><input type="checkbox" class="toggle"> <span class="swatch" style="background:${swatch}"></span>
-        <span class="name"></span></label><span class="count"></span>
+      li.innerHTML = `<div class="head"><label><input type="checkbox" class="toggle"> ${symbol(e.legend)}
+        <span class="name"></span></label><span class="count"></span></div>
         <div class="row"><span class="op-label"></span><input type="range" class="opacity" min="0" max="1" step="0.05">
         <button type="button" class="fly"></button></div>`;
       li.querySelector(".name").textContent = e.title[state.lang] + (e.tileset && e.count !== null ? ` · ${t("tileset")}` : "");
@@ -200,8 +251,57 @@
       fly.disabled = !e.bbox;
       fly.addEventListener("click", () => flyTo(e.bbox));
       if (e.bim) li.append(bimSection(e));
-      list.append(li);
+      const group = groups[e.group] || groups.planning;
+      (group ? group.querySelector(".entries") : list).append(li);
     }
+    for (const g of config.groups || []) {
+      if (groups[g].querySelector("li[data-key]") || g === "base") list.append(groups[g]);
+    }
+    foldGroups();
+    legend();
+  }
+
+  function foldGroups() {
+    for (const li of document.querySelectorAll("#layer-list li.group")) {
+      const open = !state.collapsed.has(li.dataset.group);
+      li.classList.toggle("collapsed", !open);
+      li.querySelector(".group-head").setAttribute("aria-expanded", String(open));
+      const keys = [...li.querySelectorAll("li[data-key]")].map((x) => x.dataset.key);
+      li.querySelector(".group-count").textContent = keys.length ? `${keys.filter((k) => state.visible.has(k)).length}/${keys.length}` : "";
+    }
+  }
+
+  // a layer's symbol in its own style (rgba fill and outline, line width): polygon, line, point, model, BIM, oblique
+  function symbol(l, size = 16) {
+    if (!l) return "";
+    const c = (a) => `rgba(${a[0]},${a[1]},${a[2]},${((a[3] ?? 255) / 255).toFixed(2)})`;
+    const w = Math.min(Math.max(l.width || 1, 1), 3);
+    const stroke = l.line[3] ? c(l.line) : "none";
+    const shapes = {
+      polygon: `<path d="M2 4 L11 2 L14 9 L8 14 L2 11 Z" fill="${c(l.fill)}" stroke="${stroke}" stroke-width="${w}"/>`,
+      line: `<path d="M1 13 L5 6 L10 10 L15 3" fill="none" stroke="${c(l.line[3] ? l.line : l.fill)}" stroke-width="${w + 0.5}"/>`,
+      point: `<circle cx="8" cy="8" r="4.5" fill="${c([...l.fill.slice(0, 3), 255])}" stroke="#0b1017" stroke-width="1"/>`,
+      model: `<path d="M8 2 L14 5 L8 8 L2 5 Z" fill="${c([...l.fill.slice(0, 3), 255])}"/>` +
+        `<path d="M2 5 L8 8 L8 15 L2 12 Z" fill="${c([...l.fill.slice(0, 3).map((v) => Math.round(v * 0.75)), 255])}"/>` +
+        `<path d="M14 5 L8 8 L8 15 L14 12 Z" fill="${c([...l.fill.slice(0, 3).map((v) => Math.round(v * 0.55)), 255])}"/>`,
+      bim: `<path d="M8 2 L14 5 L8 8 L2 5 Z" fill="#9cc3ff"/><path d="M2 5 L8 8 L8 15 L2 12 Z" fill="#5f8fd6"/>` +
+        `<path d="M14 5 L8 8 L8 15 L14 12 Z" fill="#3f6db5"/><path d="M2 8.5 L8 11.5 L14 8.5" fill="none" stroke="#e6eefc" stroke-width="0.8"/>`,
+      oblique: `<rect x="1.5" y="1.5" width="13" height="13" rx="2" fill="url(#cim-photo)" stroke="${stroke}" stroke-width="${w}"/>`,
+    };
+    const defs = l.symbol === "oblique" ? `<defs><linearGradient id="cim-photo" x1="0" y1="0" x2="1" y2="1">
+      <stop offset="0" stop-color="#7d8f6a"/><stop offset="0.5" stop-color="#b5a98c"/><stop offset="1" stop-color="#5d7488"/></linearGradient></defs>` : "";
+    return `<svg class="symbol" data-symbol="${l.symbol}" width="${size}" height="${size}" viewBox="0 0 16 16" aria-hidden="true">${
+      defs}${shapes[l.symbol] || shapes.polygon}</svg>`;
+  }
+
+  // the legend: every layer shown, by its symbol, in the panel's order
+  function legend() {
+    const box = document.getElementById("legend");
+    if (!box) return;
+    const shown = entries.filter((e) => state.visible.has(e.key));
+    box.hidden = !shown.length;
+    box.innerHTML = `<h2>${escapeHtml(t("legend"))}</h2><ul>${shown.map((e) =>
+      `<li data-key="${escapeHtml(e.key)}">${symbol(e.legend, 18)}<span>${escapeHtml(e.title[state.lang])}</span></li>`).join("")}</ul>`;
   }
 
   // --- a BIM model: its storeys (each can be hidden), its classes, element search ---
@@ -279,10 +379,25 @@
     if (window.parent === window || !ancestor || !embedOrigins.has(ancestor)) return;
     window.parent.postMessage({ type, ...payload }, ancestor);
   }
+  // the camera to a view (any of longitude, latitude, zoom, pitch, bearing), in ms (0: at once)
+  function setView(view, ms = 0) {
+    viewState = { ...viewState, ...view };
+    deckgl.setProps({ initialViewState: { ...viewState, transitionDuration: ms,
+                                          transitionInterpolator: ms ? new deck.FlyToInterpolator() : undefined } });
+    for (const f of api.onView) f(viewState);
+    writeUrl();
+  }
+
   const api = {
     flyTo,
+    setView,
+    onView: [],  // (viewState) on every move of the camera (tools.js: the scale bar and the north arrow)
+    // a place on the map for a module's controls: "top-right" (tools), "top-center" (search), "bottom-left" (scale)
+    slot: (name) => document.getElementById(`slot-${name}`),
     setLayerVisible(key, visible) {
       visible ? state.visible.add(key) : state.visible.delete(key);
+      const e = entries.find((x) => x.key === key);
+      if (visible && e) state.collapsed.delete(e.group);  // its group unfolds
       buildPanel();
       render();
       for (const f of api.onVisibility) f(key, visible);
@@ -292,8 +407,13 @@
     liveKeys,  // the entries live.js draws
     isVisible: (key) => state.visible.has(key),
     setOverlay(key, layers) { overlays[key] = layers; deckgl.setProps({ layers: currentLayers() }); },
+    setDecoration(key, layers) { decorations[key] = layers; deckgl.setProps({ layers: currentLayers() }); },
     setUnderlay(key, layers) { underlays[key] = layers; deckgl.setProps({ layers: currentLayers() }); },
     // layers on the terrain: 2D ones draped on it, 3D ones (extruded, points) lifted by its height
+    // (layer) => layer: applied to every layer of the list as it is drawn (models.js: the white model masked
+    // where a BIM model or an oblique production stands); api.redraw() after a change
+    layerTransforms,
+    redraw: () => deckgl.setProps({ layers: currentLayers() }),
     setDrape(extension) { if (drape !== extension) { drape = extension; deckgl.setProps({ layers: currentLayers() }); } },
     initialHash: hash,  // the URL's state as the page opened (the page rewrites its URL at once)
     onWriteUrl: urlWriters,
