@@ -15,14 +15,12 @@ first frame at most 1.5x the viewer's.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 
-from bench.common import OUT, VENV_BIN, full_sample
+from bench.common import OUT, full_sample, served
 from cim.config import Settings
 from cim.demo import import_sample
-from cim.net import free_port, wait_until_healthy
 
 REPO = OUT.parent.parent
 RUNS = 5
@@ -56,17 +54,7 @@ def _open(url: str) -> dict:
 def main() -> None:
     settings = Settings(data_dir=(OUT / "screen-cim").resolve())
     _imported(settings)
-    port = free_port()
-    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_ANONYMOUS_READ="true")
-    server = subprocess.Popen(
-        [str(VENV_BIN / "cim"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_healthy(f"{base}/healthz", server)
+    with served(settings) as base:
         pages = {
             "viewer (default layers)": f"{base}/viewer",
             "screen, 事件 (tickets)": f"{base}/viewer?mode=screen&topic=events",
@@ -88,9 +76,6 @@ def main() -> None:
                 f"| {name} | {first:.0f} ms | {first / peer:.2f}x | {done:,.0f} ms | "
                 f"{', '.join(str(round(r[0])) for r in rows)} |"
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,12 @@ directory under bench/out, serves it with `cim serve`, opens /viewer.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 
-from bench.common import OUT, VENV_BIN
+from bench.common import OUT, served
 from cim.config import Settings
 from cim.demo import import_sample
-from cim.net import free_port, wait_until_healthy
 
 REPO = OUT.parent.parent
 
@@ -25,17 +23,7 @@ REPO = OUT.parent.parent
 def main() -> None:
     settings = Settings(data_dir=(OUT / "viewer-cim").resolve())
     import_sample(settings, models=False)  # the 12 Futian layers, as RESULTS.md measured them
-    port = free_port()
-    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_ANONYMOUS_READ="true")  # the page, not signed in
-    server = subprocess.Popen(
-        [str(VENV_BIN / "cim"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_healthy(f"{base}/healthz", server)
+    with served(settings) as base:
         keys = [
             e["key"]
             for e in json.loads(
@@ -62,9 +50,6 @@ def main() -> None:
             f"requests per load: {runs[0][2]}"
         )
         print("runs (first frame ms, loaded ms, requests):", [(round(a), round(b), c) for a, b, c in runs])
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cim.config import Settings
@@ -95,3 +97,22 @@ def process_tree(root: int, stats: dict[int, list[str]]) -> list[int]:
         if pid in stats:
             out.append(pid)
     return out
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[str]:
+    """``cim serve`` on a free port over ``settings``' data directory, anonymous reading on (pages opened
+    without signing in); yields its base URL, stops it after."""
+    from cim.net import free_port, wait_until_healthy
+
+    port = free_port()
+    env = dict(os.environ, CIM_DATA_DIR=str(settings.data_dir), CIM_ANONYMOUS_READ="true")
+    args = [str(VENV_BIN / "cim"), "serve", "--port", str(port)]
+    server = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_healthy(f"{base}/healthz", server)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
