@@ -181,3 +181,33 @@ def test_what_was_clicked_is_told_with_its_id(server, sample, conn):
     first = conn.execute("SELECT id FROM live.sensor_registry ORDER BY id LIMIT 1").fetchone()
     assert e["sensor"]["layer"] == "sensors" and e["sensor"]["id"] == first[0], e
     assert e["sensor"]["attributes"]["category"]
+
+
+#: the planner's viewer: the panel, the search, each tool button, the scale bar
+PLANNER = """(async () => {
+  await new Promise((r) => setTimeout(r, 1000));
+  const W = innerWidth, H = innerHeight;
+  const shown = (el) => { const s = getComputedStyle(el); const r = el.getBoundingClientRect();
+    return s.display !== "none" && s.visibility !== "hidden" && r.width > 0 && r.height > 0; };
+  const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const controls = [...document.querySelectorAll("#panel, #slot-top-center > *, #slot-top-right button, "
+    + "#slot-bottom-left > *")].filter(shown).map((el) => ({ id: el.id || el.className || el.tagName, box: box(el) }));
+  return { W, H, controls };
+})()"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("size", ["desk", "phone"])
+def test_the_planners_viewer_fits_the_desk_and_the_phone(server, sample, size):
+    ARTEFACTS.mkdir(exist_ok=True)
+    shot = ARTEFACTS / f"viewer-{size}.png"
+    url = f"{server}/viewer#view=114.3,22.3,12,0,0&layers=streets"
+    e = browse(url, size=SIZES[size], screenshot=shot, eval=PLANNER)["eval"]
+    controls = e["controls"]
+    assert len(controls) >= 6, controls
+    for c in controls:
+        left, top, right, bottom = c["box"]
+        assert left >= -0.5 and top >= -0.5 and right <= e["W"] + 0.5 and bottom <= e["H"] + 0.5, c
+    for i, a in enumerate(controls):
+        for b in controls[i + 1 :]:
+            assert not _overlap(a["box"], b["box"]), (size, a, b)
