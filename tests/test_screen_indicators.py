@@ -219,10 +219,11 @@ def test_land_is_0_before_a_check_then_the_latest_checks_verdicts(http, conn, db
             for k in ("parcels", "compliant", "warning", "violation")
         )
         assert sorted(_by_area(before)) == streets
-        import psycopg
+    import psycopg
 
-        with psycopg.connect(db_url) as c:  # the sample's first survey, as `cim demo` checks it
-            run_check(c, CheckOptions("parcels", ("buildings",), as_of=dt.date(2026, 11, 1), actor="tests"))
+    # the sample's first survey, as `cim demo` checks it: the latest check (other modules check layers of their own)
+    with psycopg.connect(db_url) as c:
+        run_check(c, CheckOptions("parcels", ("buildings",), as_of=dt.date(2026, 11, 1), actor="tests"))
     latest = conn.execute(
         "SELECT parcels_layer FROM land.runs GROUP BY parcels_layer ORDER BY max(id) DESC LIMIT 1"
     ).fetchone()[0]

@@ -135,7 +135,7 @@ def test_each_kind_is_found_listed_in_chinese_and_flown_to(server, objects):
         """
     )
     report = browse(
-        f"{server}/viewer",
+        f"{server}/viewer#layers=streets",  # one light layer: others' imports stay off
         eval=_script(body, "{ out, width, ticketHits, lang, errors: S().errors }", CASES=cases, TICKET=ticket),
     )
     _clean(report)
@@ -168,7 +168,7 @@ def test_an_operator_finds_a_ticket_and_a_dashboard_searches(server, objects, op
         server,
         operator,
         PASSWORD,
-        f"{server}/viewer",
+        f"{server}/viewer#layers=streets",  # one light layer: others' imports stay off
         eval=_script(
             body, "{ listed, flights, value: input().value, errors: S().errors }", TICKET=ticket, PARCEL=parcel
         ),

@@ -396,7 +396,7 @@ def test_the_map_exported_as_a_png(server, centre, tmp_path):
 def test_the_tools_in_english_and_their_layout(server, centre):
     lon, lat = centre
     body = """
-    const boxes = () => [...document.querySelectorAll("#slot-top-right button")].filter((b) => !b.hidden)
+    const boxes = () => [...document.querySelectorAll("#slot-top-right .cim-tools > button")].filter((b) => !b.hidden)
       .map((b) => ({ text: b.textContent.trim(), title: b.title, rect: b.getBoundingClientRect().toJSON() }));
     document.querySelector(".cim-measure-distance").click();  // the 完成 button shows
     const zh = boxes();

@@ -523,6 +523,7 @@ def viewer_page(config: dict) -> str:
 <script src="/viewer/static/live.js"></script>
 <script src="/viewer/static/land.js"></script>
 <script src="/viewer/static/components.js"></script>
+<script src="/viewer/static/swipe.js"></script>
 <script src="/viewer/static/rasters.js"></script>
 <script src="/viewer/static/models.js"></script>
 <script src="/viewer/static/search.js"></script>

@@ -14,7 +14,7 @@
 // mesh cuts them.
 //
 // The hiding: deck.gl's MaskExtension. The footprints are one GeoJsonLayer of operation "mask" (an
-// underlay: never drawn itself); the white model's layers get the extension with maskInverted, through
+// decoration: never drawn itself); the white model's layers get the extension with maskInverted, through
 // the viewer's api.layerTransforms: their fragments inside the mask are discarded, in the picking pass
 // too (a hidden building cannot be picked). maskByInstance is off: the tileset's meshes are instanced
 // (one instance per tile) and would otherwise go or stay by their tile's origin.
@@ -194,10 +194,10 @@
 
   function draw() {
     const hiding = mask && !M.showBoth && MASK;
-    api.setUnderlay("models", hiding ? [new deck.GeoJsonLayer({
+    api.setDecoration("models", hiding ? [new deck.GeoJsonLayer({
       id: MASK_ID, data: { type: "FeatureCollection", features: mask }, operation: "mask",
       filled: true, stroked: false, getFillColor: [255, 255, 255, 255], pickable: false,
-    })] : []);  // setUnderlay draws the layers again: the transform reads `mask` and M.showBoth
+    })] : []);  // setDecoration draws the layers again: the transform reads `mask` and M.showBoth
     M.masked = (api.deck.props.layers || []).filter((l) => l.props.visible && l.props.maskId === MASK_ID).map((l) => l.id);
     placeButton();
   }
@@ -210,12 +210,7 @@
     button = document.createElement("button");
     button.type = "button";
     button.id = "models-switch";
-    button.className = "tool-button";
-    Object.assign(button.style, {
-      width: "38px", height: "38px", padding: "0", borderRadius: "6px", cursor: "pointer", fontSize: "12px",
-      background: "rgba(16, 24, 36, 0.88)", color: "#cfe0f5", border: "1px solid #34506f", font: "inherit",
-    });
-    button.style.fontSize = "12px";
+    button.className = "cim-tool";  // the look of the map tools' buttons (tools.css)
     button.addEventListener("click", () => setShowBoth(!M.showBoth));
     slot.append(button);
     placeButton();
@@ -226,7 +221,7 @@
     button.title = M.showBoth ? text("hideOverlap") : text("showBoth");
     button.setAttribute("aria-label", button.title);
     button.setAttribute("aria-pressed", String(M.showBoth));
-    button.style.background = M.showBoth ? "rgba(52, 80, 111, 0.95)" : "rgba(16, 24, 36, 0.88)";
+    button.classList.toggle("active", M.showBoth);
   }
   function setShowBoth(on) {
     M.showBoth = !!on;

@@ -12,13 +12,9 @@
 // rasterOpacity=0-1. A dashboard may send {type: "cim:rasters.set", basemap, epoch, terrain, swipe,
 // opacity} (see set()).
 //
-// The swipe clips in screen space: a small layer extension discards the fragments on the other side
-// of the divider (gl_FragCoord.x against a uniform). deck.gl 9.4's ClipExtension clips to a rectangle
-// of the layer's world coordinates (a vertical line of the screen is no meridian once the map is
-// rotated or pitched, and the terrain's meshes are in their tiles' own coordinates) and MaskExtension
-// to a polygon that would have to be unprojected again at every frame of a pan (impossible past the
-// horizon); a screen-space test is exact at any bearing and pitch, on flat tiles and on terrain meshes
-// alike, and moving the divider is one redraw, with no layer updated.
+// The swipe is swipe.js' (api.swipe: its screen-space extension, exact at any bearing and pitch, on flat
+// tiles and on terrain meshes alike, and the one divider of the page, shared with the layer swipe: starting
+// either swipe ends the other).
 (() => {
   "use strict";
   const api = window.cimViewer;
@@ -51,8 +47,11 @@
   let doms = [];  // GET /rasters' DOMs, newest first
   let dems = [];
   const records = new Map();  // NAME@EPOCH -> that epoch's record (GET /rasters/NAME?epoch=), or its promise
-  // which: null: the defaults (the newest DOM, the newest DEM, the swipe's sides); on or off: the viewer's layers
-  const st = { dom: null, dem: null, swipe: false, left: null, right: null, x: 0.5, opacity: 1 };
+  // which: null: the defaults (the newest DOM, the newest DEM, the swipe's sides); on or off: the viewer's layers.
+  // The divider's place is swipe.js' (api.swipe.x, 0-1 of the map's width)
+  const st = { dom: null, dem: null, swipe: false, left: null, right: null, opacity: 1 };
+  const swipe = api.swipe;
+  const OWNER = "rasters";  // this swipe, among swipe.js' (the layer swipe is the other)
   const basemapOn = () => api.isVisible(BASEMAP);
   const terrainOn = () => api.isVisible(TERRAIN);
 
@@ -116,7 +115,7 @@
     return new deck.TileLayer({
       id, data: absolute(info.tiles.xyz), extent: info.bbox, minZoom: 0, maxZoom: nativeZoom(info), tileSize: 256,
       getTileData: loadImage, renderSubLayers: bitmap, onTileLoad: counter(counted), onTileError: tileError,
-      opacity: st.opacity, extensions: side ? [SIDES[side]] : [],
+      opacity: st.opacity, extensions: side ? [swipe.extension(side)] : [],
     });
   }
 
@@ -161,84 +160,16 @@
       // the draped imagery's zoom (sharp at close range), the DEM's own when bare
       maxZoom: Math.min(18, Math.max(nativeZoom(dem), dom ? nativeZoom(dom) : 0)), meshMaxError: 2,
       color: GROUND, fetch: terrainFetch, loadOptions: setup.loadOptions,  // the terrain worker: this server's, no CDN
-      onTileLoad: counter(counted), onTileError: tileError, extensions: side ? [SIDES[side]] : [],
+      onTileLoad: counter(counted), onTileError: tileError, extensions: side ? [swipe.extension(side)] : [],
     });
   }
 
-  // --- the swipe: fragments on the other side of the divider are discarded ---------------------------------------
-  const swipeModule = {
-    name: "swipe",
-    fs: "layout(std140) uniform swipeUniforms {\n  float x;\n  float side;\n} swipe;\n",
-    uniformTypes: { x: "f32", side: "f32" },
-  };
-  class SwipeExtension extends deck.LayerExtension {
-    getShaders() {
-      return {
-        modules: [swipeModule],
-        // side -1 keeps what is left of the divider, +1 what is right of it (gl_FragCoord: the drawing buffer's pixels)
-        inject: { "fs:DECKGL_FILTER_COLOR": "  if ((gl_FragCoord.x - swipe.x) * swipe.side < 0.0) discard;\n" },
-      };
-    }
-    draw(params, extension) {
-      const canvas = api.deck.getCanvas();
-      this.setShaderModuleProps({ swipe: { x: st.x * (canvas ? canvas.width : 0), side: extension.opts.side } });
-    }
-  }
-  SwipeExtension.extensionName = "SwipeExtension";
-  const SIDES = { left: new SwipeExtension({ side: -1 }), right: new SwipeExtension({ side: 1 }) };
-
-  // the divider over the map (below the panel), with each side's epoch
-  let divider = null;
-  function makeDivider() {
-    divider = document.createElement("div");
-    divider.id = "swipe";
-    divider.hidden = true;
-    divider.innerHTML = `<div class="swipe-line"></div><div class="swipe-handle" role="slider" tabindex="0">⇔</div>
-      <span class="swipe-label left"></span><span class="swipe-label right"></span>`;
-    $("map").after(divider);
-    let dragging = false;
-    const moveTo = (clientX) => {
-      const rect = $("map").getBoundingClientRect();
-      setDivider((clientX - rect.left) / rect.width);
-    };
-    divider.addEventListener("pointerdown", (e) => {
-      e.preventDefault();
-      e.stopPropagation();
-      dragging = true;
-      try { divider.setPointerCapture(e.pointerId); } catch { /* a pointer already gone */ }
-      divider.classList.add("dragging");
-    });
-    divider.addEventListener("pointermove", (e) => { if (dragging) { e.stopPropagation(); moveTo(e.clientX); } });
-    const stop = (e) => {
-      if (!dragging) return;
-      dragging = false;
-      divider.classList.remove("dragging");
-      try { divider.releasePointerCapture(e.pointerId); } catch { /* not captured */ }
-      api.writeUrl();
-    };
-    divider.addEventListener("pointerup", stop);
-    divider.addEventListener("pointercancel", stop);
-    divider.querySelector(".swipe-handle").addEventListener("keydown", (e) => {
-      const step = e.key === "ArrowLeft" ? -0.02 : e.key === "ArrowRight" ? 0.02 : 0;
-      if (step) { e.preventDefault(); setDivider(st.x + step); api.writeUrl(); }
-    });
-    window.addEventListener("resize", placeDivider);
-  }
-  function setDivider(fraction) {
-    st.x = Math.min(1, Math.max(0, Number(fraction)));
-    placeDivider();
-    api.deck.redraw("swipe");  // the extension reads st.x at each draw: nothing else changes
-  }
+  // --- the swipe: swipe.js' divider, with each side's epoch ------------------------------------------------------
   function placeDivider() {
-    if (!divider) return;
     const on = R.swipe.on;
-    divider.hidden = !on;
-    const width = $("map").clientWidth;
-    R.swipe.fraction = st.x;
-    R.swipe.x = on ? st.x * width : null;
-    divider.style.left = `${st.x * width}px`;
-    divider.querySelector(".swipe-handle").title = t("swipeHandle");
-    divider.querySelector(".swipe-handle").setAttribute("aria-valuenow", String(Math.round(st.x * 100)));
+    R.swipe.fraction = swipe.x;
+    R.swipe.x = on ? swipe.x * $("map").clientWidth : null;
+    if (!on || swipe.active !== OWNER) return;  // the layer swipe has the divider (this one is ending)
     // each side's epoch, and its DOM when the two are not the same
     const [left, right] = [parseRef(R.swipe.left), parseRef(R.swipe.right)];
     const two = left && right && left.name !== right.name;
@@ -246,8 +177,7 @@
       const r = ref && byName(doms, ref.name);
       return ref ? `${two && r ? `${titleOf(r)} ` : ""}${ref.epoch}` : "";
     };
-    divider.querySelector(".swipe-label.left").textContent = label(left);
-    divider.querySelector(".swipe-label.right").textContent = label(right);
+    swipe.showDivider(label(left), label(right));
   }
 
   // --- drawing -------------------------------------------------------------------------------------------------
@@ -292,6 +222,8 @@
     Object.assign(R.basemap, { name: base && base.name, epoch: base && base.epoch, on: !!(dom && basemapOn()) });
     Object.assign(R.terrain, { name: dem && dem.name, epoch: dem && dem.epoch, on: !!dem });
     Object.assign(R.swipe, { on: swiping, left: swiping ? refKey(sides[0]) : null, right: swiping ? refKey(sides[1]) : null });
+    if (swiping) swipe.begin(OWNER, () => set({ swipe: false }));  // the layer swipe, if on, ends
+    else swipe.end(OWNER);
     draping ||= !!(dem && !swiping);
     api.setDrape(dem && !swiping ? DRAPE.on : draping ? DRAPE.off : null);
     api.setUnderlay(KEY, layers);
@@ -416,7 +348,7 @@
       if (s && typeof s === "object") {
         if (s.left) st.left = parseRef(s.left);
         if (s.right) st.right = parseRef(s.right);
-        if (s.x !== undefined && Number.isFinite(Number(s.x))) st.x = Math.min(1, Math.max(0, Number(s.x)));
+        if (s.x !== undefined && Number.isFinite(Number(s.x))) swipe.setX(s.x);
       }
     }
     if (change.opacity !== undefined && Number.isFinite(Number(change.opacity))) {
@@ -445,7 +377,7 @@
       p.set("basemap", ref.epoch === byName(doms, ref.name).epoch ? ref.name : refKey(ref));
     }
     if (st.dem && dems.length) p.set("terrain", demRef().name);
-    if (R.swipe.on) p.set("swipe", [R.swipe.left, R.swipe.right, st.x.toFixed(3)].join(","));
+    if (R.swipe.on) p.set("swipe", [R.swipe.left, R.swipe.right, swipe.x.toFixed(3)].join(","));
     if (st.opacity !== 1) p.set("rasterOpacity", String(st.opacity));
   }
 
@@ -453,9 +385,10 @@
   api.busy.add(KEY);
   api.onWriteUrl.push(toUrl);
   api.onLanguage.push(() => { panel(); placeDivider(); });
+  swipe.onMove.push(placeDivider);
   api.onMessage.push((m) => { if (m.type === "cim:rasters.set") set(m); });
   api.onVisibility.push((key) => { if (key === BASEMAP || key === TERRAIN) draw(); });
-  window.cimRasters = { set, state: () => ({ ...st }) };
+  window.cimRasters = { set, state: () => ({ ...st, x: swipe.x }) };
   const wanted = fromUrl(api.initialHash);
   fetch(`${setup.base}/rasters`).then((r) => {
     if (!r.ok) throw new Error(`/rasters: HTTP ${r.status}`);
@@ -465,7 +398,6 @@
     doms = listed.filter((r) => r.kind === "dom").sort(newestFirst);
     dems = listed.filter((r) => r.kind === "dem").sort(newestFirst);
     if (!doms.length && !dems.length) return;  // the viewer as it is without imagery
-    makeDivider();
     // the basemap is listed, off until switched on (the layer list, layers=...,basemap, basemap=NAME, or a
     // dashboard): its tiles are cut from the COG on demand (40-80 ms each), and a first frame would wait for them
     await set(wanted);

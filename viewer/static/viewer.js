@@ -33,10 +33,18 @@
   let highlight = null;  // the footprint of the element found by a search
   const overlays = {};  // entry key -> deck layers drawn by live.js instead of the entry's vector tiles
   const decorations = {};  // key -> deck layers drawn over everything, not a layer of the list (search.js: the hit's outline)
-  const underlays = {};  // key -> deck layers drawn under everything, each its own visibility (rasters.js: imagery, terrain)
+  const underlays = {};
+  const GROUND = "rasters";  // the underlay under every other one  // key -> deck layers drawn under everything, each its own visibility (rasters.js: imagery, terrain)
   const urlWriters = [];  // (URLSearchParams) => void: a module's own state in the URL (rasters.js)
+  const rastersSection = document.getElementById("rasters");  // moved into the tree's base map group
   const layerTransforms = [];  // (layer) => layer, see api.layerTransforms
   const busy = new Set();  // modules still setting up what they draw: the page is not done before they are
+  // the last module done: one more frame, in which the page can say it is done (nothing else may draw again)
+  busy.delete = (key) => {
+    const had = Set.prototype.delete.call(busy, key);
+    if (had && !busy.size && window.cimViewer) window.cimViewer.deck.redraw("settled");
+    return had;
+  };
   let drape = null;  // a layer extension every layer but the 3D Tiles and the underlays gets (rasters.js: the terrain's)
   const draped = (layer) => (drape && !(layer instanceof deck.Tile3DLayer)
     ? layer.clone({ extensions: [...(layer.props.extensions || []), drape] }) : layer);
@@ -78,7 +86,9 @@
   const baseLayers = converted.layers.filter((layer) => !(entryOf[layer.id] && liveKeys.has(entryOf[layer.id].key)));
 
   function currentLayers() {
-    const layers = Object.values(underlays).flat();
+    // the ground first (rasters.js: imagery and terrain, whenever its list arrives), then the other underlays
+    const layers = [...(underlays[GROUND] || []),
+                    ...Object.entries(underlays).filter(([k]) => k !== GROUND).flatMap(([, v]) => v)];
     layers.push(...baseLayers.map((layer) => {
       const e = entryOf[layer.id];
       const visible = (e ? state.visible.has(e.key) : layer.props.visible) && !state.hidden.has(layer.id);
@@ -143,7 +153,8 @@
       if (result.rendered === 1) result.firstFrameMs = performance.now();
       const layers = deckgl.props.layers || [];
       result.layers = layers.filter((l) => l.props.visible).map((l) => l.id);
-      if (!window.__cimDone && result.rendered > 2 && !busy.size && layers.every(settled)) {
+      // a few frames in (the first tiles asked for); a page with no layer draws once or twice and stops
+      if (!window.__cimDone && (result.rendered > 2 || !entries.length) && !busy.size && layers.every(settled)) {
         result.loadedMs = result.loadedMs || performance.now();
         setTimeout(() => { window.__cimDone = true; }, 500);  // a few more frames for the last tiles to draw
       }
@@ -223,8 +234,8 @@
       });
       groups[g] = li;
     }
-    const rasters = document.getElementById("rasters");
-    if (rasters && groups.base) groups.base.querySelector(".entries").before(rasters);  // imagery and terrain first
+    // imagery and terrain first (rasters.js fills the section; kept across rebuilds of the tree)
+    if (rastersSection && groups.base) groups.base.querySelector(".entries").before(rastersSection);
     for (const e of entries) {
       const li = document.createElement("li");
       li.dataset.key = e.key;
@@ -255,8 +266,9 @@
       (group ? group.querySelector(".entries") : list).append(li);
     }
     for (const g of config.groups || []) {
-      if (groups[g].querySelector("li[data-key]") || g === "base") list.append(groups[g]);
+      if (groups[g].querySelector("li[data-key]") || (g === "base" && entries.length)) list.append(groups[g]);
     }
+    if (!entries.length && rastersSection) list.append(rastersSection);  // no layer, perhaps imagery
     foldGroups();
     legend();
   }
