@@ -142,6 +142,7 @@
         li.dataset.index = i;
         li.dataset.kind = hit.kind;
         li.dataset.id = hit.id;
+        li.dataset.layer = hit.layer;
         const detail = [hit.detail, hit.kind === "building" || hit.kind === "bim" ? hit.title : ""].filter(Boolean).join(" · ");
         li.innerHTML = `<span class="label">${esc(hit.label)}</span>` +
           (hit.label !== hit.id ? ` <span class="id">${esc(hit.id)}</span>` : "") +
