@@ -252,24 +252,26 @@
     const boundary = api.config.entries.find((e) => e.key === "futian_boundary") || api.config.entries.find((e) => e.bbox);
     return boundary ? boundary.bbox : null;
   }
+  // the areas of a level (the current topic's figures with them), as GeoJSON features' properties
+  async function areasOf(level) {
+    const r = await fetch(`/screen/indicators?${new URLSearchParams({ topic: S.topic, level })}`);
+    return (await r.json()).areas.features.map((f) => f.properties);
+  }
   // an area by its level and name: a street from the district's figures, a community from its street's
   async function focusArea(level, name) {
     if (level === "district" || !name) { goTo([]); return; }
     const path = [];
+    const streets = await areasOf("street");
     if (level === "community") {
-      const found = await fetch(`/screen/indicators?${new URLSearchParams({ topic: S.topic, level: "community" })}`)
-        .then((r) => r.json()).then((d) => d.areas.features.find((f) => f.properties.area === name));
+      const found = (await areasOf("community")).find((a) => a.area === name);
       if (!found) { S.errors.push(`no community ${name}`); return; }
-      const street = found.properties.parent;
-      const streets = await fetch(`/screen/indicators?${new URLSearchParams({ topic: S.topic, level: "street" })}`).then((r) => r.json());
-      const s = streets.areas.features.find((f) => f.properties.area === street);
-      if (s) path.push({ level: "street", name: street, label: street, bbox: s.properties.bbox });
-      path.push({ level: "community", name, label: name, bbox: found.properties.bbox });
+      const s = streets.find((a) => a.area === found.parent);
+      if (s) path.push({ level: "street", name: s.area, label: s.area, bbox: s.bbox });
+      path.push({ level: "community", name, label: name, bbox: found.bbox });
     } else {
-      const streets = await fetch(`/screen/indicators?${new URLSearchParams({ topic: S.topic, level: "street" })}`).then((r) => r.json());
-      const s = streets.areas.features.find((f) => f.properties.area === name);
+      const s = streets.find((a) => a.area === name);
       if (!s) { S.errors.push(`no street ${name}`); return; }
-      path.push({ level: "street", name, label: name, bbox: s.properties.bbox });
+      path.push({ level: "street", name, label: name, bbox: s.bbox });
     }
     goTo(path);
   }
@@ -370,8 +372,7 @@
     clearInterval(tourTimer);
     chrome();
     if (!S.tour) { goTo([]); api.notifyParent("cim:screen.tourChanged", { on: false }); return; }
-    const streets = await fetch(`/screen/indicators?${new URLSearchParams({ topic: S.topic, level: "street" })}`).then((r) => r.json());
-    const stops = streets.areas.features.map((f) => f.properties);
+    const stops = await areasOf("street");
     let i = 0;
     const next = () => {
       if (!S.tour || !stops.length) return;
