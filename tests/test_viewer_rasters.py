@@ -9,6 +9,7 @@ with no raster asks for nothing but the (empty) list and looks as it did."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
+from cim.geoid import undulation
 from tests.browser import browse
 from tests.conftest import REPO, run_cim
 
@@ -379,3 +381,62 @@ def test_the_vector_layers_lie_on_the_terrain(server, site):
     assert e["on"]["streets"] == ["TerrainExtension on"] and e["on"]["buildings"] == [] and e["on"]["picked"] > 0
     # the terrain off: flat again, drawn and picked as before
     assert e["off"] == ["TerrainExtension off"] and e["picked"] > 0
+
+
+@pytest.mark.browser
+def test_a_point_picked_on_the_terrain_has_the_terrains_height(server, site):
+    """The measure tools' pick on the terrain (rasters.js draws it pickable): the hill's top and the plain
+    beside it at the DEM's heights (made ellipsoidal by the import), so the height tool measures the hill;
+    the terrain itself is no feature (no tooltip, no cim:clicked); a layer draped on it is picked at its height."""
+    x0, y0 = TO_GK.transform(site["lon"], site["lat"])
+    from_gk = pyproj.Transformer.from_crs(GK, 4326, always_xy=True)
+    plain = from_gk.transform(x0 + 1800, y0)  # 90 pixels east of the hill's centre: the plain, 10 m (+0.3)
+    body = """
+    const viewport = cimViewer.deck.getViewports()[0];
+    const pick = (lonlat) => { const [x, y] = viewport.project(lonlat); return cimViewer.tools.pickPoint(x, y); };
+    const top = pick([LON, LAT]), flat = pick(PLAIN);
+    const [x, y] = viewport.project([LON, LAT]);
+    const info = cimViewer.deck.pickObject({ x, y, radius: 0 });
+    const tooltip = cimViewer.deck.props.getTooltip(info);
+    cimViewer.tools.measure("height", [top, flat]);
+    const clicked = __cimResult.clicked || null;
+    // the streets (district areas) draped on it: picked there, at the terrain's height
+    cimViewer.setLayerVisible("streets", true);
+    const onTop = () => cimViewer.deck.pickObject({ x, y, radius: 0 });
+    await wait(() => onTop() && onTop().layer.id === "streets", "the streets on the terrain");
+    const onStreet = pick([LON, LAT]), streetPick = { ...__cimTools.lastPick };
+    """
+    report = browse(
+        f"{server}/viewer#{_view(site, 14.5)}&layers=basemap,terrain&terrain={DEM}",
+        size=SIZE,
+        timeout_ms=120_000,
+        eval=_script(
+            body,
+            "{top, flat, picked: info && info.layer ? info.layer.id : null, tooltip, clicked,"
+            " height: __cimTools.measure.height_m, onStreet, streetPick}",
+            LON=site["lon"],
+            LAT=site["lat"],
+            PLAIN=list(plain),
+        ),
+    )
+    _clean(report)
+    e = report["eval"]
+    assert e["picked"] and e["picked"].startswith("rasters:terrain"), e
+    assert e["tooltip"] is None and e["clicked"] is None
+
+    def dem(lon: float, lat: float) -> float:
+        """The DEM's height (ellipsoidal) at a place, its pixels' centres interpolated."""
+        x, y = TO_GK.transform(lon, lat)
+        c, r = (x - (x0 - 2000)) / 20 - 0.5, ((y0 + 2000) - y) / 20 - 0.5
+        return (
+            10.0
+            + 200.0 * math.exp(-((r - 100) ** 2 + (c - 100) ** 2) / (2 * 25.0**2))
+            + float(undulation(np.array([lon]), np.array([lat]))[0])
+        )
+
+    # within the terrain mesh's error (2 m, rasters.js meshMaxError) and the depth buffer's precision
+    for point in (e["top"], e["flat"]):
+        assert abs(point[2] - dem(point[0], point[1])) < 3.0, (point, dem(point[0], point[1]))
+    assert e["top"][2] > 190 and e["flat"][2] < 15
+    assert abs(e["height"] - (dem(*e["top"][:2]) - dem(*e["flat"][:2]))) < 4.0, e["height"]
+    assert e["streetPick"]["layer"] == "streets" and abs(e["onStreet"][2] - dem(*e["onStreet"][:2])) < 3.0, e

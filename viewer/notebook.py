@@ -23,7 +23,7 @@ from pathlib import Path
 import pydeck as pdk
 
 from layers.catalogue import LayerInfo
-from viewer.assets import VENDOR
+from viewer.assets import STATIC_DIR, VENDOR
 from viewer.deck import TilesetRef, deck
 from viewer.styles import ViewerStyles
 
@@ -87,6 +87,9 @@ def to_html(
         if not source.is_file():
             raise FileNotFoundError(f"{source}: not installed (run scripts/bootstrap.sh, which runs npm ci)")
         scripts.append(source.read_text(encoding="utf-8").replace("</script", "<\\/script"))
+    # when a layer has drawn what it will: the viewer page's own test (a 3D Tiles layer out of view never
+    # says it is loaded)
+    scripts.append((STATIC_DIR / "settled.js").read_text(encoding="utf-8"))
     spec = json.loads(the_deck.to_json())
     data = json.dumps(spec, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     page = f"""<!doctype html>
@@ -98,6 +101,7 @@ def to_html(
 <script>{scripts[1]}</script>
 <script>window.deck = Object.assign({{}}, window.__deckCore, window.deck);</script>
 <script>{scripts[2]}</script>
+<script>{scripts[3]}</script>
 <script id="cim-deck" type="application/json">{data}</script>
 <script>
 (function () {{
@@ -115,7 +119,7 @@ def to_html(
     onAfterRender: () => {{
       result.rendered += 1;
       const drawn = deckgl.props.layers || [];
-      if (!window.__cimDone && result.rendered > 2 && drawn.every((l) => !l.props.visible || l.isLoaded)) {{
+      if (!window.__cimDone && result.rendered > 2 && drawn.every(window.cimSettled)) {{
         setTimeout(() => {{ window.__cimDone = true; }}, 500);
       }}
     }},

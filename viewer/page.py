@@ -519,6 +519,7 @@ def viewer_page(config: dict) -> str:
 <script>window.deck = Object.assign({{}}, window.__deckCore, window.deck);</script>
 <script src="/viewer/vendor/loaders-3d-tiles.js"></script>
 <script src="/viewer/vendor/hls.js"></script>
+<script src="/viewer/static/settled.js"></script>
 <script src="/viewer/static/viewer.js"></script>
 <script src="/viewer/static/live.js"></script>
 <script src="/viewer/static/land.js"></script>

@@ -421,14 +421,17 @@
     return result();
   }
 
-  // the 3D point under a pixel: on a 3D object (roof, wall, 3D tile, model) at the depth it is drawn at, on the
-  // ground (z 0) on a flat layer or where nothing is picked. deck.gl reads the depth back from its picking buffer,
-  // coarsely once the map is pitched (metres off on flat layers at 50°): the horizontal position is taken where the
-  // pixel's ray meets the height found, and a flat layer's points are put on the ground exactly.
+  // the 3D point under a pixel: on a 3D object (roof, wall, 3D tile, model, the terrain and what is draped on it)
+  // at the depth it is drawn at, on the ground (z 0) on a flat layer or where nothing is picked. deck.gl reads the
+  // depth back from its picking buffer, coarsely once the map is pitched (metres off on flat layers at 50°): the
+  // horizontal position is taken where the pixel's ray meets the height found, and a flat layer's points are put on
+  // the ground exactly.
   const SOLID = /Tile3D|Mesh|Scenegraph|PointCloud|Column|Hexagon|Terrain|Model|Component/i;
+  // a layer draped on the terrain (rasters.js) is picked where it lies on it, at the terrain's height
+  const draped = (l) => (l.props.extensions || []).some((x) => x.constructor.extensionName === "TerrainExtension" && x.opts.on);
   function solid(layer) {
     for (let l = layer; l; l = l.parent) {
-      if (l.props.extruded || SOLID.test(l.constructor.layerName || l.constructor.name || "")) return true;
+      if (l.props.extruded || draped(l) || SOLID.test(l.constructor.layerName || l.constructor.name || "")) return true;
     }
     return false;
   }
@@ -451,8 +454,7 @@
       const [lon, lat] = viewport.unproject([x, y], { targetZ: z });
       return [lon, lat, z];
     }
-    // a flat layer, or nothing: the ground at z 0 (deck.gl's TerrainLayer is drawn unpickable by rasters.js,
-    // so the terrain's height is not known here)
+    // a flat layer, or nothing (beyond the terrain, or the terrain off): the ground at z 0
     const [lon, lat] = viewport.unproject([x, y]);
     const p = hit && hit.object && hit.object.properties;
     T.lastPick = { layer: hit && hit.layer ? hit.layer.id : null, id: p && p.id !== undefined ? p.id : null, z: 0 };

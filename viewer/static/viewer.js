@@ -110,8 +110,11 @@
     return layers;
   }
 
+  // an object of a layer's data: the terrain's mesh picks as a datum of its own (a number), with nothing to say
+  const isFeature = (object) => Boolean(object) && typeof object === "object";
+
   function tooltip({ object, layer }) {
-    if (!object || !layer) return null;
+    if (!isFeature(object) || !layer) return null;
     const e = entryOf[layer.id] || entryOf[layer.root?.id] || null;
     const props = object.properties || {};
     const rank = (k) => { const i = fieldOrder.indexOf(k); return i < 0 ? fieldOrder.length : i; };
@@ -154,27 +157,17 @@
       const layers = deckgl.props.layers || [];
       result.layers = layers.filter((l) => l.props.visible).map((l) => l.id);
       // a few frames in (the first tiles asked for); a page with no layer draws once or twice and stops
-      if (!window.__cimDone && (result.rendered > 2 || !entries.length) && !busy.size && layers.every(settled)) {
+      if (!window.__cimDone && (result.rendered > 2 || !entries.length) && !busy.size && layers.every(window.cimSettled)) {
         result.loadedMs = result.loadedMs || performance.now();
         setTimeout(() => { window.__cimDone = true; }, 500);  // a few more frames for the last tiles to draw
       }
     },
   });
 
-  // A layer has drawn what it will for this view. loaders.gl's Tileset3D cancels the request of a tile out of
-  // sight (refine ADD) but keeps it among its requested tiles until the camera moves, so a 3D Tiles layer out of
-  // view never says it is loaded: it has settled once nothing is pending and what it still lists is out of sight.
-  function settled(layer) {
-    if (!layer.props.visible || layer.isLoaded) return true;
-    const tiles = layer.state && layer.state.tileset3d;
-    return Boolean(tiles && tiles.frameNumber > 0 && tiles._pendingCount === 0 && tiles._requestedTiles.every(
-      (tile) => tile.contentAvailable || !tile.isVisible || tile._touchedFrame < tiles.frameNumber));
-  }
-
   // the parent is told what was clicked: the entry's key (or the deck layer's id), the object's id and its
   // attributes as the server gave them to this role (the column allow-list), nothing else
   function clicked(info) {
-    if (!info.layer || !info.object) return;
+    if (!info.layer || !isFeature(info.object)) return;
     const e = entryOf[info.layer.id] || entryOf[info.layer.root?.id] || null;
     const props = info.object.properties || {};
     const attributes = Object.fromEntries(Object.entries(props).filter(([k, v]) =>
