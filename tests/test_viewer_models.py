@@ -237,3 +237,28 @@ def test_the_url_and_a_dashboard_set_the_switch_in_english(server, site):
     assert out["english"] == {"title": "Hide the white model under the models", "label": "Model"}
     assert out["after"]["showBoth"] is False and "whitemodel" not in out["after"]["hash"]
     assert out["after"]["title"] == "Show the white model too"
+
+
+@pytest.mark.browser
+def test_a_model_switched_on_after_the_white_model_has_drawn_hides_it(server, site):
+    """The white model's tiles drawn first, the model switched on later: the tiles already drawn are
+    masked too (deck.gl builds a tile's sublayer once, with the extensions it had then)."""
+    body = """
+    const points = TARGET;
+    const before = await sample(points);
+    cimViewer.setLayerVisible(NAME, true);
+    await wait(() => M().footprints > 0 && M().masked.length === 2, "the model on, the white model masked");
+    const after = await sample(points);
+    """
+    script = _script(body, "{ before, after, models: { ...M() } }", TARGET=site["target"], NAME=NAME)
+    lon, lat = site["centre"]
+    report = browse(f"{server}/viewer#view={lon:.7f},{lat:.7f},{ZOOM},0,0&layers=buildings", eval=script)
+    _clean(report)
+    out = report["eval"]
+    seen = [i for i, p in enumerate(out["before"]) if p["id"] == site["id"] and _drawn(p["rgb"])]
+    assert len(seen) >= 20, len(seen)
+    after = [out["after"][i] for i in seen]
+    assert out["models"]["models"] == [NAME] and out["models"]["errors"] == []
+    # neither picked nor drawn: its tiles were drawn before the mask came, and are masked now
+    assert [p for p in after if p["id"] == site["id"]] == []
+    assert [p for p in after if _drawn(p["rgb"])] == [], sum(_drawn(p["rgb"]) for p in after)

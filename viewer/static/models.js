@@ -167,9 +167,16 @@
 
   // --- what is drawn --------------------------------------------------------------------------------------------
   const maskProps = { maskId: MASK_ID, maskInverted: true, maskByInstance: false };
+  // a white model's 3D Tiles once masked: their tiles' sublayers made again as the mask comes and goes (api.retile:
+  // deck.gl builds a tile's sublayer and its glTF models once, with the extensions they had then)
+  const retiled = new Set();
   api.layerTransforms.push((layer) => {
-    if (!mask || M.showBoth || !MASK || !whiteIds.has(layer.id)) return layer;
-    return layer.clone({ extensions: [...(layer.props.extensions || []), MASK], ...maskProps });
+    if (!whiteIds.has(layer.id)) return layer;
+    const hiding = Boolean(mask && !M.showBoth && MASK);
+    const out = hiding ? layer.clone({ extensions: [...(layer.props.extensions || []), MASK], ...maskProps }) : layer;
+    if (!(deck.Tile3DLayer && layer instanceof deck.Tile3DLayer) || !(hiding || retiled.has(layer.id))) return out;
+    retiled.add(layer.id);
+    return api.retile(out, "mask", hiding ? "on" : "off");
   });
 
   let round = 0;

@@ -28,11 +28,8 @@
 // 0-1); a dashboard sends {type: "cim:swipe.layers", left, right, x} (left null: off) and is told
 // {type: "cim:swipe.layersChanged", left, right, x} (left null: off).
 //
-// 3D Tiles: a Tile3DLayer is a composite layer that keeps one sublayer per tile and makes them again only when
-// a prop other than `extensions` changes, and its glTF sublayer (ScenegraphLayer) builds its models once, with
-// the extensions it had then. A Tile3DLayer swiped therefore also gets `_subLayerProps` of its side (a change:
-// its tiles' sublayers are made again, with the extension) whose glTF sublayer class builds its models again
-// when its extensions change.
+// 3D Tiles: a Tile3DLayer swiped has its tiles' sublayers made again with the extension (api.retile, viewer.js:
+// deck.gl builds a tile's sublayer and its glTF models once, with the extensions they had then).
 (() => {
   "use strict";
   const api = window.cimViewer;
@@ -205,30 +202,16 @@
       || others.find(alike) || others[0] || {}).key || null;
   }
 
-  // the cloned layers: a side's extension; a Tile3DLayer also its sublayers' props of that side (see the top)
-  const SwipeScenegraphLayer = deck.ScenegraphLayer && class extends deck.ScenegraphLayer {
-    updateState(params) {
-      super.updateState(params);
-      const { props, oldProps, changeFlags } = params;
-      if (changeFlags.extensionsChanged && props.scenegraph && props.scenegraph === oldProps.scenegraph) this._updateScenegraph();
-    }
-  };
-  if (SwipeScenegraphLayer) SwipeScenegraphLayer.layerName = "SwipeScenegraphLayer";
-  const SUB = Object.fromEntries(["left", "right", "off"].map((s) =>
-    [s, { ...(SwipeScenegraphLayer ? { scenegraph: { type: SwipeScenegraphLayer } } : {}), swipe: { side: s } }]));
-  const tiled = new Set();  // the Tile3DLayers once swiped: they keep their sublayers' class, of side "off" then
+  // the cloned layers: a side's extension; a Tile3DLayer also its tiles' sublayers made again (see the top)
+  const tiled = new Set();  // the Tile3DLayers once swiped: their sublayers made again when the swipe is off
   api.layerTransforms.push((layer) => {
     const side = L.on ? sideOf.get(layer.id) : undefined;
     const tiles = deck.Tile3DLayer && layer instanceof deck.Tile3DLayer;
     if (!side && !(tiles && tiled.has(layer.id))) return layer;
-    const props = {};
-    if (side) props.extensions = [...(layer.props.extensions || []), SIDES[side]];
-    if (tiles) {
-      tiled.add(layer.id);
-      const own = layer.props._subLayerProps;
-      props._subLayerProps = own ? { ...own, ...SUB[side || "off"] } : SUB[side || "off"];
-    }
-    return layer.clone(props);
+    const out = side ? layer.clone({ extensions: [...(layer.props.extensions || []), SIDES[side]] }) : layer;
+    if (!tiles) return out;
+    tiled.add(layer.id);
+    return api.retile(out, "swipe", side || "off");
   });
 
   // left, right: entry keys (null: the defaults); x: 0-1 (undefined: where it is). left null with on false: off

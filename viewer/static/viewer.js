@@ -393,6 +393,32 @@
     writeUrl();
   }
 
+  // 3D Tiles given an extension after their tiles were drawn (swipe.js: a side; models.js: the mask). A Tile3DLayer
+  // keeps one sublayer per tile and makes them again only when a prop other than `extensions` changes, and its glTF
+  // sublayer (ScenegraphLayer) builds its models once, with the extensions it had then. retile(layer, key, state)
+  // gives it sublayer props that change with `state` (its tiles' sublayers are made again) and a ScenegraphLayer
+  // that builds its models again when its extensions change (unless the layer has a sublayer class of its own).
+  // The props are kept per (props before, key, state): the same ones for the same state, nothing made again.
+  const Rebuilt = deck.ScenegraphLayer && class extends deck.ScenegraphLayer {
+    updateState(params) {
+      super.updateState(params);
+      const { props, oldProps, changeFlags } = params;
+      if (changeFlags.extensionsChanged && props.scenegraph && props.scenegraph === oldProps.scenegraph) this._updateScenegraph();
+    }
+  };
+  if (Rebuilt) Rebuilt.layerName = "RetiledScenegraphLayer";
+  const NO_SUBLAYER_PROPS = {};
+  const retiled = new WeakMap();  // the layer's sublayer props -> `${key}=${state}` -> the ones given
+  function retile(layer, key, state) {
+    const own = layer.props._subLayerProps || NO_SUBLAYER_PROPS;
+    if (!retiled.has(own)) retiled.set(own, new Map());
+    const made = retiled.get(own), id = `${key}=${state}`;
+    if (!made.has(id)) {
+      made.set(id, { ...own, scenegraph: { ...(Rebuilt ? { type: Rebuilt } : {}), ...(own.scenegraph || {}) }, [key]: { state } });
+    }
+    return layer.clone({ _subLayerProps: made.get(id) });
+  }
+
   const api = {
     flyTo,
     setView,
@@ -418,6 +444,7 @@
     // (layer) => layer: applied to every layer of the list as it is drawn (models.js: the white model masked
     // where a BIM model or an oblique production stands); api.redraw() after a change
     layerTransforms,
+    retile,
     redraw: () => deckgl.setProps({ layers: currentLayers() }),
     setDrape(extension) { if (drape !== extension) { drape = extension; deckgl.setProps({ layers: currentLayers() }); } },
     initialHash: hash,  // the URL's state as the page opened (the page rewrites its URL at once)
