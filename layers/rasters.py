@@ -79,13 +79,29 @@ def _info(row: dict[str, Any]) -> RasterInfo:
     return RasterInfo(**{**row, "bbox": tuple(row["bbox"])})
 
 
+_EXISTS = f"SELECT to_regclass('{SCHEMA}.catalogue') IS NOT NULL"
+_LIST = f"SELECT * FROM {SCHEMA}.catalogue ORDER BY name, epoch DESC"
+
+
 def list_rasters(conn: psycopg.Connection) -> list[RasterInfo]:
     """Every raster and epoch, by name, newest epoch first (none before the first import)."""
-    found = conn.execute(f"SELECT to_regclass('{SCHEMA}.catalogue') IS NOT NULL").fetchone()
+    found = conn.execute(_EXISTS).fetchone()
     if not (found and found[0]):
         return []
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(f"SELECT * FROM {SCHEMA}.catalogue ORDER BY name, epoch DESC").fetchall()
+        rows = cur.execute(_LIST).fetchall()
+    return [_info(r) for r in rows]
+
+
+async def list_rasters_async(conn: psycopg.AsyncConnection) -> list[RasterInfo]:
+    """:func:`list_rasters` on an asynchronous connection (the server's pool)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_EXISTS)
+        found = await cur.fetchone()
+        if not (found and next(iter(found.values()))):
+            return []
+        await cur.execute(_LIST)
+        rows = await cur.fetchall()
     return [_info(r) for r in rows]
 
 

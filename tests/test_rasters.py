@@ -236,3 +236,16 @@ def test_a_folder_of_tiles_is_one_mosaic(settings, sample, conn, tmp_path):
         "SELECT width, height, stats FROM rasters.catalogue WHERE name = 'test_mosaic'"
     ).fetchone()
     assert (width, height) == (100, 100) and abs(stats["max"] - data.max()) < 1e-3
+
+
+def test_a_server_with_no_raster_lists_none(own_settings):
+    """A database where nothing was ever imported (no catalogue table): the list is empty, a name is a 404."""
+    from fastapi.testclient import TestClient
+
+    from cim.server.app import create_app
+
+    settings = own_settings.model_copy(update={"anonymous_read": True})
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        assert client.get("/rasters").json() == []
+        missing = client.get("/rasters/test_dem/tiles/10/0/0.png")
+        assert missing.status_code == 404 and "no raster named 'test_dem'" in missing.text
