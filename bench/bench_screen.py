@@ -5,7 +5,8 @@ beside today's viewer's, in the same run, in headless Debian Chromium (software 
 
 Imports the full Futian sample (bench/out/sample-full-42, generated once) into its own data directory
 under bench/out (kept: a second run skips the import), serves it with `cim serve`, and opens:
-- the viewer as a planner opens it: `/viewer` with its default layers (the peer);
+- the viewer as a planner opens it: `/viewer` with its default layers (the peer), on the ground
+  (CIM_VIEWER_GROUND: the sample's orthophoto and terrain under them), and the same layers on a flat map;
 - the screen mode with the 事件 topic (tickets on, indicators per street), and with the 感知 topic (sensors on).
 Reports, per page, the median first frame (deck.gl's first render), the time until the page was done (every
 visible layer loaded, and for the screen its indicators drawn) and requests per load; the goal: the screen's
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
+import urllib.request
 
 from bench.common import OUT, full_sample, served
 from cim.config import Settings
@@ -55,8 +57,12 @@ def main() -> None:
     settings = Settings(data_dir=(OUT / "screen-cim").resolve())
     _imported(settings)
     with served(settings) as base:
+        config = json.loads(urllib.request.urlopen(f"{base}/viewer/config.json", timeout=60).read())
+        flat = ",".join(e["key"] for e in config["entries"] if e.get("visible"))
         pages = {
             "viewer (default layers)": f"{base}/viewer",
+            # the same layers listed in the link: no imagery and terrain under them (CIM_VIEWER_GROUND's cost)
+            "viewer, flat (its default layers, no ground)": f"{base}/viewer#layers={flat}",
             "screen, 事件 (tickets)": f"{base}/viewer?mode=screen&topic=events",
             "screen, 感知 (sensors)": f"{base}/viewer?mode=screen&topic=sensing",
         }

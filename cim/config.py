@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         description="let visitors who are not signed in read the map (layers, tiles, models, the live picture "
         "without citizens' details); writes always need a role. `cim demo` turns it on for 127.0.0.1",
     )
+    viewer_ground: bool = Field(
+        True,
+        description="the viewer opens on the ground: the newest orthophoto as its basemap and the newest DEM as "
+        "its terrain, under the models (when there are any; a link's `layers=` still decides); false: both "
+        "listed, off until switched on (a flat, dark stage)",
+    )
     frame_ancestors: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="origins of the dashboards that may embed the viewer in an iframe and drive it by "

@@ -56,6 +56,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory):
         cors_origins=(CORS_ORIGIN,),
         frame_ancestors=(EMBED_ORIGIN,),
         anonymous_read=True,  # as `cim demo` runs: the browser tests read the map without signing in
+        # the viewer's default pages on the flat, dark stage the viewer tests check their pixels and picks on (the
+        # imagery and terrain of the sample under them otherwise); test_viewer_rasters opens one on the ground
+        viewer_ground=False,
     )
     cluster = LocalCluster(s) if s.uses_local_cluster else None
     if cluster:
@@ -101,6 +104,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
     # a `cim serve` of the tests answers as the in-process one does
     env.update(
         CIM_ANONYMOUS_READ="true" if settings.anonymous_read else "false",
+        CIM_VIEWER_GROUND="true" if settings.viewer_ground else "false",
         CIM_CORS_ORIGINS=",".join(settings.cors_origins),
         CIM_FRAME_ANCESTORS=",".join(settings.frame_ancestors),
     )

@@ -17,6 +17,7 @@ import numpy as np
 import pyproj
 import pytest
 import rasterio
+import shapely
 from PIL import Image
 from rasterio.transform import from_origin
 
@@ -157,9 +158,9 @@ def test_the_basemap_is_listed_off_until_switched_on_and_a_layer_of_the_url(serv
     newest = max((r for r in listed if r["kind"] == "dom"), key=lambda r: (r["epoch"], r["imported_at"]))
     result = """({basemap: R().basemap, layers: (new URLSearchParams(location.hash.slice(1)).get("layers") || "")
       .split(","), ids: ids()})"""
-    # off by default: its tiles are cut on demand, and the first frame does not wait for them. The default
-    # layers (no `layers=`) are every layer of the session's database, other modules' models included: the view
-    # is out at sea, where none of them has a tile to load
+    # off by default with CIM_VIEWER_GROUND off (the test session's; its default, on, is the test below). The
+    # default layers (no `layers=`) are every layer of the session's database, other modules' models included: the
+    # view is out at sea, where none of them has a tile to load
     report = browse(f"{server}/viewer#view=114.3,22.3,16,0,0", eval=_script("", result))
     _clean(report)
     e = report["eval"]
@@ -440,3 +441,63 @@ def test_a_point_picked_on_the_terrain_has_the_terrains_height(server, site):
     assert e["top"][2] > 190 and e["flat"][2] < 15
     assert abs(e["height"] - (dem(*e["top"][:2]) - dem(*e["flat"][:2]))) < 4.0, e["height"]
     assert e["streetPick"]["layer"] == "streets" and abs(e["onStreet"][2] - dem(*e["onStreet"][:2])) < 3.0, e
+
+
+@pytest.mark.browser
+def test_on_the_ground_by_default_the_buildings_stand_on_the_terrain(in_process, server, site, http):
+    """CIM_VIEWER_GROUND (the default; the test session turns it off): a page opened without `layers=` has
+    the newest orthophoto and DEM on, and a building's foot (its base_height, sampled from the DEM at its
+    import) is where the terrain is drawn under it; a link that lists its layers still decides."""
+    listed = http.get("/rasters").json()
+    newest = {kind: max((r for r in listed if r["kind"] == kind), key=lambda r: r["epoch"]) for kind in ("dom", "dem")}
+    box = f"{site['lon'] - 0.004:.6f},{site['lat'] - 0.004:.6f},{site['lon'] + 0.004:.6f},{site['lat'] + 0.004:.6f}"
+    features = http.get("/layers/buildings/items", params={"bbox": box, "limit": 200}).json()["features"]
+    building = max(features, key=lambda f: f["properties"].get("base_height") or 0)
+    polygon = shapely.geometry.shape(building["geometry"])
+    centre = [polygon.representative_point().x, polygon.representative_point().y]
+    body = """
+    await wait(() => R().terrain.on && R().terrain.loadedTiles > 0, "the terrain");
+    await new Promise((r) => setTimeout(r, 500));
+    const opened = { ids: ids(), layers: new URLSearchParams(location.hash.slice(1)).get("layers").split(",") };
+    const viewport = cimViewer.deck.getViewports()[0];
+    const [x, y] = viewport.project(CENTRE);
+    // the ground there: the terrain, or a layer draped on it (the district's areas cover it), the white model off
+    cimViewer.setLayerVisible("buildings", false);
+    const drawn = (id) => cimViewer.deck.layerManager.getLayers({ layerIds: [id] })
+      .some((l) => l.id === id && l.props.visible);
+    await wait(() => !drawn("buildings__pick") && !drawn("tileset:buildings"), "the white model off");
+    const [, , ground] = cimViewer.tools.pickPoint(x, y);  // the measure tools' pick
+    const groundLayer = __cimTools.lastPick.layer;
+
+    """
+    result = """({basemap: R().basemap, terrain: R().terrain, ids: ids(),
+      layers: new URLSearchParams(location.hash.slice(1)).get("layers").split(",")})"""
+    view = f"view={centre[0]:.6f},{centre[1]:.6f},17,0,0"
+    # the session's server as one with the setting's default (the route reads the settings at each request)
+    own = in_process.app.state.settings
+    in_process.app.state.settings = own.model_copy(update={"viewer_ground": True})
+    try:
+        report = browse(
+            f"{server}/viewer#{view}",
+            eval=_script(body, result[:-2] + ", ground, groundLayer, opened})", CENTRE=centre),
+            timeout_ms=120_000,
+        )
+        listing = browse(f"{server}/viewer#{view}&layers=buildings", eval=_script("", result))
+    finally:
+        in_process.app.state.settings = own
+    _clean(report)
+    _clean(listing)
+    e = report["eval"]
+    assert e["basemap"]["on"] and e["basemap"]["name"] == newest["dom"]["name"]
+    assert e["terrain"]["on"] and e["terrain"]["name"] == newest["dem"]["name"] and e["terrain"]["loadedTiles"] > 0
+    opened = e["opened"]
+    assert "rasters:terrain" in opened["ids"] and {"basemap", "terrain", "buildings"} <= set(opened["layers"])
+    # the building's foot on the terrain drawn under it (not 0: the flat map it would float over), within the
+    # terrain mesh's error (2 m) and the ground's fall across its footprint (base_height is the lowest of the DEM
+    # under its corners and middle)
+    base = building["properties"]["base_height"]
+    assert e["groundLayer"] not in (None, "buildings__pick", "tileset:buildings")
+    assert base > 5 and e["ground"] is not None and abs(e["ground"] - base) < 2.0, (e["ground"], base)
+    # a link that lists its layers: as it says (no ground)
+    e = listing["eval"]
+    assert not e["basemap"]["on"] and not e["terrain"]["on"] and "rasters:terrain" not in e["ids"]

@@ -411,9 +411,11 @@ def viewer_config(
     base_url: str = "",
     styles: ViewerStyles | None = None,
     embed_origins: Iterable[str] = (),
+    ground: bool = False,
 ) -> dict:
     """What the page is built from; ``styles``: a viewer file's (none: the defaults);
-    ``embed_origins``: the dashboards that may drive it by postMessage (besides its own origin)."""
+    ``embed_origins``: the dashboards that may drive it by postMessage (besides its own origin);
+    ``ground``: the newest DOM and DEM on as it opens (``CIM_VIEWER_GROUND``)."""
     layers, tilesets = list(layers), list(tilesets)
     styles = NO_STYLES if styles is None else styles
     entries = _entries(layers, tilesets, styles)
@@ -430,7 +432,7 @@ def viewer_config(
         "i18n": I18N,
         "land": land_config(),
         "components": {"layers": components, "base": base_url, "loadOptions": mvt_load_options(base_url)},
-        "rasters": rasters_config(base_url),
+        "rasters": rasters_config(base_url, ground=ground),
         "embedOrigins": sorted(set(embed_origins)),
         "groups": list(GROUPS),
     }
@@ -447,16 +449,18 @@ def component_layers(layers: Iterable[LayerInfo], tilesets: Iterable[TilesetRef]
     return sorted({t.layer for t in tilesets if t.kind == COMPONENTS_KIND and t.layer in names})
 
 
-def rasters_config(base_url: str = "") -> dict:
+def rasters_config(base_url: str = "", *, ground: bool = False) -> dict:
     """What rasters.js needs besides ``GET /rasters``: the server's base, how a Terrain-RGB tile's
-    colour is a height (tiles.raster's encoding, as deck.gl's TerrainLayer ``elevationDecoder``) and
-    the terrain loader's worker, served here (loaders.gl would fetch it from a CDN)."""
+    colour is a height (tiles.raster's encoding, as deck.gl's TerrainLayer ``elevationDecoder``),
+    the terrain loader's worker, served here (loaders.gl would fetch it from a CDN), and whether the
+    newest DOM and DEM are on as the page opens without ``layers=`` (``ground``)."""
     step = TERRAIN_RGB_STEP
     decoder = {"rScaler": 65536 * step, "gScaler": 256 * step, "bScaler": step, "offset": TERRAIN_RGB_OFFSET}
     return {
         "base": base_url,
         "elevationDecoder": decoder,
         "loadOptions": {"terrain": {"workerUrl": f"{base_url}/viewer/vendor/terrain-worker.js"}},
+        "ground": ground,
     }
 
 

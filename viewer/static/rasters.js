@@ -5,7 +5,8 @@
 // left and right of a divider dragged across the map.
 // One request at opening (GET /rasters); with no raster the group stays hidden and nothing is drawn.
 // The basemap and the terrain are layers of the viewer's: "basemap" and "terrain" in the URL's layers=
-// (the basemap is on unless the URL lists the layers without it; the terrain is off unless listed), and
+// (a page opened without layers= has both on when the server says so, CIM_VIEWER_GROUND, the default: the
+// models stand on the terrain; otherwise they are off until switched on), and
 // a dashboard's {type: "cim:setLayerVisible", key: "basemap" | "terrain"} switches them. The URL also
 // keeps which: basemap=NAME[@EPOCH] (a DOM, one of its epochs), terrain=NAME (a DEM), and the swipe:
 // swipe=NAME@EPOCH,NAME@EPOCH[,X] (left, right; X: the divider's place, 0-1 of the map's width);
@@ -399,8 +400,14 @@
     doms = listed.filter((r) => r.kind === "dom").sort(newestFirst);
     dems = listed.filter((r) => r.kind === "dem").sort(newestFirst);
     if (!doms.length && !dems.length) return;  // the viewer as it is without imagery
-    // the basemap is listed, off until switched on (the layer list, layers=...,basemap, basemap=NAME, or a
-    // dashboard): its tiles are cut from the COG on demand (40-80 ms each), and a first frame would wait for them
+    // on the ground as the page opens (CIM_VIEWER_GROUND), unless its link lists the layers: the newest DOM and DEM
+    // (or those the link's basemap= and terrain= name). Otherwise listed, off until switched on (the layer list,
+    // layers=...,basemap,terrain, or a dashboard).
+    if (setup.ground && !api.initialHash.has("layers")) {
+      if (doms.length) wanted.basemap = wanted.basemap || true;
+      if (dems.length) wanted.terrain = wanted.terrain || true;
+      delete wanted.select;  // a name in the link: that one, and on
+    }
     await set(wanted);
   }).catch((err) => {
     R.errors.push(String(err));

@@ -437,7 +437,10 @@
   }
   function pickPoint(x, y) {
     const viewport = api.deck.getViewports()[0];
-    const hit = api.deck.pickObject({ x, y, radius: 0, unproject3D: true });
+    // a miss asked again: the first pick after the layers change on the terrain finds nothing (deck.gl 9.4's terrain
+    // effect makes the draped layers' picking cover during that pick), the next one finds what is drawn
+    const pick = () => api.deck.pickObject({ x, y, radius: 0, unproject3D: true });
+    const hit = pick() || pick();
     if (hit && hit.layer && solid(hit.layer) && hit.coordinate && Number.isFinite(hit.coordinate[2])) {
       const raw = hit.coordinate[2];
       let z = raw;

@@ -62,6 +62,7 @@ async def viewer(
         tileset_refs(settings, catalogue),
         styles=viewer_styles(settings),
         embed_origins=settings.frame_ancestors,
+        ground=settings.viewer_ground,
     )
     return HTMLResponse(viewer_page(config), headers={"Cache-Control": "no-cache"})
 
@@ -80,6 +81,7 @@ async def viewer_config_json(
         tileset_refs(settings, catalogue),
         styles=viewer_styles(settings),
         embed_origins=settings.frame_ancestors,
+        ground=settings.viewer_ground,
     )
 
 
