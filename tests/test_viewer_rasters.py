@@ -447,7 +447,8 @@ def test_a_point_picked_on_the_terrain_has_the_terrains_height(server, site):
 def test_on_the_ground_by_default_the_buildings_stand_on_the_terrain(in_process, server, site, http):
     """CIM_VIEWER_GROUND (the default; the test session turns it off): a page opened without `layers=` has
     the newest orthophoto and DEM on, and a building's foot (its base_height, sampled from the DEM at its
-    import) is where the terrain is drawn under it; a link that lists its layers still decides."""
+    import) is where the terrain is drawn under it; a link that lists its layers still decides; the screen mode has
+    the imagery only."""
     listed = http.get("/rasters").json()
     newest = {kind: max((r for r in listed if r["kind"] == kind), key=lambda r: r["epoch"]) for kind in ("dom", "dem")}
     box = f"{site['lon'] - 0.004:.6f},{site['lat'] - 0.004:.6f},{site['lon'] + 0.004:.6f},{site['lat'] + 0.004:.6f}"
@@ -483,10 +484,12 @@ def test_on_the_ground_by_default_the_buildings_stand_on_the_terrain(in_process,
             timeout_ms=120_000,
         )
         listing = browse(f"{server}/viewer#{view}&layers=buildings", eval=_script("", result))
+        screen = browse(f"{server}/viewer?mode=screen#{view}", eval=_script("", result))
     finally:
         in_process.app.state.settings = own
     _clean(report)
     _clean(listing)
+    _clean(screen)
     e = report["eval"]
     assert e["basemap"]["on"] and e["basemap"]["name"] == newest["dom"]["name"]
     assert e["terrain"]["on"] and e["terrain"]["name"] == newest["dem"]["name"] and e["terrain"]["loadedTiles"] > 0
@@ -501,3 +504,6 @@ def test_on_the_ground_by_default_the_buildings_stand_on_the_terrain(in_process,
     # a link that lists its layers: as it says (no ground)
     e = listing["eval"]
     assert not e["basemap"]["on"] and not e["terrain"]["on"] and "rasters:terrain" not in e["ids"]
+    # the screen mode (the district from above): the imagery, no terrain
+    e = screen["eval"]
+    assert e["basemap"]["on"] and not e["terrain"]["on"] and "rasters:basemap" in e["ids"]
