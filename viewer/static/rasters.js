@@ -161,7 +161,8 @@
       // the draped imagery's zoom (sharp at close range), the DEM's own when bare
       maxZoom: Math.min(18, Math.max(nativeZoom(dem), dom ? nativeZoom(dom) : 0)), meshMaxError: 2,
       // pickable: a point picked on it (the measure tools) has its height; its mesh picks as no feature
-      pickable: true, color: GROUND, fetch: terrainFetch, loadOptions: setup.loadOptions,  // the terrain worker: this server's, no CDN
+      pickable: true, color: GROUND,
+      fetch: terrainFetch, loadOptions: setup.loadOptions,  // the terrain worker: this server's, no CDN
       onTileLoad: counter(counted), onTileError: tileError, extensions: side ? [swipe.extension(side)] : [],
     });
   }
