@@ -467,6 +467,8 @@ def test_on_the_ground_by_default_the_buildings_stand_on_the_terrain(in_process,
     const drawn = (id) => cimViewer.deck.layerManager.getLayers({ layerIds: [id] })
       .some((l) => l.id === id && l.props.visible);
     await wait(() => !drawn("buildings__pick") && !drawn("tileset:buildings"), "the white model off");
+    // (the first picks after a change on the terrain may find nothing: deck.gl builds its picking cover then)
+    await wait(() => cimViewer.deck.pickObject({ x, y, radius: 0 }), "the ground under the building picked");
     const [, , ground] = cimViewer.tools.pickPoint(x, y);  // the measure tools' pick
     const groundLayer = __cimTools.lastPick.layer;
 
