@@ -450,12 +450,20 @@ def test_on_the_ground_by_default_the_buildings_stand_on_the_terrain(in_process,
     import) is where the terrain is drawn under it; a link that lists its layers still decides; the screen mode has
     the imagery only."""
     listed = http.get("/rasters").json()
-    newest = {kind: max((r for r in listed if r["kind"] == kind), key=lambda r: r["epoch"]) for kind in ("dom", "dem")}
     box = f"{site['lon'] - 0.004:.6f},{site['lat'] - 0.004:.6f},{site['lon'] + 0.004:.6f},{site['lat'] + 0.004:.6f}"
     features = http.get("/layers/buildings/items", params={"bbox": box, "limit": 200}).json()["features"]
     building = max(features, key=lambda f: f["properties"].get("base_height") or 0)
     polygon = shapely.geometry.shape(building["geometry"])
     centre = [polygon.representative_point().x, polygon.representative_point().y]
+    # the basemap: the newest DOM; the terrain: the newest DEM under the view's centre (other modules' DEMs lie
+    # elsewhere: the layers draped on the terrain would not be drawn here)
+    west, south, east, north = (0, 1, 2, 3)
+    under = [r for r in listed if r["kind"] == "dem" and r["bbox"][west] <= centre[0] <= r["bbox"][east]
+             and r["bbox"][south] <= centre[1] <= r["bbox"][north]]  # fmt: skip
+    newest = {
+        "dom": max((r for r in listed if r["kind"] == "dom"), key=lambda r: r["epoch"]),
+        "dem": max(under, key=lambda r: r["epoch"]),
+    }
     body = """
     await wait(() => R().terrain.on && R().terrain.loadedTiles > 0, "the terrain");
     await new Promise((r) => setTimeout(r, 500));

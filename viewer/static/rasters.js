@@ -399,7 +399,11 @@
   }).then(async (listed) => {
     R.rasters = listed;
     doms = listed.filter((r) => r.kind === "dom").sort(newestFirst);
-    dems = listed.filter((r) => r.kind === "dem").sort(newestFirst);
+    // the terrain by default: the newest DEM under the view's centre (a newer DEM of another place would leave the
+    // layers draped on the terrain undrawn here), the newest of all when none is
+    const { longitude: lon, latitude: lat } = api.viewState;
+    const under = (r) => Array.isArray(r.bbox) && lon >= r.bbox[0] && lon <= r.bbox[2] && lat >= r.bbox[1] && lat <= r.bbox[3];
+    dems = listed.filter((r) => r.kind === "dem").sort((a, b) => Number(under(b)) - Number(under(a)) || newestFirst(a, b));
     if (!doms.length && !dems.length) return;  // the viewer as it is without imagery
     // on the ground as the page opens (CIM_VIEWER_GROUND), unless its link lists the layers: the newest DOM and DEM
     // (or those the link's basemap= and terrain= name). Otherwise listed, off until switched on (the layer list,
