@@ -132,6 +132,8 @@ def test_the_tree_counts_the_rows_a_click_opens_the_file_and_classes_hide(server
     const pickedBefore = pointAt(HIDDEN.lon, HIDDEN.lat);
     // a click on the component at the sensor's foot: through the viewer's click handler, with deck.gl's own pick
     const [x, y] = at(FIRST.lon, FIRST.lat);
+    // (the first picks after the layers change may find nothing: deck.gl's picking buffer is made then)
+    await wait(() => cimViewer.deck.pickObject({ x, y, radius: 3 }), "the component picked");
     const info = cimViewer.deck.pickObject({ x, y, radius: 3 }) || { x, y, layer: null, object: null };
     cimViewer.deck.props.onClick(info, {});
     await wait(() => C().selected && C().selected.id === FIRST.id && !document.getElementById("component-file").hidden,
