@@ -411,9 +411,8 @@
     // The screen mode (a command view of the district from above: areas and points) has the imagery only: there
     // the terrain buys little and costs much (bench/RESULTS.md: 270,000 sensors on it, done in 24-44 s instead of 7-9)
     if (setup.ground && !api.initialHash.has("layers")) {
-      const screen = new URLSearchParams(location.search).get("mode") === "screen";
       if (doms.length) wanted.basemap = wanted.basemap || true;
-      if (dems.length && !screen) wanted.terrain = wanted.terrain || true;
+      if (dems.length && !api.screenMode) wanted.terrain = wanted.terrain || true;
       delete wanted.select;  // a name in the link: that one, and on
     }
     await set(wanted);

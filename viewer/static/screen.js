@@ -20,7 +20,7 @@
   window.__cimScreen = S;
   if (!api) return;
   const query = new URLSearchParams(location.search);
-  S.on = query.get("mode") === "screen";
+  S.on = api.screenMode;
   if (!S.on) return;
   document.documentElement.classList.add("screen");
 

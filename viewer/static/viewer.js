@@ -422,6 +422,7 @@
   const api = {
     flyTo,
     setView,
+    screenMode,  // /viewer?mode=screen (screen.js; rasters.js: the imagery only on the ground)
     onView: [],  // (viewState) on every move of the camera (tools.js: the scale bar and the north arrow)
     // a place on the map for a module's controls: "top-right" (tools), "top-center" (search), "bottom-left" (scale)
     slot: (name) => document.getElementById(`slot-${name}`),
